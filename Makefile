@@ -1,0 +1,43 @@
+# Aidline: `make run` starts everything with demo data; `make test` runs every check.
+VENV ?= .venv
+PYTHON ?= python3
+PORT ?= 8000
+BIN := $(VENV)/bin
+
+.PHONY: install redis-server run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed redis-server
+
+# Makes sure redis-server exists: installs Debian's package when running as root, else says what to do.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "redis-server not found: installing Debian's redis-server package"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "redis-server not found. Install it first: sudo apt-get install redis-server (Debian/Ubuntu)"; \
+	    exit 1; \
+	  fi; }
+
+run: install
+	PORT=$(PORT) $(BIN)/aidline run
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check service worker tests bench
+	$(BIN)/ruff format --check service worker tests bench
+	$(BIN)/mypy
+
+test: install lint
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/bench_matching.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

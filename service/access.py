@@ -1,0 +1,36 @@
+"""Who may see and change what: pure rules over a principal and a record."""
+
+from __future__ import annotations
+
+from service.exceptions import Forbidden
+from service.models import Need, Principal, Role
+
+
+def require_role(principal: Principal, *roles: Role) -> None:
+    if principal.role not in roles:
+        raise Forbidden(f"the {principal.role.value} role may not do this")
+
+
+def require_self_or_dispatcher(principal: Principal, volunteer_id: str) -> None:
+    """Dispatchers act on any volunteer; a volunteer token only on its own volunteer."""
+    if principal.role is Role.DISPATCHER:
+        return
+    if principal.role is Role.VOLUNTEER and principal.volunteer_id == volunteer_id:
+        return
+    raise Forbidden("this token may only act on its own volunteer record")
+
+
+def can_read_need(principal: Principal, need: Need, *, assigned: set[str]) -> bool:
+    """Dispatchers and ops read all needs; intake its own; volunteers those offered or assigned to them."""
+    if principal.role in (Role.DISPATCHER, Role.OPS):
+        return True
+    if principal.role is Role.INTAKE:
+        return need.created_by == principal.token_id
+    return principal.volunteer_id in assigned
+
+
+def sees_private_details(principal: Principal, *, accepted: set[str]) -> bool:
+    """Requester phone and exact address: dispatchers, and volunteers who accepted the need."""
+    if principal.role is Role.DISPATCHER:
+        return True
+    return principal.role is Role.VOLUNTEER and principal.volunteer_id in accepted

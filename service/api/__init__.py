@@ -1,0 +1,87 @@
+"""The HTTP edge: the Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request, send_from_directory
+from flask_smorest import Api
+
+from service.config import Settings
+
+log = logging.getLogger("aidline.api")
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
+FORM_PATHS = ("/api/v1/inbound/", "/ops/")
+
+
+def swagger_assets() -> Path:
+    import swagger_ui_bundle
+
+    return Path(swagger_ui_bundle.swagger_ui_path)
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Create and configure the Aidline API; tests pass SETTINGS and, optionally, DEPS."""
+    from service.api import catalog, errors, health, needs, offers, track, volunteers
+    from service.bootstrap import bootstrap
+
+    app = Flask("service")
+    app.config.from_mapping(
+        API_TITLE="Aidline",
+        API_VERSION="1.0.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/api",
+        OPENAPI_JSON_PATH="v1/openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="/api/docs/assets/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Volunteer dispatch: needs in, nearest capable volunteer out, tracked to the end.",
+            },
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "Token from `aidline token create`",
+                    }
+                }
+            },
+        },
+        JSON_SORT_KEYS=False,
+    )
+    if config:
+        app.config.update(config)
+    settings: Settings = app.config.get("SETTINGS") or Settings.from_env()
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    deps = app.config.get("DEPS") or bootstrap(settings)
+    app.extensions["aidline"] = deps
+
+    api = Api(app)
+    errors.init_app(app)
+    for module in (health, catalog, volunteers, needs, offers, track):
+        api.register_blueprint(module.blp)
+
+    assets = swagger_assets()
+
+    @app.get("/api/docs/assets/<path:filename>")
+    def swagger_asset(filename: str) -> Any:
+        """Swagger UI's own files, served locally."""
+        return send_from_directory(assets, filename)
+
+    @app.before_request
+    def json_only() -> Any:
+        """Bodies must be JSON (415 otherwise); empty bodies are left to the schemas."""
+        if request.method not in BODY_METHODS or request.path.startswith(FORM_PATHS):
+            return None
+        has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
+        if has_body and not request.is_json:
+            from service.api.errors import error_response
+
+            return error_response(415, "send the body as JSON with 'Content-Type: application/json'")
+        return None
+
+    return app

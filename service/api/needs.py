@@ -1,0 +1,170 @@
+"""Need endpoints: intake, lists, the timeline, and every lifecycle action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service import needs
+from service.api import present
+from service.api.auth import current_principal, deps, errors, requires
+from service.api.schemas import (
+    AssignSchema,
+    EventListSchema,
+    NeedCreateSchema,
+    NeedPageSchema,
+    NeedQuerySchema,
+    NeedSchema,
+    OptionalReasonSchema,
+    ProgressSchema,
+    ReasonSchema,
+)
+from service.api.volunteers import parse_near
+from service.models import Principal, Role
+
+blp = Blueprint("needs", __name__, url_prefix="/api/v1/needs", description="Needs and their lifecycle")
+
+D = Role.DISPATCHER
+
+
+def view(need_id: str, principal: Principal) -> dict[str, Any]:
+    need, offers = needs.read_need(deps=deps(), need_id=need_id, principal=principal)
+    return present.need_view(need, offers, principal)
+
+
+@blp.route("")
+class Needs(MethodView):
+    @requires(blp, D, Role.OPS, Role.INTAKE)
+    @blp.arguments(NeedQuerySchema, location="query", unknown="raise")
+    @blp.response(200, NeedPageSchema)
+    @errors(blp, 422)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List needs, newest first; intake tokens see only the needs they sent."""
+        principal = current_principal()
+        items, next_cursor = needs.list_needs(
+            deps=deps(),
+            principal=principal,
+            status=args["status"].value if "status" in args else None,
+            kind=args["kind"].value if "kind" in args else None,
+            priority=args["priority"].value if "priority" in args else None,
+            near=parse_near(args.get("near")),
+            radius_km=args["radius_km"],
+            limit=args["limit"],
+            cursor=args.get("cursor"),
+        )
+        store = deps().store
+        return {
+            "items": [present.need_view(n, store.need_offers(n.id), principal) for n in items],
+            "next_cursor": next_cursor,
+        }
+
+    @requires(blp, D, Role.INTAKE)
+    @blp.arguments(NeedCreateSchema)
+    @blp.response(201, NeedSchema)
+    @errors(blp, 422, 503)
+    def post(self, need_in: dict[str, Any]) -> dict[str, Any]:
+        """Submit a need; it is queued for matching at once. Keep the tracking_code for the requester."""
+        principal = current_principal()
+        need = needs.submit_need(deps=deps(), need_in=need_in, principal=principal)
+        return present.need_view(need, [], principal)
+
+
+@blp.route("/<string:need_id>")
+class NeedById(MethodView):
+    @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404)
+    def get(self, need_id: str) -> dict[str, Any]:
+        """Read one need with its assignments."""
+        return view(need_id, current_principal())
+
+
+@blp.route("/<string:need_id>/events")
+class NeedEvents(MethodView):
+    @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER)
+    @blp.response(200, EventListSchema)
+    @errors(blp, 404)
+    def get(self, need_id: str) -> dict[str, Any]:
+        """The need's timeline: every change, oldest first, with time, actor and detail."""
+        events = needs.need_events(deps=deps(), need_id=need_id, principal=current_principal())
+        return {"items": [present.event_view(e) for e in events]}
+
+
+@blp.route("/<string:need_id>/cancel")
+class NeedCancel(MethodView):
+    @requires(blp, D, Role.INTAKE)
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, str], need_id: str) -> dict[str, Any]:
+        """Cancel a need with a reason; its volunteers are released."""
+        principal = current_principal()
+        needs.cancel_need(deps=deps(), need_id=need_id, reason=body["reason"], principal=principal)
+        return view(need_id, principal)
+
+
+@blp.route("/<string:need_id>/assign")
+class NeedAssign(MethodView):
+    @requires(blp, D)
+    @blp.arguments(AssignSchema)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, str], need_id: str) -> dict[str, Any]:
+        """Assign a chosen volunteer directly, without an offer round (capacity still applies)."""
+        needs.assign_volunteer(
+            deps=deps(), need_id=need_id, volunteer_id=body["volunteer_id"], principal=current_principal()
+        )
+        return view(need_id, current_principal())
+
+
+@blp.route("/<string:need_id>/rematch")
+class NeedRematch(MethodView):
+    @requires(blp, D)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404, 409)
+    def post(self, need_id: str) -> dict[str, Any]:
+        """Withdraw pending offers and search again, including volunteers tried before."""
+        needs.rematch_need(deps=deps(), need_id=need_id, principal=current_principal())
+        return view(need_id, current_principal())
+
+
+@blp.route("/<string:need_id>/defer")
+class NeedDefer(MethodView):
+    @requires(blp, D)
+    @blp.arguments(ReasonSchema)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, str], need_id: str) -> dict[str, Any]:
+        """Defer a need that cannot be done yet; the requester sees the reason."""
+        needs.defer_need(deps=deps(), need_id=need_id, reason=body["reason"], principal=current_principal())
+        return view(need_id, current_principal())
+
+
+@blp.route("/<string:need_id>/reopen")
+class NeedReopen(MethodView):
+    @requires(blp, D)
+    @blp.arguments(OptionalReasonSchema, required=False)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, str] | None, need_id: str) -> dict[str, Any]:
+        """Put a deferred, escalated, cancelled, done or closed need back in the queue."""
+        principal = current_principal()
+        needs.reopen_need(deps=deps(), need_id=need_id, reason=(body or {}).get("reason"), actor=principal.actor)
+        return view(need_id, principal)
+
+
+@blp.route("/<string:need_id>/progress")
+class NeedProgress(MethodView):
+    @requires(blp, D, Role.VOLUNTEER)
+    @blp.arguments(ProgressSchema)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, Any], need_id: str) -> dict[str, Any]:
+        """An assigned volunteer reports en_route, on_site or done."""
+        principal = current_principal()
+        needs.report_progress(
+            deps=deps(), need_id=need_id, status=body["status"], note=body.get("note"), principal=principal
+        )
+        return view(need_id, principal)

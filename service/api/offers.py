@@ -1,0 +1,41 @@
+"""Answering offers: accept or decline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service import dispatch
+from service.api import present
+from service.api.auth import current_principal, deps, errors, requires
+from service.api.schemas import OfferSchema, OptionalReasonSchema
+from service.models import Role
+
+blp = Blueprint("offers", __name__, url_prefix="/api/v1/offers", description="Offers to volunteers")
+
+
+@blp.route("/<string:offer_id>/accept")
+class OfferAccept(MethodView):
+    @requires(blp, Role.VOLUNTEER, Role.DISPATCHER)
+    @blp.response(200, OfferSchema)
+    @errors(blp, 404, 409)
+    def post(self, offer_id: str) -> dict[str, Any]:
+        """Accept a pending offer before it expires."""
+        offer = dispatch.accept_offer(deps=deps(), offer_id=offer_id, principal=current_principal())
+        return present.offer_view(offer, deps().store.get_need(offer.need_id))
+
+
+@blp.route("/<string:offer_id>/decline")
+class OfferDecline(MethodView):
+    @requires(blp, Role.VOLUNTEER, Role.DISPATCHER)
+    @blp.arguments(OptionalReasonSchema, required=False)
+    @blp.response(200, OfferSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, Any] | None, offer_id: str) -> dict[str, Any]:
+        """Decline a pending offer (optionally saying why); the next volunteer is offered."""
+        offer = dispatch.decline_offer(
+            deps=deps(), offer_id=offer_id, principal=current_principal(), reason=(body or {}).get("reason")
+        )
+        return present.offer_view(offer, deps().store.get_need(offer.need_id))

@@ -1,0 +1,71 @@
+"""Shaping records for an audience: what each caller may see of a need, volunteer or offer."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from service import access
+from service.models import Event, Need, Offer, OfferStatus, Principal, Role, Volunteer
+from service.privacy import first_name, mask_channel
+
+__all__ = ["first_name", "mask_channel"]
+
+LIVE_OFFERS = (OfferStatus.PENDING.value, OfferStatus.ACCEPTED.value)
+
+
+def volunteer_view(v: Volunteer) -> dict[str, Any]:
+    data = asdict(v)
+    data["channels"] = [mask_channel(c) for c in v.channels]
+    data.pop("idle_since")
+    return data
+
+
+def need_view(need: Need, offers: list[Offer], principal: Principal) -> dict[str, Any]:
+    """A need as this caller may see it: private details only for dispatchers and accepted volunteers."""
+    accepted = {o.volunteer_id for o in offers if o.status == OfferStatus.ACCEPTED.value}
+    private = access.sees_private_details(principal, accepted=accepted)
+    data = asdict(need)
+    data.pop("created_by")
+    data.pop("accepted")
+    data.pop("active")
+    data["assignments"] = [
+        {"volunteer_id": o.volunteer_id, "status": o.status, "offer_id": o.id, "distance_km": o.distance_km}
+        for o in offers
+        if o.status in LIVE_OFFERS
+    ]
+    if not private:
+        data["address"] = None
+        data["requester"] = {"name": need.requester.name, "phone": None}
+        data["location"] = {"lat": round(need.location.lat, 2), "lon": round(need.location.lon, 2)}
+    if not (
+        principal.role is Role.DISPATCHER or (principal.role is Role.INTAKE and need.created_by == principal.token_id)
+    ):
+        data.pop("tracking_code")
+    return data
+
+
+def offer_view(offer: Offer, need: Need | None) -> dict[str, Any]:
+    data = asdict(offer)
+    if need is not None:
+        data["need"] = {
+            "kind": need.kind,
+            "priority": need.priority,
+            "status": need.status,
+            "description": need.description,
+            "vulnerability": need.vulnerability,
+            "deadline": need.deadline,
+            "location": {"lat": round(need.location.lat, 2), "lon": round(need.location.lon, 2)},
+        }
+    return data
+
+
+def event_view(event: Event) -> dict[str, Any]:
+    return asdict(event)
+
+
+def public_event(event: Event) -> dict[str, Any]:
+    """A timeline entry for the requester: who acted by role only, no ids or contact details."""
+    role = event.actor.split(":", 1)[0]
+    detail = {k: v for k, v in event.detail.items() if k in ("reason", "note", "rating", "comment", "distance_km")}
+    return {"at": event.at, "type": event.type, "actor": role, "detail": detail}

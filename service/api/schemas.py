@@ -1,0 +1,346 @@
+"""Marshmallow schemas: one per request body or query, one per response shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
+
+from service.models import Locale, NeedKind, NeedStatus, OfferStatus, Priority, Skill, Vulnerability
+
+E164 = validate.Regexp(r"^\+[1-9]\d{6,14}$", error="Must be a phone number in E.164 form, like +8613800000001.")
+
+
+def _bool(**kwargs: Any) -> fields.Boolean:
+    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+
+
+def _text(max_length: int, **kwargs: Any) -> fields.String:
+    return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+class Schema(ma.Schema):
+    """Every input schema rejects fields it does not know."""
+
+    class Meta:
+        unknown = RAISE
+
+
+def _apprise_url(value: str) -> None:
+    import apprise
+
+    if apprise.Apprise.instantiate(value) is None:
+        raise ValidationError("Not a notification URL that apprise understands (e.g. json://host/path).")
+
+
+class LocationSchema(Schema):
+    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
+    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+
+
+class ErrorSchema(ma.Schema):
+    """The one error format, for every 4xx and 5xx answer."""
+
+    code = fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = fields.String(required=True, metadata={"description": "HTTP status name"})
+    message = fields.String(metadata={"description": "What went wrong, in words"})
+    errors = fields.Dict(metadata={"description": "Per-field messages, by location (json, query) then field"})
+
+
+# ---- catalog ------------------------------------------------------------------------------------
+
+
+class KindSchema(ma.Schema):
+    name = fields.String(required=True)
+    skills = fields.List(fields.String(), required=True)
+    radius_km = fields.Float(required=True)
+    deadlines = fields.Dict(
+        keys=fields.String(),
+        values=fields.Integer(),
+        required=True,
+        metadata={"description": "Default completion deadline in minutes, by priority"},
+    )
+    accept_minutes = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        required=True,
+        metadata={"description": "Minutes a volunteer has to accept an offer, by priority"},
+    )
+
+
+class CatalogSchema(ma.Schema):
+    kinds = fields.List(fields.Nested(KindSchema), required=True)
+    skills = fields.List(fields.String(), required=True)
+
+
+# ---- volunteers ---------------------------------------------------------------------------------
+
+_SKILLS = fields.List(fields.Enum(Skill, by_value=True), validate=validate.Length(max=20))
+_CHANNELS = fields.List(
+    fields.String(validate=[validate.Length(min=1, max=500), _apprise_url]), validate=validate.Length(max=5)
+)
+
+
+class VolunteerCreateSchema(Schema):
+    name = _text(100, required=True)
+    phone = fields.String(required=True, validate=E164)
+    skills = fields.List(fields.Enum(Skill, by_value=True), required=True, validate=validate.Length(max=20))
+    location = fields.Nested(LocationSchema, required=True, metadata={"description": "Home location"})
+    capacity = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=5))
+    channels = fields.List(
+        fields.String(validate=[validate.Length(min=1, max=500), _apprise_url]),
+        load_default=list,
+        validate=validate.Length(max=5),
+        metadata={"description": "Notification channels as apprise URLs, tried in order"},
+    )
+    locale = fields.Enum(Locale, by_value=True, load_default=Locale.ZH)
+    team = _text(50, allow_none=True)
+    grid = _text(50, allow_none=True)
+    on_duty = _bool(load_default=False)
+
+
+class VolunteerUpdateSchema(Schema):
+    name = _text(100)
+    phone = fields.String(validate=E164)
+    skills = _SKILLS
+    location = fields.Nested(LocationSchema, metadata={"description": "Home location"})
+    capacity = fields.Integer(strict=True, validate=validate.Range(min=1, max=5))
+    channels = _CHANNELS
+    locale = fields.Enum(Locale, by_value=True)
+    team = _text(50, allow_none=True)
+    grid = _text(50, allow_none=True)
+    on_duty = _bool()
+
+
+class AvailabilitySchema(Schema):
+    on_duty = _bool(required=True)
+
+
+class VolunteerSchema(ma.Schema):
+    id = fields.String(required=True)
+    name = fields.String(required=True)
+    phone = fields.String(required=True)
+    skills = fields.List(fields.String(), required=True)
+    home = fields.Nested(LocationSchema, required=True)
+    location = fields.Nested(LocationSchema, required=True, metadata={"description": "Live position"})
+    location_at = fields.String(required=True)
+    capacity = fields.Integer(required=True)
+    current_load = fields.Integer(
+        required=True,
+        data_key="load",
+        attribute="load",
+        metadata={"description": "Tasks held now (offers and assignments)"},
+    )
+    on_duty = fields.Boolean(required=True)
+    channels = fields.List(fields.String(), required=True, metadata={"description": "Secrets are masked"})
+    locale = fields.String(required=True)
+    team = fields.String(allow_none=True)
+    grid = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class PageArgsSchema(Schema):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    cursor = fields.String(validate=validate.Length(min=1, max=200))
+
+
+class NearArgsSchema(PageArgsSchema):
+    near = fields.String(
+        validate=validate.Length(max=60), metadata={"description": "lat,lon: only records within radius_km"}
+    )
+    radius_km = fields.Float(load_default=10.0, allow_nan=False, validate=validate.Range(min=0.01, max=500))
+
+    @validates_schema
+    def _near_is_a_point(self, data: dict, **_: Any) -> None:
+        if "near" not in data:
+            return
+        try:
+            lat_text, lon_text = data["near"].split(",")
+            lat, lon = float(lat_text), float(lon_text)
+        except ValueError as exc:
+            raise ValidationError("Must be 'lat,lon', e.g. 46.33,132.21.", "near") from exc
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValidationError("Latitude must be within -90..90 and longitude within -180..180.", "near")
+
+
+class VolunteerQuerySchema(NearArgsSchema):
+    skill = fields.Enum(Skill, by_value=True)
+    on_duty = fields.Boolean()
+
+
+class VolunteerPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(VolunteerSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+# ---- needs --------------------------------------------------------------------------------------
+
+
+class RequesterSchema(Schema):
+    name = _text(100, allow_none=True)
+    phone = fields.String(allow_none=True, validate=E164)
+    locale = fields.String(validate=validate.OneOf(["zh", "en"]), metadata={"description": "Language of messages"})
+
+
+class NeedCreateSchema(Schema):
+    kind = fields.Enum(NeedKind, by_value=True, required=True)
+    skills = fields.List(
+        fields.Enum(Skill, by_value=True),
+        validate=validate.Length(max=20),
+        metadata={"description": "Required skills; defaults to the kind's"},
+    )
+    location = fields.Nested(LocationSchema)
+    address = _text(300, metadata={"description": "Kept as given; geocoded when no location is sent"})
+    priority = fields.Enum(Priority, by_value=True, load_default=Priority.NORMAL)
+    vulnerability = fields.List(
+        fields.Enum(Vulnerability, by_value=True), load_default=list, validate=validate.Length(max=5)
+    )
+    volunteers_needed = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=20))
+    description = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    requester = fields.Nested(RequesterSchema)
+    deadline = fields.AwareDateTime(metadata={"description": "ISO 8601 with time zone; defaults by kind"})
+    grid = _text(50, allow_none=True)
+
+    @validates_schema
+    def _has_a_place(self, data: dict, **_: Any) -> None:
+        if "location" not in data and not data.get("address"):
+            raise ValidationError("Send location {lat, lon} or an address.", "location")
+
+    @ma.post_load
+    def _plain_values(self, data: dict, **_: Any) -> dict:
+        data["kind"] = data["kind"].value
+        data["priority"] = data["priority"].value
+        data["vulnerability"] = [v.value for v in data["vulnerability"]]
+        if "skills" in data:
+            data["skills"] = [s.value for s in data["skills"]]
+        return data
+
+
+class AssignmentSchema(ma.Schema):
+    volunteer_id = fields.String(required=True)
+    status = fields.String(required=True)
+    offer_id = fields.String(required=True)
+    name = fields.String()
+    distance_km = fields.Float()
+
+
+class RequesterOutSchema(ma.Schema):
+    name = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True)
+
+
+class NeedSchema(ma.Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": [s.value for s in NeedStatus]})
+    priority = fields.String(required=True)
+    skills = fields.List(fields.String(), required=True)
+    location = fields.Nested(
+        LocationSchema,
+        required=True,
+        metadata={"description": "Exact for those who see private details, else rounded to about 1 km"},
+    )
+    address = fields.String(allow_none=True, metadata={"description": "Only for dispatchers and assigned volunteers"})
+    vulnerability = fields.List(fields.String(), required=True)
+    volunteers_needed = fields.Integer(required=True)
+    description = fields.String(allow_none=True)
+    requester = fields.Nested(RequesterOutSchema, required=True)
+    tracking_code = fields.String(metadata={"description": "Only for dispatchers and the intake client that sent it"})
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+    deadline = fields.String(required=True)
+    committed_deadline = fields.String(allow_none=True)
+    status_reason = fields.String(allow_none=True)
+    assignments = fields.List(fields.Nested(AssignmentSchema), required=True)
+    offers_made = fields.Integer(required=True)
+    rating = fields.Integer(allow_none=True)
+    feedback_comment = fields.String(allow_none=True)
+    flagged = fields.Boolean(required=True, metadata={"description": "A notification could not be delivered"})
+    grid = fields.String(allow_none=True)
+
+
+class NeedQuerySchema(NearArgsSchema):
+    status = fields.Enum(NeedStatus, by_value=True)
+    kind = fields.Enum(NeedKind, by_value=True)
+    priority = fields.Enum(Priority, by_value=True)
+
+
+class NeedPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(NeedSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class EventSchema(ma.Schema):
+    at = fields.String(required=True)
+    type = fields.String(required=True)
+    actor = fields.String(required=True)
+    detail = fields.Dict(required=True)
+
+
+class EventListSchema(ma.Schema):
+    items = fields.List(fields.Nested(EventSchema), required=True)
+
+
+class ReasonSchema(Schema):
+    reason = _text(500, required=True)
+
+
+class OptionalReasonSchema(Schema):
+    reason = _text(500, allow_none=True)
+
+
+class AssignSchema(Schema):
+    volunteer_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class ProgressSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(["en_route", "on_site", "done"]))
+    note = fields.String(validate=validate.Length(max=1000), allow_none=True)
+
+
+class OfferSchema(ma.Schema):
+    id = fields.String(required=True)
+    need_id = fields.String(required=True)
+    volunteer_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": [s.value for s in OfferStatus]})
+    created_at = fields.String(required=True)
+    expires_at = fields.String(required=True)
+    distance_km = fields.Float(required=True)
+    code = fields.String(metadata={"description": "Short code for answering by SMS: YES <code> or NO <code>"})
+    reason = fields.String(allow_none=True)
+    decided_at = fields.String(allow_none=True)
+    need = fields.Dict(metadata={"description": "Kind, priority, description and approximate place of the need"})
+
+
+class OfferListSchema(ma.Schema):
+    items = fields.List(fields.Nested(OfferSchema), required=True)
+
+
+class FeedbackSchema(Schema):
+    rating = fields.Integer(strict=True, required=True, validate=validate.Range(min=1, max=5))
+    comment = fields.String(validate=validate.Length(max=2000), allow_none=True)
+    fixed = _bool(load_default=True)
+
+
+class TrackVolunteerSchema(ma.Schema):
+    first_name = fields.String(required=True)
+    distance_km = fields.Float(required=True)
+    status = fields.String(required=True)
+
+
+class TrackSchema(ma.Schema):
+    kind = fields.String(required=True)
+    status = fields.String(required=True)
+    status_reason = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    deadline = fields.String(required=True)
+    committed_deadline = fields.String(allow_none=True)
+    volunteers = fields.List(fields.Nested(TrackVolunteerSchema), required=True)
+    timeline = fields.List(fields.Nested(EventSchema), required=True)
+    rating = fields.Integer(allow_none=True)
+
+
+class HealthSchema(ma.Schema):
+    status = fields.String(required=True)

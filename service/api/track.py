@@ -1,0 +1,67 @@
+"""Requester tracking: follow a need like a parcel, and give feedback. No token; the code is the key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from service import needs
+from service.api import present
+from service.api.auth import deps, errors
+from service.api.schemas import FeedbackSchema, TrackSchema
+from service.models import OfferStatus
+
+blp = Blueprint("track", __name__, url_prefix="/api/v1/track", description="Requester tracking")
+
+
+def tracking_view(code: str) -> dict[str, Any]:
+    store = deps().store
+    need = needs.need_for_tracking(deps=deps(), code=code)
+    helpers = []
+    for offer in store.need_offers(need.id):
+        if offer.status != OfferStatus.ACCEPTED.value:
+            continue
+        volunteer = store.get_volunteer(offer.volunteer_id)
+        if volunteer is not None:
+            helpers.append(
+                {
+                    "first_name": present.first_name(volunteer.name),
+                    "distance_km": round(offer.distance_km, 1),
+                    "status": offer.status,
+                }
+            )
+    return {
+        "kind": need.kind,
+        "status": need.status,
+        "status_reason": need.status_reason,
+        "created_at": need.created_at,
+        "deadline": need.deadline,
+        "committed_deadline": need.committed_deadline,
+        "volunteers": helpers,
+        "timeline": [present.public_event(e) for e in store.events(need.id)],
+        "rating": need.rating,
+    }
+
+
+@blp.route("/<string:code>")
+class Track(MethodView):
+    @blp.response(200, TrackSchema)
+    @errors(blp, 404)
+    def get(self, code: str) -> dict[str, Any]:
+        """Status, timeline and deadline of a need, by its tracking code; no phone numbers."""
+        return tracking_view(code)
+
+
+@blp.route("/<string:code>/feedback")
+class Feedback(MethodView):
+    @blp.arguments(FeedbackSchema)
+    @blp.response(200, TrackSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, Any], code: str) -> dict[str, Any]:
+        """Rate the help (1-5); fixed=false reopens the need instead of closing it."""
+        needs.give_feedback(
+            deps=deps(), code=code, rating=body["rating"], comment=body.get("comment"), fixed=body["fixed"]
+        )
+        return tracking_view(code)

@@ -1,0 +1,173 @@
+"""The `aidline` command: tokens, workers, demo data and operations."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+
+from service import clock
+from service.config import Settings
+from service.models import Role
+
+
+def _deps() -> Any:
+    from service.bootstrap import bootstrap
+
+    return bootstrap(Settings.from_env())
+
+
+@click.group()
+def cli() -> None:
+    """Aidline volunteer dispatch."""
+
+
+@cli.group()
+def token() -> None:
+    """Create and revoke API tokens."""
+
+
+def create_token(store: Any, role: Role, volunteer_id: str | None) -> str:
+    import secrets
+
+    from service.store import new_id
+
+    value = "ald_" + secrets.token_urlsafe(32)
+    store.save_token(
+        token=value, token_id=new_id("tok"), role=role, volunteer_id=volunteer_id, now_iso=clock.iso(clock.now())
+    )
+    return value
+
+
+@token.command("create")
+@click.option("--role", "role_name", required=True, type=click.Choice([r.value for r in Role]))
+@click.option("--volunteer-id", default=None, help="Required for the volunteer role: the volunteer it acts as.")
+def token_create(role_name: str, volunteer_id: str | None) -> None:
+    """Print a new token, alone on stdout. It is stored hashed; keep it now."""
+    role = Role(role_name)
+    deps = _deps()
+    if role is Role.VOLUNTEER:
+        if not volunteer_id:
+            raise click.UsageError("--volunteer-id is required for the volunteer role")
+        if deps.store.get_volunteer(volunteer_id) is None:
+            raise click.UsageError(f"no volunteer {volunteer_id}")
+    elif volunteer_id:
+        raise click.UsageError("--volunteer-id is only for the volunteer role")
+    click.echo(create_token(deps.store, role, volunteer_id))
+
+
+@token.command("revoke")
+@click.argument("token_or_id")
+def token_revoke(token_or_id: str) -> None:
+    """Revoke a token, given the token itself or its id."""
+    if not _deps().store.revoke_token(token_or_id):
+        raise click.ClickException("no such token")
+    click.echo("revoked", err=True)
+
+
+@cli.command()
+@click.option("--processes", type=int, default=None, help="Match worker processes (AIDLINE_WORKER_PROCESSES).")
+@click.option(
+    "--notify-processes", type=int, default=None, help="Notify worker processes; 0 = match workers also notify."
+)
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
+def worker(processes: int | None, notify_processes: int | None, burst: bool) -> None:
+    """Run the RQ workers (urgent, default, low, notify) with the scheduler and the sweep."""
+    from worker.runner import run
+
+    settings = Settings.from_env()
+    sys.exit(
+        run(
+            settings,
+            processes=settings.worker_processes if processes is None else processes,
+            notify_processes=settings.notify_processes if notify_processes is None else notify_processes,
+            burst=burst,
+        )
+    )
+
+
+@cli.group()
+def demo() -> None:
+    """Demo data for the sample district."""
+
+
+def demo_volunteers() -> list[dict[str, Any]]:
+    return json.loads(resources.files("service").joinpath("data/demo_volunteers.json").read_text("utf-8"))
+
+
+def load_demo(deps: Any) -> int:
+    """Add the demo volunteers that are not there yet; returns how many were added."""
+    from service.store import volunteer_fields
+    from service.volunteers import build_volunteer
+
+    added = 0
+    for row in demo_volunteers():
+        if deps.store.get_volunteer(row["id"]) is not None:
+            continue
+        volunteer = build_volunteer(volunteer_in=row, volunteer_id=row["id"])
+        try:
+            deps.store.save_volunteer(
+                volunteer.id,
+                volunteer_fields(volunteer),
+                create=True,
+                now_iso=volunteer.created_at,
+                now_epoch=volunteer.idle_since,
+            )
+        except KeyError:
+            continue
+        added += 1
+    return added
+
+
+@demo.command("load")
+@click.option(
+    "--tokens-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep demo tokens here and reuse them while they are valid.",
+)
+def demo_load(tokens_file: Path | None) -> None:
+    """Load the demo volunteers (twice adds nothing) and print demo tokens."""
+    deps = _deps()
+    added = load_demo(deps)
+    click.echo(f"demo volunteers: {added} added, {len(demo_volunteers())} in the data set", err=True)
+    tokens: dict[str, str] = {}
+    if tokens_file and tokens_file.exists():
+        for line in tokens_file.read_text().splitlines():
+            name, _, value = line.partition("=")
+            if value and deps.store.token_record(value):
+                tokens[name] = value
+    wanted = {
+        "DISPATCHER_TOKEN": (Role.DISPATCHER, None),
+        "INTAKE_TOKEN": (Role.INTAKE, None),
+        "OPS_TOKEN": (Role.OPS, None),
+        "VOLUNTEER_TOKEN": (Role.VOLUNTEER, demo_volunteers()[0]["id"]),
+    }
+    for name, (role, vid) in wanted.items():
+        if name not in tokens:
+            tokens[name] = create_token(deps.store, role, vid)
+    lines = [f"{name}={value}" for name, value in tokens.items()]
+    if tokens_file:
+        tokens_file.parent.mkdir(parents=True, exist_ok=True)
+        tokens_file.write_text("\n".join(lines) + "\n")
+        tokens_file.chmod(0o600)
+    click.echo("\n".join(lines))
+
+
+@cli.command("run")
+@click.option("--port", type=int, default=lambda: int(__import__("os").environ.get("PORT", "8000")))
+@click.option("--redis-port", type=int, default=6390, help="Port of the private Redis (when REDIS_URL is unset).")
+@click.option("--var", type=click.Path(file_okay=False, path_type=Path), default=Path("var"))
+def run_all(port: int, redis_port: int, var: Path) -> None:
+    """Run Redis (AOF on, under ./var), the API, the workers and the demo data; Ctrl-C stops all."""
+    from service.launcher import run
+
+    run(port=port, redis_port=redis_port, var=var)
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli.main(args=argv, prog_name="aidline")

@@ -1,0 +1,396 @@
+"""Matching needs to volunteers and running the offer round: what the match jobs do."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from service import clock, jobs, lifecycle
+from service.bootstrap import Deps
+from service.catalog import kind_spec
+from service.exceptions import Forbidden, InvalidTransition, NotFound
+from service.lifecycle import Action
+from service.matching import Candidate, Requirement, choose_volunteers, distance_km, search_rings
+from service.models import Event, Need, NeedStatus, Offer, OfferStatus, Principal, Priority, Role
+from service.needs import change_status, load_need, release_offer
+from service.notify import announce
+
+
+@dataclass
+class MatchOutcome:
+    """What one match run did: offers made, and whether it escalated."""
+
+    need_id: str
+    offered: list[str] = field(default_factory=list)
+    escalated: str | None = None
+    skipped: str | None = None
+
+
+def max_radius_km(deps: Deps, need: Need) -> float:
+    return min(kind_spec(need.kind).radius_km, deps.settings.max_radius_km)
+
+
+def search_skill(deps: Deps, skills: list[str]) -> str:
+    """The required skill with the fewest available volunteers: the smallest GEO set to search."""
+    if not skills:
+        return "general"
+    return min(skills, key=deps.store.available_count)
+
+
+def load_candidates(deps: Deps, ids: list[str]) -> list[Candidate]:
+    candidates = []
+    for v in deps.store.get_volunteers(ids):
+        if v is not None:
+            candidates.append(
+                Candidate(
+                    volunteer_id=v.id,
+                    location=v.location,
+                    skills=frozenset(v.skills),
+                    on_duty=v.on_duty,
+                    load=v.load,
+                    capacity=v.capacity,
+                    idle_since=v.idle_since,
+                )
+            )
+    return candidates
+
+
+def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
+    """Offer the need to the nearest eligible volunteers, ring by ring; escalate when nobody fits.
+
+    Safe to run any number of times, concurrently too: each reservation re-checks the need
+    and the volunteer inside one Lua step, so a need never gets more live offers than it
+    asked for and a volunteer never goes above capacity.
+    """
+    outcome = MatchOutcome(need_id=need_id)
+    need = deps.store.get_need(need_id)
+    if need is None:
+        outcome.skipped = "no such need"
+        return outcome
+    if NeedStatus(need.status) not in lifecycle.MATCHABLE:
+        outcome.skipped = f"need is {need.status}"
+        return outcome
+    if need.status == NeedStatus.QUEUED.value:
+        try:
+            change_status(
+                deps=deps,
+                need_id=need_id,
+                action=Action.START_MATCHING,
+                actor="system",
+                event_type="matching_started",
+            )
+        except InvalidTransition:
+            pass  # another worker started it first
+        need = load_need(deps=deps, need_id=need_id)
+    missing = need.volunteers_needed - need.active
+    if missing <= 0:
+        outcome.skipped = "enough offers are out"
+        return outcome
+    if need.offers_made >= deps.settings.max_offers:
+        outcome.escalated = f"{need.offers_made} offers made without enough acceptances"
+        escalate(deps=deps, need=need, reason=outcome.escalated)
+        return outcome
+
+    radius_max = max_radius_km(deps, need)
+    tried = deps.store.tried_volunteers(need_id)
+    skill = search_skill(deps, need.skills)
+    done = False
+    for radius in search_rings(deps.settings.rings_km, radius_max):
+        requirement = Requirement(location=need.location, skills=frozenset(need.skills), radius_km=radius)
+        count = missing + len(tried) + deps.settings.ring_count
+        while not done:
+            hits = deps.store.available_near(
+                skill=skill, lat=need.location.lat, lon=need.location.lon, radius_km=radius, count=count
+            )
+            choices = choose_volunteers(
+                requirement, load_candidates(deps, [vid for vid, _ in hits]), exclude=tried, count=missing
+            )
+            for choice in choices:
+                tried.add(choice.volunteer_id)
+                result = reserve_volunteer(
+                    deps=deps, need=need, volunteer_id=choice.volunteer_id, distance=choice.distance_km
+                )
+                if result.startswith("ok:"):
+                    outcome.offered.append(result[3:])
+                    missing -= 1
+                elif result == "need_full" or result.startswith("need_status:"):
+                    done = True
+                    break
+            if missing <= 0:
+                done = True
+            if done or len(hits) < count:
+                break  # this ring holds no more
+            count *= 4
+        if done:
+            break
+    if missing > 0 and not done:
+        escalate(
+            deps=deps,
+            need=load_need(deps=deps, need_id=need_id),
+            reason=f"no available volunteer with {', '.join(need.skills) or 'any skill'} within {radius_max:g} km",
+        )
+        outcome.escalated = "no volunteer within the maximum radius"
+    return outcome
+
+
+def reserve_volunteer(
+    *,
+    deps: Deps,
+    need: Need,
+    volunteer_id: str,
+    distance: float | None = None,
+    direct: bool = False,
+    actor: str = "system",
+) -> str:
+    """Reserve one volunteer atomically: a pending offer, or a direct assignment. Returns 'ok:<offer id>'."""
+    moment = clock.now()
+    priority = Priority(need.priority)
+    accept_seconds = kind_spec(need.kind).accept_seconds[priority]
+    expires = moment + timedelta(seconds=accept_seconds)
+    if distance is None:
+        volunteer = deps.store.get_volunteer(volunteer_id)
+        distance = distance_km(need.location, volunteer.location) if volunteer else 0.0
+    offer_id = new_offer_id()
+    code = "" if direct else claim_code(deps, ttl_seconds=accept_seconds + 86400)
+    detail = {"offer_id": offer_id, "volunteer_id": volunteer_id, "distance_km": round(distance, 2)}
+    event = Event(
+        at=clock.iso(moment),
+        type="assigned_by_dispatcher" if direct else "offered",
+        actor=actor,
+        detail=detail if direct else {**detail, "expires_at": clock.iso(expires)},
+    )
+    committed = clock.parse(need.deadline)
+    result = deps.store.reserve(
+        need_id=need.id,
+        volunteer_id=volunteer_id,
+        offer_id=offer_id,
+        now_iso=clock.iso(moment),
+        now_ms=int(clock.epoch(moment) * 1000),
+        expires_iso=clock.iso(expires),
+        expires_epoch=clock.epoch(expires),
+        distance_km=distance,
+        required_skills=need.skills,
+        code=code,
+        event=event,
+        direct_assignment=direct,
+        committed_iso=clock.iso(committed),
+        committed_epoch=clock.epoch(committed),
+    )
+    if result != "ok":
+        if code:
+            deps.store.release_offer_code(code)
+        return result
+    if not direct:
+        deps.jobs.enqueue(jobs.EXPIRE_OFFER, offer_id, queue=jobs.URGENT, at=expires + timedelta(seconds=1))
+        remind_at = moment + timedelta(seconds=accept_seconds * deps.settings.offer_reminder_ratio)
+        if accept_seconds >= 120:
+            deps.jobs.enqueue(jobs.REMIND_OFFER, offer_id, queue=jobs.NOTIFY, at=remind_at)
+        announce(deps, "offer", need.id, volunteer_id=volunteer_id, offer_id=offer_id)
+    return f"ok:{offer_id}"
+
+
+def new_offer_id() -> str:
+    from service.store import new_id
+
+    return new_id("off")
+
+
+def claim_code(deps: Deps, *, ttl_seconds: int) -> str:
+    """A short code for SMS replies ('YES 4821'), unique among live offers."""
+    for digits in (4, 4, 4, 4, 4, 6, 6, 6, 8):
+        code = "".join(secrets.choice("0123456789") for _ in range(digits))
+        if deps.store.claim_offer_code(code, ttl_seconds=ttl_seconds):
+            return code
+    raise RuntimeError("could not find a free offer code")
+
+
+def escalate(*, deps: Deps, need: Need, reason: str) -> bool:
+    """Hand the need to dispatchers; nothing happens if it is already escalated."""
+    if need.status == NeedStatus.ESCALATED.value:
+        return False
+    try:
+        change_status(
+            deps=deps,
+            need_id=need.id,
+            action=Action.ESCALATE,
+            actor="system",
+            event_type="escalated",
+            detail={"reason": reason},
+            fields={"status_reason": reason},
+        )
+    except InvalidTransition:
+        return False
+    announce(deps, "escalated", need.id)
+    return True
+
+
+def _offer_for(deps: Deps, offer_id: str, principal: Principal) -> Offer:
+    offer = deps.store.get_offer(offer_id)
+    if offer is None:
+        raise NotFound(f"offer {offer_id} not found")
+    if principal.role is Role.DISPATCHER:
+        return offer
+    if principal.role is Role.VOLUNTEER and principal.volunteer_id == offer.volunteer_id:
+        return offer
+    if principal.role is Role.VOLUNTEER:
+        raise NotFound(f"offer {offer_id} not found")
+    raise Forbidden(f"the {principal.role.value} role may not answer offers")
+
+
+def _conflict(result: str, what: str) -> InvalidTransition:
+    reason, _, current = result.partition(":")
+    if reason == "offer_status":
+        return InvalidTransition(f"cannot {what} an offer that is {current}", current=current)
+    return InvalidTransition(f"cannot {what} an offer on a need that is {current}", current=current)
+
+
+def accept_offer(*, deps: Deps, offer_id: str, principal: Principal, actor: str | None = None) -> Offer:
+    """The volunteer takes the offer; the need is assigned once enough volunteers accepted."""
+    offer = _offer_for(deps, offer_id, principal)
+    need = load_need(deps=deps, need_id=offer.need_id)
+    moment = clock.now()
+    committed = clock.parse(need.deadline)
+    who = actor or principal.actor
+    result = deps.store.accept_offer(
+        offer_id=offer_id,
+        now_iso=clock.iso(moment),
+        now_epoch=clock.epoch(moment),
+        committed_iso=clock.iso(committed),
+        committed_epoch=clock.epoch(committed),
+        event=Event(
+            at=clock.iso(moment),
+            type="accepted",
+            actor=who,
+            detail={"offer_id": offer_id, "volunteer_id": offer.volunteer_id},
+        ),
+        assigned_event=Event(
+            at=clock.iso(moment),
+            type="assigned",
+            actor="system",
+            detail={"committed_deadline": clock.iso(committed)},
+        ),
+    )
+    if result == "no_offer":
+        raise NotFound(f"offer {offer_id} not found")
+    if result != "ok":
+        raise _conflict(result, "accept")
+    if load_need(deps=deps, need_id=offer.need_id).status == NeedStatus.ASSIGNED.value:
+        announce(deps, "assigned", offer.need_id)
+    return deps.store.get_offer(offer_id) or offer
+
+
+def decline_offer(
+    *, deps: Deps, offer_id: str, principal: Principal, reason: str | None, actor: str | None = None
+) -> Offer:
+    """The volunteer says no; the reservation is released and the next nearest is offered."""
+    offer = _offer_for(deps, offer_id, principal)
+    result = release_offer(
+        deps=deps,
+        offer_id=offer_id,
+        status=OfferStatus.DECLINED,
+        actor=actor or principal.actor,
+        reason=reason or "",
+    )
+    if result != "ok":
+        raise _conflict(result, "decline")
+    return deps.store.get_offer(offer_id) or offer
+
+
+def expire_offer(*, deps: Deps, offer_id: str) -> str:
+    """Expire a pending offer whose accept-by time has passed; a no-op otherwise."""
+    if deps.store.get_offer(offer_id) is None:
+        return "no_offer"
+    return release_offer(
+        deps=deps,
+        offer_id=offer_id,
+        status=OfferStatus.EXPIRED,
+        actor="system",
+        reason="not answered in time",
+        only_if_due=True,
+    )
+
+
+def auto_close(*, deps: Deps, need_id: str) -> bool:
+    """Close a done need nobody rated once the quiet period has passed."""
+    need = deps.store.get_need(need_id)
+    if need is None or need.status != NeedStatus.DONE.value:
+        return False
+    done_at = deps.store.need_field(need_id, "done_at")
+    quiet = timedelta(seconds=deps.settings.auto_close_seconds)
+    if done_at and clock.parse(done_at) + quiet > clock.now() + timedelta(seconds=1):
+        return False
+    try:
+        change_status(
+            deps=deps,
+            need_id=need_id,
+            action=Action.CLOSE,
+            actor="system",
+            event_type="closed",
+            detail={"reason": "no feedback within the quiet period"},
+        )
+    except InvalidTransition:
+        return False
+    return True
+
+
+def rematch_escalated_near(*, deps: Deps, volunteer_id: str) -> list[str]:
+    """A volunteer became available: re-run matching for escalated needs they could take."""
+    volunteer = deps.store.get_volunteer(volunteer_id)
+    if volunteer is None or not volunteer.on_duty or volunteer.load >= volunteer.capacity:
+        return []
+    ids = deps.store.needs_near(
+        lat=volunteer.location.lat,
+        lon=volunteer.location.lon,
+        radius_km=deps.settings.max_radius_km,
+        escalated_only=True,
+    )
+    queued = []
+    for need in deps.store.get_needs(ids):
+        if need is None or need.status != NeedStatus.ESCALATED.value:
+            continue
+        if not set(need.skills) <= set(volunteer.skills):
+            continue
+        if distance_km(need.location, volunteer.location) > max_radius_km(deps, need):
+            continue
+        if need.volunteers_needed - need.active <= 0:
+            continue
+        deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
+        queued.append(need.id)
+    return queued
+
+
+def check_deadlines(*, deps: Deps) -> list[str]:
+    """Escalate needs whose deadline is at risk; report needs past their committed deadline once."""
+    moment = clock.now()
+    ratio = deps.settings.deadline_risk_ratio
+    touched = []
+    waiting = [
+        *deps.store.need_ids_with_status(NeedStatus.QUEUED.value),
+        *deps.store.need_ids_with_status(NeedStatus.MATCHING.value),
+        *deps.store.need_ids_with_status(NeedStatus.OFFERED.value),
+    ]
+    for need in deps.store.get_needs(waiting):
+        if need is None:
+            continue
+        created, deadline = clock.parse(need.created_at), clock.parse(need.deadline)
+        if moment >= created + (deadline - created) * ratio:
+            if escalate(deps=deps, need=need, reason="deadline at risk: still not assigned"):
+                touched.append(need.id)
+    for need in deps.store.get_needs(deps.store.overdue_need_ids(now_epoch=clock.epoch(moment))):
+        if need is None or NeedStatus(need.status) not in lifecycle.IN_PROGRESS:
+            continue
+        if deps.store.set_once(f"overdue:{need.id}:{need.committed_deadline}", "1", ttl_seconds=30 * 86400):
+            deps.store.add_event(
+                need.id,
+                Event(
+                    at=clock.iso(moment),
+                    type="overdue",
+                    actor="system",
+                    detail={"committed_deadline": need.committed_deadline},
+                ),
+            )
+            escalate(deps=deps, need=need, reason="past the committed completion deadline")
+            announce(deps, "overdue", need.id)
+            touched.append(need.id)
+    return touched

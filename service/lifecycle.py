@@ -1,0 +1,67 @@
+"""Which status changes a need may make: pure rules, no I/O."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from service.exceptions import InvalidTransition
+from service.models import NeedStatus as S
+
+
+class Action(str, Enum):
+    START_MATCHING = "start_matching"
+    ESCALATE = "escalate"
+    ASSIGN = "assign"
+    REMATCH = "rematch"
+    DEFER = "defer"
+    REOPEN = "reopen"
+    CANCEL = "cancel"
+    EN_ROUTE = "en_route"
+    ON_SITE = "on_site"
+    DONE = "done"
+    CLOSE = "close"
+
+
+MATCHABLE = frozenset({S.QUEUED, S.MATCHING, S.OFFERED, S.ESCALATED})
+"""Statuses in which the matcher may still make offers."""
+
+IN_PROGRESS = frozenset({S.ASSIGNED, S.EN_ROUTE, S.ON_SITE})
+
+_RULES: dict[Action, tuple[frozenset[S], S]] = {
+    Action.START_MATCHING: (frozenset({S.QUEUED}), S.MATCHING),
+    Action.ESCALATE: (frozenset({S.QUEUED, S.MATCHING, S.OFFERED, S.ASSIGNED, S.EN_ROUTE}), S.ESCALATED),
+    Action.ASSIGN: (MATCHABLE, S.ASSIGNED),
+    Action.REMATCH: (frozenset({S.QUEUED, S.MATCHING, S.OFFERED, S.ESCALATED, S.ASSIGNED}), S.MATCHING),
+    Action.DEFER: (frozenset({S.QUEUED, S.MATCHING, S.OFFERED, S.ESCALATED, S.ASSIGNED}), S.DEFERRED),
+    Action.REOPEN: (frozenset({S.DEFERRED, S.ESCALATED, S.CANCELLED, S.DONE, S.CLOSED}), S.QUEUED),
+    Action.CANCEL: (
+        frozenset({S.QUEUED, S.MATCHING, S.OFFERED, S.ASSIGNED, S.EN_ROUTE, S.ON_SITE, S.ESCALATED, S.DEFERRED}),
+        S.CANCELLED,
+    ),
+    Action.EN_ROUTE: (frozenset({S.ASSIGNED, S.ESCALATED}), S.EN_ROUTE),
+    Action.ON_SITE: (frozenset({S.ASSIGNED, S.EN_ROUTE, S.ESCALATED}), S.ON_SITE),
+    Action.DONE: (frozenset({S.ASSIGNED, S.EN_ROUTE, S.ON_SITE, S.ESCALATED}), S.DONE),
+    Action.CLOSE: (frozenset({S.DONE}), S.CLOSED),
+}
+
+
+def allowed_from(action: Action) -> frozenset[S]:
+    """The statuses from which an action may be taken."""
+    return _RULES[action][0]
+
+
+def target(action: Action) -> S:
+    """The status an action leads to."""
+    return _RULES[action][1]
+
+
+def check(action: Action, current: str) -> S:
+    """The status after the action, or InvalidTransition naming the current status."""
+    sources, to = _RULES[action]
+    if S(current) not in sources:
+        raise InvalidTransition(f"cannot {action.value.replace('_', ' ')} a need that is {current}", current=current)
+    return to
+
+
+def csv(statuses: frozenset[S]) -> list[str]:
+    return sorted(s.value for s in statuses)

@@ -1,0 +1,100 @@
+"""Notification texts in Chinese and English, kept together; each fits one SMS."""
+
+from __future__ import annotations
+
+from typing import Any
+
+KIND_NAMES = {
+    "zh": {
+        "water_delivery": "送水",
+        "coal_hauling": "搬煤",
+        "plumbing_repair": "水管维修",
+        "heating_repair": "暖气维修",
+        "electrical_repair": "电器维修",
+        "home_cleaning": "打扫卫生",
+        "errand_shopping": "代购",
+        "medicine_pickup": "代取药",
+        "meal_delivery": "送餐",
+        "mail_and_bills": "代缴代寄",
+        "transport": "接送",
+        "farm_help": "农活帮忙",
+        "storm_prep": "防风准备",
+        "mediation": "调解",
+        "tutoring": "辅导",
+        "companionship_visit": "陪伴探访",
+        "other": "其他求助",
+    },
+    "en": {},
+}
+PRIORITY_NAMES = {"zh": {"critical": "紧急", "high": "高", "normal": "普通", "low": "低"}, "en": {}}
+
+TEMPLATES: dict[str, dict[str, str]] = {
+    "offer": {
+        "zh": "【Aidline】{priority}求助：{kind}，距您{distance}公里。请在{accept_by}前回复。"
+        "接受回YES {code}，拒绝回NO {code}。{link}",
+        "en": "Aidline {priority}: {kind}, {distance} km away. Answer by {accept_by}. "
+        "Reply YES {code} or NO {code}. {link}",
+    },
+    "offer_reminder": {
+        "zh": "【Aidline】提醒：{kind}求助待您回复，{accept_by}截止。接受回YES {code}，拒绝回NO {code}。",
+        "en": "Aidline reminder: {kind} still waits for your answer until {accept_by}. Reply YES {code} or NO {code}.",
+    },
+    "assigned_by_dispatcher": {
+        "zh": "【Aidline】调度员已将{kind}求助分派给您，距您{distance}公里，请于{deadline}前完成。{link}",
+        "en": "Aidline: a dispatcher assigned you a {kind} need, {distance} km away, due {deadline}. {link}",
+    },
+    "cancelled": {
+        "zh": "【Aidline】{kind}求助已取消，无需前往。原因：{reason}",
+        "en": "Aidline: the {kind} need was cancelled; no need to go. Reason: {reason}",
+    },
+    "received": {
+        "zh": "【Aidline】已收到您的{kind}求助，正在为您联系志愿者。查看进度：{track}",
+        "en": "Aidline: we received your {kind} request and are finding a volunteer. Track it: {track}",
+    },
+    "assigned": {
+        "zh": "【Aidline】志愿者{volunteer}已接单，距您约{distance}公里。进度：{track}",
+        "en": "Aidline: volunteer {volunteer} took your request, about {distance} km away. Track: {track}",
+    },
+    "en_route": {
+        "zh": "【Aidline】志愿者{volunteer}正在赶来。进度：{track}",
+        "en": "Aidline: volunteer {volunteer} is on the way. Track: {track}",
+    },
+    "done": {
+        "zh": "【Aidline】您的{kind}求助已完成。请为服务打分（1-5）：{track}",
+        "en": "Aidline: your {kind} request is done. Please rate it 1-5: {track}",
+    },
+    "deferred": {
+        "zh": "【Aidline】您的{kind}求助暂缓处理，原因：{reason}。我们会再联系您。{track}",
+        "en": "Aidline: your {kind} request is deferred: {reason}. We will contact you again. {track}",
+    },
+    "escalated": {
+        "zh": "【Aidline】需人工调度：{kind}（{priority}），{reason}。{link}",
+        "en": "Aidline escalation: {kind} ({priority}), {reason}. {link}",
+    },
+    "overdue": {
+        "zh": "【Aidline】超期：{kind}（{priority}）已过承诺完成时间{deadline}。{link}",
+        "en": "Aidline overdue: {kind} ({priority}) passed its committed deadline {deadline}. {link}",
+    },
+    "delivery_failed": {
+        "zh": "【Aidline】通知未能送达：{kind}求助的{reason}。请电话联系。{link}",
+        "en": "Aidline: a notification could not be delivered ({reason}) for a {kind} need. Please call. {link}",
+    },
+}
+
+TITLES = {"zh": "Aidline 志愿调度", "en": "Aidline dispatch"}
+
+
+def render(topic: str, locale: str, values: dict[str, Any]) -> tuple[str, str]:
+    """Title and body of one message; unknown locales fall back to Chinese."""
+    lang = locale if locale in ("zh", "en") else "zh"
+    shown = dict(values)
+    kind = str(values.get("kind", ""))
+    shown["kind"] = KIND_NAMES[lang].get(kind, kind.replace("_", " "))
+    priority = str(values.get("priority", ""))
+    shown["priority"] = PRIORITY_NAMES[lang].get(priority, priority)
+    return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(shown)).strip()
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""

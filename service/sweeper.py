@@ -1,0 +1,30 @@
+"""Repairing what crashes leave behind, run every minute; every step is idempotent."""
+
+from __future__ import annotations
+
+from service import clock, dispatch, jobs
+from service.bootstrap import Deps
+from service.models import NeedStatus
+
+STUCK_AFTER_SECONDS = 60
+"""A need still queued or matching this long after its last change gets its match job again."""
+
+
+def sweep(*, deps: Deps) -> dict[str, int]:
+    """Re-enqueue stuck needs, expire overdue offers, escalate needs whose deadline is at risk."""
+    moment = clock.now()
+    requeued = 0
+    for status in (NeedStatus.QUEUED.value, NeedStatus.MATCHING.value):
+        for need in deps.store.get_needs(deps.store.need_ids_with_status(status)):
+            if need is None:
+                continue
+            changed = deps.store.need_field(need.id, "status_at") or need.updated_at
+            if (moment - clock.parse(changed)).total_seconds() >= STUCK_AFTER_SECONDS:
+                deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
+                requeued += 1
+    expired = 0
+    for offer_id in deps.store.due_offer_ids(now_epoch=clock.epoch(moment) - 5):
+        if dispatch.expire_offer(deps=deps, offer_id=offer_id) == "ok":
+            expired += 1
+    escalated = len(dispatch.check_deadlines(deps=deps))
+    return {"requeued": requeued, "expired_offers": expired, "escalated_or_overdue": escalated}

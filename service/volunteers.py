@@ -1,0 +1,165 @@
+"""Registering volunteers and keeping their position and availability current."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service import clock, jobs, paging
+from service.bootstrap import Deps
+from service.exceptions import NotFound
+from service.models import Location, Skill, Volunteer
+from service.store import new_id, volunteer_fields
+
+
+def build_volunteer(*, volunteer_in: dict[str, Any], volunteer_id: str | None = None) -> Volunteer:
+    """A new volunteer record from validated input; off duty unless it says otherwise."""
+    moment = clock.now()
+    stamp = clock.iso(moment)
+    home = Location(**volunteer_in["location"])
+    return Volunteer(
+        id=volunteer_id or new_id("vol"),
+        name=volunteer_in["name"],
+        phone=volunteer_in["phone"],
+        skills=_skills(volunteer_in["skills"]),
+        home=home,
+        location=home,
+        capacity=volunteer_in.get("capacity", 1),
+        load=0,
+        on_duty=volunteer_in.get("on_duty", False),
+        channels=list(volunteer_in.get("channels", [])),
+        locale=volunteer_in.get("locale", "zh"),
+        team=volunteer_in.get("team"),
+        grid=volunteer_in.get("grid"),
+        created_at=stamp,
+        updated_at=stamp,
+        location_at=stamp,
+        idle_since=clock.epoch(moment),
+    )
+
+
+def register_volunteer(*, deps: Deps, volunteer_in: dict[str, Any]) -> Volunteer:
+    """Store a new volunteer. Every volunteer has 'general'."""
+    volunteer = build_volunteer(volunteer_in=volunteer_in)
+    deps.store.save_volunteer(
+        volunteer.id,
+        volunteer_fields(volunteer),
+        create=True,
+        now_iso=volunteer.created_at,
+        now_epoch=volunteer.idle_since,
+    )
+    if volunteer.on_duty:
+        deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer.id, queue=jobs.DEFAULT)
+    return volunteer
+
+
+def get_volunteer(*, deps: Deps, volunteer_id: str) -> Volunteer:
+    volunteer = deps.store.get_volunteer(volunteer_id)
+    if volunteer is None:
+        raise NotFound(f"volunteer {volunteer_id} not found")
+    return volunteer
+
+
+def update_volunteer(*, deps: Deps, volunteer_id: str, changes: dict[str, Any]) -> Volunteer:
+    """Change profile fields; a new home location also moves the live position."""
+    before = get_volunteer(deps=deps, volunteer_id=volunteer_id)
+    fields: dict[str, Any] = {}
+    for name in ("name", "phone", "capacity", "channels", "locale", "team", "grid"):
+        if name in changes:
+            fields[name] = changes[name]
+    if "skills" in changes:
+        fields["skills"] = ",".join(_skills(changes["skills"]))
+    if "location" in changes:
+        home = changes["location"]
+        fields.update(home_lat=home["lat"], home_lon=home["lon"], lat=home["lat"], lon=home["lon"])
+    if "on_duty" in changes:
+        fields["on_duty"] = changes["on_duty"]
+    return _save(deps=deps, volunteer_id=volunteer_id, fields=fields, before=before)
+
+
+def set_location(*, deps: Deps, volunteer_id: str, lat: float, lon: float) -> Volunteer:
+    """Record the live position a phone reports."""
+    before = get_volunteer(deps=deps, volunteer_id=volunteer_id)
+    fields = {"lat": lat, "lon": lon, "location_at": clock.iso(clock.now())}
+    return _save(deps=deps, volunteer_id=volunteer_id, fields=fields, before=before)
+
+
+def set_availability(*, deps: Deps, volunteer_id: str, on_duty: bool) -> Volunteer:
+    """Go on or off duty; going off duty withdraws pending offers and re-matches their needs."""
+    before = get_volunteer(deps=deps, volunteer_id=volunteer_id)
+    return _save(deps=deps, volunteer_id=volunteer_id, fields={"on_duty": on_duty}, before=before)
+
+
+def _save(*, deps: Deps, volunteer_id: str, fields: dict[str, Any], before: Volunteer) -> Volunteer:
+    moment = clock.now()
+    stamp = clock.iso(moment)
+    fields["updated_at"] = stamp
+    try:
+        touched = deps.store.save_volunteer(
+            volunteer_id, fields, create=False, now_iso=stamp, now_epoch=clock.epoch(moment)
+        )
+    except LookupError as exc:
+        raise NotFound(f"volunteer {volunteer_id} not found") from exc
+    for need_id in dict.fromkeys(touched):
+        need = deps.store.get_need(need_id)
+        if need is not None:
+            deps.jobs.enqueue(jobs.MATCH_NEED, need_id, queue=jobs.queue_for(need))
+    after = get_volunteer(deps=deps, volunteer_id=volunteer_id)
+    if after.on_duty and after.load < after.capacity:
+        gained = (not before.on_duty) or before.capacity < after.capacity or set(after.skills) - set(before.skills)
+        moved = before.location != after.location
+        if gained or (moved and deps.store.set_once(f"rematch-near:{volunteer_id}", "1", ttl_seconds=60)):
+            deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer_id, queue=jobs.DEFAULT)
+    return after
+
+
+def _skills(values: list[str]) -> list[str]:
+    """Known skills in catalog order, always including 'general'."""
+    wanted = {Skill(v).value for v in values} | {Skill.GENERAL.value}
+    return [s.value for s in Skill if s.value in wanted]
+
+
+SCAN_BUDGET = 5000
+"""At most this many records are read to fill one filtered page; the cursor continues from there."""
+
+
+def list_volunteers(
+    *,
+    deps: Deps,
+    skill: str | None = None,
+    on_duty: bool | None = None,
+    near: Location | None = None,
+    radius_km: float = 10.0,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[Volunteer], str | None]:
+    """Volunteers matching the filters: nearest first with `near`, otherwise oldest first."""
+
+    def keep(v: Volunteer | None) -> bool:
+        return v is not None and (skill is None or skill in v.skills) and (on_duty is None or v.on_duty == on_duty)
+
+    if near is not None:
+        offset = paging.decode_offset(cursor)
+        ids = [vid for vid, _ in deps.store.volunteers_near(lat=near.lat, lon=near.lon, radius_km=radius_km)]
+        items: list[Volunteer] = []
+        position = offset
+        while position < len(ids) and len(items) < limit and position - offset < SCAN_BUDGET:
+            chunk = ids[position : position + limit]
+            items += [v for v in deps.store.get_volunteers(chunk) if keep(v)]  # type: ignore[misc]
+            position += len(chunk)
+        items = items[:limit]
+        return items, paging.encode_offset(position) if position < len(ids) else None
+    after = paging.decode_after(cursor)
+    found: list[Volunteer] = []
+    scanned = 0
+    while len(found) < limit and scanned < SCAN_BUDGET:
+        ids = deps.store.volunteer_ids_page(after=after, limit=limit)
+        if not ids:
+            return found, None
+        for vid, v in zip(ids, deps.store.get_volunteers(ids), strict=True):
+            after = vid
+            scanned += 1
+            if keep(v):
+                found.append(v)  # type: ignore[arg-type]
+                if len(found) == limit:
+                    break
+    return found, paging.encode_after(after) if after else None

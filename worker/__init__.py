@@ -1,0 +1,1 @@
+"""The RQ edge: job functions, the worker runner and notifiers."""

@@ -1,0 +1,57 @@
+"""RQ job functions: each takes ids, builds nothing at import time, and is safe to run twice."""
+
+from __future__ import annotations
+
+from service import dispatch, sweeper
+from worker import notifications
+from worker.context import current_deps
+
+
+def match_need(need_id: str) -> dict:
+    """Offer a need to the nearest eligible volunteers, or escalate it."""
+    outcome = dispatch.match_need(deps=current_deps(), need_id=need_id)
+    return {"offered": outcome.offered, "escalated": outcome.escalated, "skipped": outcome.skipped}
+
+
+def expire_offer(offer_id: str) -> str:
+    """Expire an unanswered offer and offer the next volunteer."""
+    return dispatch.expire_offer(deps=current_deps(), offer_id=offer_id)
+
+
+def auto_close(need_id: str) -> bool:
+    """Close a done need after the quiet period."""
+    return dispatch.auto_close(deps=current_deps(), need_id=need_id)
+
+
+def rematch_escalated_near(volunteer_id: str) -> list[str]:
+    """Re-match escalated needs a newly available volunteer could take."""
+    return dispatch.rematch_escalated_near(deps=current_deps(), volunteer_id=volunteer_id)
+
+
+def send_notifications(
+    topic: str, need_id: str, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+) -> list[str]:
+    """Work out who hears about an event and queue one delivery per recipient."""
+    return notifications.plan_deliveries(
+        deps=current_deps(),
+        topic=topic,
+        need_id=need_id,
+        volunteer_id=volunteer_id,
+        offer_id=offer_id,
+        reason=reason,
+    )
+
+
+def deliver(delivery_id: str) -> str:
+    """Send one message on one channel; raises so RQ retries, falls back after the last try."""
+    return notifications.deliver(deps=current_deps(), delivery_id=delivery_id)
+
+
+def remind_offer(offer_id: str) -> bool:
+    """Remind a volunteer of an offer that is still pending."""
+    return notifications.remind_offer(deps=current_deps(), offer_id=offer_id)
+
+
+def sweep() -> dict:
+    """Find and repair work that a crash left behind; check deadlines."""
+    return sweeper.sweep(deps=current_deps())

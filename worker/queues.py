@@ -1,0 +1,41 @@
+"""Enqueuing Aidline jobs on RQ queues, each with its retry policy."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import redis
+from rq import Queue, Retry
+
+from service import jobs
+from service.config import Settings
+
+RESULT_TTL = 600
+"""Seconds a finished job's result is kept; Aidline's own records hold the outcome."""
+
+
+class RQJobQueue:
+    """The JobQueue port on RQ: jobs by dotted name, ids as arguments, always with a Retry."""
+
+    def __init__(self, connection: redis.Redis, *, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.queues = {name: Queue(name, connection=connection) for name in jobs.ALL_QUEUES}
+
+    def retry_for(self, func: str) -> Retry:
+        if func == jobs.DELIVER:
+            intervals = list(self.settings.notify_retry_intervals) or [30]
+            return Retry(max=len(intervals), interval=intervals)
+        return Retry(max=3, interval=[2, 10, 30])
+
+    def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None:
+        q = self.queues[queue]
+        options = {
+            "retry": self.retry_for(func),
+            "job_timeout": self.settings.job_timeout,
+            "result_ttl": RESULT_TTL,
+        }
+        if at is None:
+            q.enqueue(func, *args, **options)
+        else:
+            q.enqueue_at(at, func, *args, **options)

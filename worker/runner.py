@@ -1,0 +1,114 @@
+"""Running the workers: a few non-forking RQ workers, a notify worker and the sweep schedule.
+
+RQ's default Worker forks a child for every job and re-imports what the job needs; Aidline's
+jobs are small and frequent, so each process runs a SimpleWorker (no fork) with the job
+modules imported once. Several processes give parallelism; a supervisor restarts any that die.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from service import jobs
+from service.bootstrap import redis_client
+from service.config import Settings
+
+log = logging.getLogger("aidline.worker")
+
+SWEEP_INTERVAL = 60
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    queues: tuple[str, ...]
+
+
+def roles(settings: Settings, *, processes: int, notify_processes: int) -> list[Role]:
+    """Match workers take urgent, default, low in that order; notify workers take notify."""
+    match_queues = jobs.MATCH_QUEUES if notify_processes else jobs.ALL_QUEUES
+    found = [Role(f"match-{i + 1}", match_queues) for i in range(processes)]
+    found += [Role(f"notify-{i + 1}", (jobs.NOTIFY,)) for i in range(notify_processes)]
+    return found
+
+
+def work(role: Role, settings: Settings, burst: bool = False) -> None:
+    """One worker process: a SimpleWorker with the scheduler on, job modules imported up front."""
+    from rq import SimpleWorker
+
+    import worker.jobs  # noqa: F401 - import once, not per job
+
+    connection = redis_client(settings.redis_url)
+    w = SimpleWorker(
+        list(role.queues),
+        connection=connection,
+        name=f"aidline-{role.name}-{os.getpid()}",
+        maintenance_interval=settings.maintenance_interval,
+    )
+    w.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("AIDLINE_LOG_LEVEL", "WARNING"))
+
+
+def schedule(settings: Settings) -> None:
+    """The sweep, every minute, through RQ's cron scheduler."""
+    from rq.cron import CronScheduler
+
+    from worker.jobs import sweep
+
+    scheduler = CronScheduler(connection=redis_client(settings.redis_url), logging_level="WARNING")
+    scheduler.register(sweep, jobs.DEFAULT, interval=SWEEP_INTERVAL, job_timeout=120)
+    scheduler.start()
+
+
+def run(settings: Settings, *, processes: int, notify_processes: int, burst: bool = False) -> int:
+    """Start the workers and supervise them until SIGINT or SIGTERM."""
+    context = multiprocessing.get_context("fork")
+    targets: dict[str, tuple] = {
+        r.name: (work, (r, settings, burst))
+        for r in roles(settings, processes=processes, notify_processes=notify_processes)
+    }
+    if not burst:
+        targets["scheduler"] = (schedule, (settings,))
+    children: dict[str, multiprocessing.process.BaseProcess] = {}
+    stopping = False
+
+    def start(name: str) -> None:
+        func, args = targets[name]
+        process = context.Process(target=func, args=args, name=f"aidline-{name}", daemon=False)
+        process.start()
+        children[name] = process
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for name in targets:
+        start(name)
+    print(f"aidline worker: {', '.join(targets)} started (pid {os.getpid()})", flush=True)
+    while not stopping:
+        time.sleep(0.5)
+        for name, process in list(children.items()):
+            if process.is_alive():
+                continue
+            if burst:
+                children.pop(name)
+            else:
+                log.warning("%s exited with %s; restarting", name, process.exitcode)
+                start(name)
+        if burst and not children:
+            return 0
+    for process in children.values():
+        if process.pid and process.is_alive():
+            os.kill(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for process in children.values():
+        process.join(timeout=max(0.1, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+    return 0
