@@ -9,12 +9,19 @@ from typing import Any
 from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 
+from service.api.schemas import ErrorSchema
 from service.config import Settings
 
 log = logging.getLogger("aidline.api")
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
 FORM_PATHS = ("/api/v1/inbound/", "/ops/")
+
+
+class AidlineApi(Api):
+    """Documents Aidline's error schema as the default error answer."""
+
+    ERROR_SCHEMA = ErrorSchema
 
 
 def swagger_assets() -> Path:
@@ -60,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     deps = app.config.get("DEPS") or bootstrap(settings)
     app.extensions["aidline"] = deps
 
-    api = Api(app)
+    api = AidlineApi(app)
     errors.init_app(app)
     for module in (health, catalog, volunteers, needs, offers, track):
         api.register_blueprint(module.blp)

@@ -1,0 +1,219 @@
+"""Shared fixtures: a real redis-server on a free port, the app, a test client, tokens, workers."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq import SimpleWorker
+
+from service import create_app
+from service.bootstrap import Deps, bootstrap
+from service.cli import create_token
+from service.config import Settings
+from service.jobs import ALL_QUEUES
+from service.models import Role
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RedisServer:
+    """A real redis-server process with AOF, in its own directory; can be killed and restarted."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        if shutil.which("redis-server") is None:
+            pytest.fail("redis-server is not installed (make install installs it)")
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+             "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
+             "--save", "", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if client.ping():
+                    break
+            except (redis.ConnectionError, redis.BusyLoadingError):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client.close()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer) -> Settings:
+    return Settings.from_env({}, redis_url=redis_server.url, public_url="http://aid.test")
+
+
+@pytest.fixture
+def connection(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def deps(settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Deps:
+    # workers in this process build their deps from the environment
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("AIDLINE_PUBLIC_URL", settings.public_url)
+    from worker import context
+
+    context._cache.clear()
+    return bootstrap(settings, connection=connection)
+
+
+@pytest.fixture
+def app(settings: Settings, deps: Deps) -> Any:
+    return create_app({"TESTING": True, "SETTINGS": settings, "DEPS": deps})
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+class Tokens:
+    """Creates tokens per role and builds Authorization headers."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+        self._cache: dict[tuple[Role, str | None], str] = {}
+
+    def token(self, role: Role | str, volunteer_id: str | None = None) -> str:
+        key = (Role(role), volunteer_id)
+        if key not in self._cache:
+            self._cache[key] = create_token(self.deps.store, Role(role), volunteer_id)
+        return self._cache[key]
+
+    def headers(self, role: Role | str, volunteer_id: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, volunteer_id)}"}
+
+    @property
+    def dispatcher(self) -> dict[str, str]:
+        return self.headers(Role.DISPATCHER)
+
+    @property
+    def intake(self) -> dict[str, str]:
+        return self.headers(Role.INTAKE)
+
+    @property
+    def ops(self) -> dict[str, str]:
+        return self.headers(Role.OPS)
+
+    def volunteer(self, volunteer_id: str) -> dict[str, str]:
+        return self.headers(Role.VOLUNTEER, volunteer_id)
+
+
+@pytest.fixture
+def tokens(deps: Deps) -> Tokens:
+    return Tokens(deps)
+
+
+def run_jobs(connection: redis.Redis, queues: tuple[str, ...] = ALL_QUEUES, max_jobs: int | None = None) -> None:
+    """Run queued jobs in this process until the queues are empty (scheduled ones are not waited for)."""
+    from rq import Queue
+
+    worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
+    worker.work(burst=True, max_jobs=max_jobs, logging_level="WARNING")
+
+
+@pytest.fixture
+def work(connection: redis.Redis) -> Any:
+    """Call work() to run the queued jobs with a real in-process SimpleWorker."""
+
+    def _work(queues: tuple[str, ...] = ALL_QUEUES, max_jobs: int | None = None) -> None:
+        run_jobs(connection, queues, max_jobs)
+
+    return _work
+
+
+VOLUNTEER = {
+    "name": "Li Jinfeng",
+    "phone": "+8613800000001",
+    "skills": ["plumbing", "driving"],
+    "location": {"lat": 46.33, "lon": 132.21},
+    "capacity": 2,
+    "channels": ["json://127.0.0.1:9000/hook"],
+    "locale": "zh",
+    "team": "pioneer",
+    "grid": "grid-2",
+}
+
+NEED = {
+    "kind": "water_delivery",
+    "location": {"lat": 46.34, "lon": 132.25},
+    "address": "Station 2, house 14",
+    "priority": "high",
+    "vulnerability": ["elderly_alone"],
+    "volunteers_needed": 1,
+    "description": "No water since the pump failed",
+    "requester": {"name": "Zhang", "phone": "+8613900000002"},
+}
+
+
+@pytest.fixture
+def make_volunteer(client: Any, tokens: Tokens) -> Any:
+    """Register a volunteer through the API; keyword overrides change the body."""
+
+    def _make(**overrides: Any) -> dict[str, Any]:
+        body = {**VOLUNTEER, "channels": [], **overrides}
+        response = client.post("/api/v1/volunteers", json=body, headers=tokens.dispatcher)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return _make
+
+
+@pytest.fixture
+def make_need(client: Any, tokens: Tokens) -> Any:
+    """Submit a need through the API as a dispatcher; keyword overrides change the body."""
+
+    def _make(headers: dict[str, str] | None = None, **overrides: Any) -> dict[str, Any]:
+        body = {**NEED, **overrides}
+        response = client.post("/api/v1/needs", json=body, headers=headers or tokens.dispatcher)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return _make
