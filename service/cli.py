@@ -169,5 +169,47 @@ def run_all(port: int, redis_port: int, var: Path) -> None:
     run(port=port, redis_port=redis_port, var=var)
 
 
+@cli.group()
+def ops() -> None:
+    """Look after the queue: status, failed jobs, the sweep."""
+
+
+@ops.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def ops_status(as_json: bool) -> None:
+    """Queues, workers, failed jobs, escalated and overdue needs."""
+    from worker.monitoring import status_report
+
+    report = status_report(_deps())
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    click.echo("queue      queued  started  scheduled  failed")
+    for name, q in report["queues"].items():
+        click.echo(f"{name:<10} {q['queued']:>6}  {q['started']:>7}  {q['scheduled']:>9}  {q['failed']:>6}")
+    click.echo(f"workers: {len(report['workers'])}")
+    for w in report["workers"]:
+        click.echo(f"  {w['name']}  {w['state']}  {','.join(w['queues'])}")
+    click.echo("needs: " + ", ".join(f"{k} {v}" for k, v in report["needs"].items() if v))
+    click.echo(f"escalated: {' '.join(report['escalated']) or '-'}")
+    click.echo(f"overdue: {' '.join(report['overdue']) or '-'}")
+
+
+@ops.command("requeue-failed")
+def ops_requeue_failed() -> None:
+    """Put every failed job back on its queue (jobs are idempotent)."""
+    from worker.monitoring import requeue_failed
+
+    click.echo(f"requeued {requeue_failed(_deps())} failed jobs")
+
+
+@ops.command("sweep")
+def ops_sweep() -> None:
+    """Run the sweep now: re-enqueue stuck needs, expire overdue offers, check deadlines."""
+    from service.sweeper import sweep
+
+    click.echo(json.dumps(sweep(deps=_deps())))
+
+
 def main(argv: list[str] | None = None) -> None:
     cli.main(args=argv, prog_name="aidline")

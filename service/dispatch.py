@@ -114,6 +114,7 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
                 if result.startswith("ok:"):
                     outcome.offered.append(result[3:])
                     missing -= 1
+                    observe_once(deps, "intake_to_first_offer", need)
                 elif result == "need_full" or result.startswith("need_status:"):
                     done = True
                     break
@@ -132,6 +133,17 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
         )
         outcome.escalated = "no volunteer within the maximum radius"
     return outcome
+
+
+LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+"""Histogram buckets in seconds for time from intake to first offer and to acceptance."""
+
+
+def observe_once(deps: Deps, name: str, need: Need) -> None:
+    """Record the time since intake for the first such moment of a need only."""
+    if deps.store.set_once(f"{name}:{need.id}", "1", ttl_seconds=30 * 86400):
+        seconds = max((clock.now() - clock.parse(need.created_at)).total_seconds(), 0.0)
+        deps.store.observe(name, seconds, LATENCY_BUCKETS)
 
 
 def reserve_volunteer(
@@ -221,6 +233,7 @@ def escalate(*, deps: Deps, need: Need, reason: str) -> bool:
         )
     except InvalidTransition:
         return False
+    deps.store.incr_stat("escalations")
     announce(deps, "escalated", need.id)
     return True
 
@@ -275,6 +288,7 @@ def accept_offer(*, deps: Deps, offer_id: str, principal: Principal, actor: str 
         raise NotFound(f"offer {offer_id} not found")
     if result != "ok":
         raise _conflict(result, "accept")
+    observe_once(deps, "intake_to_acceptance", need)
     if load_need(deps=deps, need_id=offer.need_id).status == NeedStatus.ASSIGNED.value:
         announce(deps, "assigned", offer.need_id)
     return deps.store.get_offer(offer_id) or offer

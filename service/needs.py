@@ -310,6 +310,8 @@ def release_offer(
         event=Event(at=clock.iso(moment), type=event_type, actor=actor, detail=detail),
         only_if_due=only_if_due,
     )
+    if result == "ok":
+        deps.store.incr_stat(f"offers_{status.value}")
     if result == "ok" and rematch:
         need = deps.store.get_need(offer.need_id)
         if need is not None:

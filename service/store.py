@@ -710,6 +710,48 @@ class Store:
         pipe.execute()
         return True
 
+    # ---- counters and histograms for /metrics, shared by every process ----------------------
+    def incr_stat(self, name: str, amount: int = 1) -> None:
+        self.r.incrby(self.k("stats", name), amount)
+
+    def stat(self, name: str) -> int:
+        return int(self.r.get(self.k("stats", name)) or 0)
+
+    def observe(self, name: str, value: float, buckets: tuple[float, ...]) -> None:
+        """Count one observation in the first bucket that holds it (cumulated when read)."""
+        bucket = next((f"{b:g}" for b in buckets if value <= b), "+Inf")
+        pipe = self.r.pipeline(transaction=True)
+        key = self.k("hist", name)
+        pipe.hincrby(key, bucket, 1)
+        pipe.hincrby(key, "_count", 1)
+        pipe.hincrbyfloat(key, "_sum", value)
+        pipe.execute()
+
+    def histogram(self, name: str) -> dict[str, float]:
+        return {_s(k): float(v) for k, v in self.r.hgetall(self.k("hist", name)).items()}
+
+    def overdue_count(self, *, now_epoch: float) -> int:
+        return int(self.r.zcount(self.k("needs:due"), "-inf", now_epoch))
+
+    # ---- idempotency -----------------------------------------------------------------------
+    def idempotency_claim(self, scope: str, key: str, body_hash: str, *, ttl_seconds: int) -> dict[str, str] | None:
+        """Claim a key for a request, or return the stored record of the request that claimed it first."""
+        name = self.k("idem", hashlib.sha256(f"{scope}|{key}".encode()).hexdigest())
+        if self.r.hsetnx(name, "body_hash", body_hash):
+            self.r.expire(name, ttl_seconds)
+            return None
+        return _decode_hash(self.r.hgetall(name))
+
+    def idempotency_store(self, scope: str, key: str, *, status: int, body: str, ttl_seconds: int) -> None:
+        name = self.k("idem", hashlib.sha256(f"{scope}|{key}".encode()).hexdigest())
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(name, mapping={"status": status, "body": body})
+        pipe.expire(name, ttl_seconds)
+        pipe.execute()
+
+    def idempotency_forget(self, scope: str, key: str) -> None:
+        self.r.delete(self.k("idem", hashlib.sha256(f"{scope}|{key}".encode()).hexdigest()))
+
     # ---- small key-value helpers -----------------------------------------------------------
     def set_once(self, name: str, value: str, *, ttl_seconds: int) -> bool:
         """Set a marker if it is not there yet; True when this call set it."""

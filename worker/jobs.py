@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+
 from service import dispatch, sweeper
 from worker import notifications
 from worker.context import current_deps
+
+log = logging.getLogger("aidline.worker")
 
 
 def match_need(need_id: str) -> dict:
     """Offer a need to the nearest eligible volunteers, or escalate it."""
     outcome = dispatch.match_need(deps=current_deps(), need_id=need_id)
+    log.info(
+        "match",
+        extra={
+            "need_id": need_id,
+            "offered": outcome.offered,
+            "escalated": outcome.escalated,
+            "skipped": outcome.skipped,
+        },
+    )
     return {"offered": outcome.offered, "escalated": outcome.escalated, "skipped": outcome.skipped}
 
 
@@ -44,7 +57,9 @@ def send_notifications(
 
 def deliver(delivery_id: str) -> str:
     """Send one message on one channel; raises so RQ retries, falls back after the last try."""
-    return notifications.deliver(deps=current_deps(), delivery_id=delivery_id)
+    outcome = notifications.deliver(deps=current_deps(), delivery_id=delivery_id)
+    log.info("delivery", extra={"delivery_id": delivery_id, "outcome": outcome})
+    return outcome
 
 
 def remind_offer(offer_id: str) -> bool:

@@ -184,6 +184,10 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
     attempt: dict[str, Any] = {"at": clock.iso(clock.now()), "channel": shown, "ok": ok, "error": error}
     deps.store.record_attempt(delivery_id, attempt, sent=ok)
     need_id = delivery["need_id"]
+    log.info(
+        "notification attempt",
+        extra={"need_id": need_id, "delivery_id": delivery_id, "topic": delivery["topic"], "channel": shown, "ok": ok},
+    )
     deps.store.add_event(
         need_id,
         Event(

@@ -9,6 +9,7 @@ from rq import Queue, Retry
 
 from service import jobs
 from service.config import Settings
+from service.logs import current_request_id
 
 RESULT_TTL = 600
 """Seconds a finished job's result is kept; Aidline's own records hold the outcome."""
@@ -30,7 +31,8 @@ class RQJobQueue:
 
     def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None:
         q = self.queues[queue]
-        options = {
+        options: dict = {
+            "meta": {"request_id": current_request_id()},
             "retry": self.retry_for(func),
             "job_timeout": self.settings.job_timeout,
             "result_ttl": RESULT_TTL,

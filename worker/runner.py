@@ -42,7 +42,9 @@ def work(role: Role, settings: Settings, burst: bool = False) -> None:
     from rq import SimpleWorker
 
     import worker.jobs  # noqa: F401 - import once, not per job
+    from service.logs import setup_logging
 
+    setup_logging(os.environ.get("AIDLINE_LOG_LEVEL", "INFO"))
     connection = redis_client(settings.redis_url)
     w = SimpleWorker(
         list(role.queues),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from flask import Flask, request, send_from_directory
+from flask import Flask, redirect, request, send_from_directory
 from flask_smorest import Api
 
 from service.api.schemas import ErrorSchema
 from service.config import Settings
+from service.logs import setup_logging
 
 log = logging.getLogger("aidline.api")
 
@@ -32,7 +35,7 @@ def swagger_assets() -> Path:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Create and configure the Aidline API; tests pass SETTINGS and, optionally, DEPS."""
-    from service.api import catalog, errors, health, needs, offers, track, volunteers
+    from service.api import catalog, errors, health, inbound, needs, offers, ops, track, volunteers
     from service.bootstrap import bootstrap
 
     app = Flask("service")
@@ -67,9 +70,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     deps = app.config.get("DEPS") or bootstrap(settings)
     app.extensions["aidline"] = deps
 
+    setup_logging(os.environ.get("AIDLINE_LOG_LEVEL", "INFO"))
+    ops.init_request_ids(app)
+    ops.init_rate_limits(app, deps)
     api = AidlineApi(app)
     errors.init_app(app)
-    for module in (health, catalog, volunteers, needs, offers, track):
+    ops.init_dashboard(app, deps)
+    ops.init_metrics(app, deps)
+    for module in (health, catalog, volunteers, needs, offers, track, inbound):
         api.register_blueprint(module.blp)
 
     assets = swagger_assets()
@@ -78,6 +86,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def swagger_asset(filename: str) -> Any:
         """Swagger UI's own files, served locally."""
         return send_from_directory(assets, filename)
+
+    @app.get("/t/<string:code>")
+    def short_tracking_link(code: str) -> Any:
+        """The short link sent by SMS: redirects to the tracking answer."""
+        return redirect(f"/api/v1/track/{quote(code, safe='')}", code=302)
 
     @app.before_request
     def json_only() -> Any:
@@ -91,4 +104,5 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return error_response(415, "send the body as JSON with 'Content-Type: application/json'")
         return None
 
+    ops.init_idempotency(app, deps)
     return app

@@ -17,12 +17,14 @@ from service.api.schemas import (
     NeedPageSchema,
     NeedQuerySchema,
     NeedSchema,
+    NotificationListSchema,
     OptionalReasonSchema,
     ProgressSchema,
     ReasonSchema,
 )
 from service.api.volunteers import parse_near
 from service.models import Principal, Role
+from service.privacy import mask_channel
 
 blp = Blueprint("needs", __name__, url_prefix="/api/v1/needs", description="Needs and their lifecycle")
 
@@ -168,3 +170,29 @@ class NeedProgress(MethodView):
             deps=deps(), need_id=need_id, status=body["status"], note=body.get("note"), principal=principal
         )
         return view(need_id, principal)
+
+
+@blp.route("/<string:need_id>/notifications")
+class NeedNotifications(MethodView):
+    @requires(blp, D, Role.OPS)
+    @blp.response(200, NotificationListSchema)
+    @errors(blp, 404)
+    def get(self, need_id: str) -> dict[str, Any]:
+        """Every notification for this need: recipient, channel (secrets hidden), status and each attempt."""
+        needs.read_need(deps=deps(), need_id=need_id, principal=current_principal())
+        items = []
+        for d in deps().store.need_deliveries(need_id):
+            channels = d["channels"]
+            index = min(int(d["channel_index"]), max(len(channels) - 1, 0))
+            items.append(
+                {
+                    "id": d["id"],
+                    "topic": d["topic"],
+                    "recipient": d["recipient"],
+                    "status": d["status"],
+                    "channel": mask_channel(channels[index]) if channels else None,
+                    "created_at": d["created_at"],
+                    "attempts": d["attempts"],
+                }
+            )
+        return {"items": items}

@@ -342,5 +342,26 @@ class TrackSchema(ma.Schema):
     rating = fields.Integer(allow_none=True)
 
 
+class AttemptSchema(ma.Schema):
+    at = fields.String(required=True)
+    channel = fields.String(required=True, metadata={"description": "Secrets are masked"})
+    ok = fields.Boolean(required=True)
+    error = fields.String(required=True)
+
+
+class NotificationSchema(ma.Schema):
+    id = fields.String(required=True)
+    topic = fields.String(required=True)
+    recipient = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": ["pending", "sent", "failed"]})
+    channel = fields.String(allow_none=True)
+    created_at = fields.String(required=True)
+    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+class NotificationListSchema(ma.Schema):
+    items = fields.List(fields.Nested(NotificationSchema), required=True)
+
+
 class HealthSchema(ma.Schema):
     status = fields.String(required=True)

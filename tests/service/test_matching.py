@@ -1,0 +1,173 @@
+"""choose_volunteers and search_rings: pure rules, no Redis, no clock."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from service.matching import Candidate, Requirement, choose_volunteers, distance_km, search_rings
+from service.models import Location
+
+HERE = Location(lat=46.34, lon=132.25)
+KM_PER_DEGREE_LAT = 111.19
+
+
+def north(km: float) -> Location:
+    """A point `km` kilometres due north of HERE."""
+    return Location(lat=HERE.lat + km / KM_PER_DEGREE_LAT, lon=HERE.lon)
+
+
+def requirement(*skills: str, radius_km: float = 25.0) -> Requirement:
+    return Requirement(location=HERE, skills=frozenset(skills or {"driving"}), radius_km=radius_km)
+
+
+def candidate(volunteer_id: str, km: float, **overrides: object) -> Candidate:
+    base = Candidate(
+        volunteer_id=volunteer_id,
+        location=north(km),
+        skills=frozenset({"general", "driving", "plumbing"}),
+        on_duty=True,
+        load=0,
+        capacity=2,
+        idle_since=1_700_000_000.0,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+def chosen(choices: list) -> list[str]:
+    return [c.volunteer_id for c in choices]
+
+
+def test_helper_places_volunteers_at_the_stated_distance() -> None:
+    assert distance_km(HERE, north(8)) == pytest.approx(8, abs=0.01)
+
+
+def test_nearest_eligible_volunteer_is_chosen() -> None:
+    candidates = [candidate("far", 6.0), candidate("near", 1.0), candidate("middle", 3.0)]
+
+    choices = choose_volunteers(requirement(), candidates)
+
+    assert chosen(choices) == ["near"]
+    assert choices[0].distance_km == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "why, overrides",
+    [
+        ("missing skill", {"skills": frozenset({"general", "plumbing"})}),
+        ("off duty", {"on_duty": False}),
+        ("at capacity", {"load": 2, "capacity": 2}),
+        ("above capacity", {"load": 3, "capacity": 2}),
+    ],
+)
+def test_ineligible_nearest_volunteer_is_skipped(why: str, overrides: dict) -> None:
+    candidates = [candidate("nearest", 0.5, **overrides), candidate("next", 2.0)]
+
+    assert chosen(choose_volunteers(requirement("driving"), candidates)) == ["next"], why
+
+
+def test_volunteer_needs_every_required_skill() -> None:
+    candidates = [
+        candidate("driver_only", 0.5, skills=frozenset({"driving"})),
+        candidate("plumber_only", 0.7, skills=frozenset({"plumbing"})),
+        candidate("both", 3.0, skills=frozenset({"driving", "plumbing"})),
+    ]
+
+    assert chosen(choose_volunteers(requirement("driving", "plumbing"), candidates, count=3)) == ["both"]
+
+
+def test_excluded_volunteers_are_skipped() -> None:
+    candidates = [candidate("tried", 0.5), candidate("other", 4.0)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, exclude={"tried"})) == ["other"]
+
+
+def test_volunteer_outside_the_radius_is_skipped() -> None:
+    candidates = [candidate("outside", 5.5), candidate("inside", 4.5)]
+
+    assert chosen(choose_volunteers(requirement(radius_km=5.0), candidates, count=2)) == ["inside"]
+
+
+def test_nobody_eligible_gives_no_choice() -> None:
+    candidates = [candidate("off", 1.0, on_duty=False), candidate("far", 30.0)]
+
+    assert choose_volunteers(requirement(radius_km=25.0), candidates) == []
+
+
+def test_tie_within_100_m_goes_to_lower_load() -> None:
+    candidates = [candidate("busy", 1.00, load=1), candidate("free", 1.03, load=0)]
+
+    assert chosen(choose_volunteers(requirement(), candidates)) == ["free"]
+
+
+def test_tie_within_100_m_and_equal_load_goes_to_longest_idle() -> None:
+    candidates = [
+        candidate("recent", 1.00, idle_since=2_000.0),
+        candidate("longest_idle", 1.03, idle_since=1_000.0),
+    ]
+
+    assert chosen(choose_volunteers(requirement(), candidates)) == ["longest_idle"]
+
+
+def test_load_breaks_ties_before_idle_time() -> None:
+    candidates = [
+        candidate("idle_but_busy", 1.00, load=1, idle_since=1_000.0),
+        candidate("fresh_but_free", 1.03, load=0, idle_since=9_000.0),
+    ]
+
+    assert chosen(choose_volunteers(requirement(), candidates)) == ["fresh_but_free"]
+
+
+def test_more_than_100_m_nearer_wins_over_lower_load_and_longer_idle() -> None:
+    candidates = [
+        candidate("nearer", 1.0, load=1, idle_since=9_000.0),
+        candidate("farther", 1.5, load=0, idle_since=1_000.0),
+    ]
+
+    assert chosen(choose_volunteers(requirement(), candidates)) == ["nearer"]
+
+
+def test_count_gives_that_many_distinct_volunteers_nearest_first() -> None:
+    candidates = [candidate(f"v{km}", float(km)) for km in (5, 1, 4, 2, 3)]
+
+    choices = choose_volunteers(requirement(), candidates, count=3)
+
+    assert chosen(choices) == ["v1", "v2", "v3"]
+    assert len({c.volunteer_id for c in choices}) == 3
+
+
+def test_a_volunteer_listed_twice_is_chosen_once() -> None:
+    candidates = [candidate("twice", 1.0), candidate("twice", 1.0), candidate("other", 2.0)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, count=2)) == ["twice", "other"]
+
+
+def test_count_beyond_the_eligible_returns_all_eligible() -> None:
+    candidates = [candidate("a", 1.0), candidate("b", 2.0), candidate("off", 0.5, on_duty=False)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, count=5)) == ["a", "b"]
+
+
+@pytest.mark.parametrize("count", [0, -1])
+def test_count_of_zero_or_less_chooses_nobody(count: int) -> None:
+    assert choose_volunteers(requirement(), [candidate("a", 1.0)], count=count) == []
+
+
+@pytest.mark.parametrize(
+    "rings, max_radius, expected",
+    [
+        ((2.0, 5.0, 10.0, 25.0), 25.0, [2.0, 5.0, 10.0, 25.0]),
+        ((2.0, 5.0, 10.0, 25.0), 10.0, [2.0, 5.0, 10.0]),
+        ((2.0, 5.0, 10.0, 25.0), 7.0, [2.0, 5.0, 7.0]),
+        ((10.0, 2.0, 5.0), 25.0, [2.0, 5.0, 10.0, 25.0]),
+        ((2.0, 2.0, 5.0), 25.0, [2.0, 5.0, 25.0]),
+        ((0.0, -3.0, 4.0), 25.0, [4.0, 25.0]),
+        ((), 25.0, [25.0]),
+        ((30.0, 50.0), 25.0, [25.0]),
+    ],
+)
+def test_search_rings_ascend_and_end_exactly_at_the_maximum_radius(
+    rings: tuple[float, ...], max_radius: float, expected: list[float]
+) -> None:
+    assert search_rings(rings, max_radius) == expected

@@ -1,0 +1,112 @@
+"""What ops teams watch: queue depths, workers, failed jobs, needs by status, latencies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+from rq import Queue, Worker
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from service import clock, jobs
+from service.bootstrap import Deps
+from service.models import NeedStatus
+
+
+def queue_stats(deps: Deps) -> dict[str, dict[str, int]]:
+    """Per queue: waiting, running, scheduled and failed jobs."""
+    stats = {}
+    for name in jobs.ALL_QUEUES:
+        queue = Queue(name, connection=deps.redis)
+        stats[name] = {
+            "queued": queue.count,
+            "started": StartedJobRegistry(queue=queue).count,
+            "scheduled": ScheduledJobRegistry(queue=queue).count,
+            "failed": FailedJobRegistry(queue=queue).count,
+        }
+    return stats
+
+
+def status_report(deps: Deps) -> dict[str, Any]:
+    """Everything `aidline ops status` prints."""
+    workers = Worker.all(connection=deps.redis)
+    by_status = deps.store.count_by_status()
+    return {
+        "queues": queue_stats(deps),
+        "workers": [{"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()} for w in workers],
+        "needs": by_status,
+        "escalated": deps.store.need_ids_with_status(NeedStatus.ESCALATED.value, limit=50),
+        "overdue": deps.store.overdue_need_ids(now_epoch=clock.epoch(clock.now()))[:50],
+    }
+
+
+def requeue_failed(deps: Deps) -> int:
+    """Put every failed job back on its queue; returns how many."""
+    count = 0
+    for name in jobs.ALL_QUEUES:
+        registry = FailedJobRegistry(queue=Queue(name, connection=deps.redis))
+        for job_id in registry.get_job_ids():
+            registry.requeue(job_id)
+            count += 1
+    return count
+
+
+class AidlineCollector(Collector):
+    """Reads the shared numbers from Redis at scrape time, so every API process reports the same."""
+
+    def __init__(self, deps: Deps) -> None:
+        self.deps = deps
+
+    def collect(self) -> Iterator[Any]:
+        store = self.deps.store
+        depth = GaugeMetricFamily("aidline_queue_depth", "Jobs waiting in each RQ queue", labels=["queue"])
+        failed = GaugeMetricFamily("aidline_failed_jobs", "Jobs in each queue's failed registry", labels=["queue"])
+        for name, numbers in queue_stats(self.deps).items():
+            depth.add_metric([name], numbers["queued"])
+            failed.add_metric([name], numbers["failed"])
+        yield depth
+        yield failed
+        workers = GaugeMetricFamily("aidline_workers", "RQ workers alive")
+        workers.add_metric([], Worker.count(connection=self.deps.redis))
+        yield workers
+        needs = GaugeMetricFamily("aidline_needs", "Needs by status", labels=["status"])
+        for status, count in store.count_by_status().items():
+            needs.add_metric([status], count)
+        yield needs
+        overdue = GaugeMetricFamily("aidline_needs_overdue", "Needs past their committed deadline")
+        overdue.add_metric([], store.overdue_count(now_epoch=clock.epoch(clock.now())))
+        yield overdue
+        offers = CounterMetricFamily(
+            "aidline_offers_ended", "Offers declined, expired or withdrawn", labels=["outcome"]
+        )
+        for outcome in ("declined", "expired", "withdrawn"):
+            offers.add_metric([outcome], store.stat(f"offers_{outcome}"))
+        yield offers
+        escalations = CounterMetricFamily("aidline_escalations", "Needs escalated to dispatchers")
+        escalations.add_metric([], store.stat("escalations"))
+        yield escalations
+        failures = CounterMetricFamily("aidline_notification_failures", "Failed notification attempts")
+        failures.add_metric([], store.stat("notification_failures"))
+        yield failures
+        for name, help_text in (
+            ("intake_to_first_offer", "Seconds from intake to the first offer"),
+            ("intake_to_acceptance", "Seconds from intake to the first acceptance"),
+        ):
+            yield histogram(f"aidline_{name}_seconds", help_text, store.histogram(name))
+
+
+def histogram(metric: str, help_text: str, raw: dict[str, float]) -> HistogramMetricFamily:
+    from service.dispatch import LATENCY_BUCKETS
+
+    running = 0.0
+    buckets = []
+    for bound in LATENCY_BUCKETS:
+        running += raw.get(f"{bound:g}", 0.0)
+        buckets.append((f"{bound:g}", running))
+    running += raw.get("+Inf", 0.0)
+    buckets.append(("+Inf", running))
+    family = HistogramMetricFamily(metric, help_text)
+    family.add_metric([], buckets=buckets, sum_value=raw.get("_sum", 0.0))
+    return family
