@@ -12,7 +12,7 @@ from service.catalog import kind_spec
 from service.exceptions import Forbidden, InvalidTransition, NotFound
 from service.lifecycle import Action
 from service.matching import Candidate, Requirement, choose_volunteers, distance_km, search_rings
-from service.models import Event, Need, NeedStatus, Offer, OfferStatus, Principal, Priority, Role
+from service.models import Event, Location, Need, NeedStatus, Offer, OfferStatus, Principal, Priority, Role
 from service.needs import change_status, load_need, release_offer
 from service.notify import announce
 
@@ -40,19 +40,21 @@ def search_skill(deps: Deps, skills: list[str]) -> str:
 
 def load_candidates(deps: Deps, ids: list[str]) -> list[Candidate]:
     candidates = []
-    for v in deps.store.get_volunteers(ids):
-        if v is not None:
-            candidates.append(
-                Candidate(
-                    volunteer_id=v.id,
-                    location=v.location,
-                    skills=frozenset(v.skills),
-                    on_duty=v.on_duty,
-                    load=v.load,
-                    capacity=v.capacity,
-                    idle_since=v.idle_since,
-                )
+    for vid, row in zip(ids, deps.store.candidate_rows(ids), strict=True):
+        lat, lon, skills, on_duty, load, capacity, idle_since = row
+        if lat is None or lon is None or capacity is None:
+            continue  # deleted meanwhile
+        candidates.append(
+            Candidate(
+                volunteer_id=vid,
+                location=Location(float(lat), float(lon)),
+                skills=frozenset((skills or "").split(",")),
+                on_duty=on_duty == "1",
+                load=int(load or 0),
+                capacity=int(capacity),
+                idle_since=float(idle_since or 0),
             )
+        )
     return candidates
 
 
@@ -72,17 +74,15 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
         outcome.skipped = f"need is {need.status}"
         return outcome
     if need.status == NeedStatus.QUEUED.value:
-        try:
-            change_status(
-                deps=deps,
-                need_id=need_id,
-                action=Action.START_MATCHING,
-                actor="system",
-                event_type="matching_started",
-            )
-        except InvalidTransition:
-            pass  # another worker started it first
-        need = load_need(deps=deps, need_id=need_id)
+        moment = clock.now()
+        deps.store.transition(
+            need_id,
+            allowed_from=[NeedStatus.QUEUED.value],
+            to=NeedStatus.MATCHING.value,
+            now_iso=clock.iso(moment),
+            now_epoch=clock.epoch(moment),
+            event=Event(at=clock.iso(moment), type="matching_started", actor="system"),
+        )  # refused when another worker started first; either way the need is being matched
     missing = need.volunteers_needed - need.active
     if missing <= 0:
         outcome.skipped = "enough offers are out"

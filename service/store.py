@@ -33,9 +33,20 @@ from service.models import (
 ALL_SKILLS = [s.value for s in Skill]
 
 
+BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(number: int, width: int) -> str:
+    digits = []
+    for _ in range(width):
+        number, rest = divmod(number, 62)
+        digits.append(BASE62[rest])
+    return "".join(reversed(digits))
+
+
 def new_id(prefix: str) -> str:
-    """A time-sortable id: milliseconds in hex, then random hex."""
-    return f"{prefix}_{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
+    """A short time-sortable id: milliseconds then 48 random bits, base62 (sorts in ASCII order)."""
+    return f"{prefix}_{_base62(int(time.time() * 1000), 8)}{_base62(secrets.randbits(48), 9)}"
 
 
 def _json_list(raw: str | None) -> list:
@@ -137,7 +148,9 @@ local exists = redis.call('EXISTS', key) == 1
 if mode == 'create' and exists then return redis.error_reply('exists') end
 if mode == 'update' and not exists then return redis.error_reply('missing') end
 local was_on = redis.call('HGET', key, 'on_duty')
-for i = 7, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', key, ARGV[i]) else redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+end
 local v = redis.call('HMGET', key, 'lat', 'lon', 'on_duty')
 redis.call('ZADD', P .. 'vols', 0, id)
 redis.call('GEOADD', P .. 'vols:geo', v[2], v[1], id)
@@ -363,6 +376,13 @@ class Store:
     def get_volunteer(self, volunteer_id: str) -> Volunteer | None:
         data = self.r.hgetall(self.k("vol", volunteer_id))
         return _volunteer(data) if data else None
+
+    def candidate_rows(self, volunteer_ids: list[str]) -> list[list[str | None]]:
+        """Just what matching needs of each volunteer: lat, lon, skills, on_duty, load, capacity, idle_since."""
+        pipe = self.r.pipeline(transaction=False)
+        for vid in volunteer_ids:
+            pipe.hmget(self.k("vol", vid), "lat", "lon", "skills", "on_duty", "load", "capacity", "idle_since")
+        return [[_s(x) if x is not None else None for x in row] for row in pipe.execute()]
 
     def get_volunteers(self, volunteer_ids: list[str]) -> list[Volunteer | None]:
         pipe = self.r.pipeline(transaction=False)
@@ -825,21 +845,21 @@ def volunteer_fields(v: Volunteer) -> dict[str, Any]:
         "name": v.name,
         "phone": v.phone,
         "skills": ",".join(v.skills),
-        "home_lat": v.home.lat,
-        "home_lon": v.home.lon,
-        "lat": v.location.lat,
-        "lon": v.location.lon,
+        "home_lat": round(v.home.lat, 6),
+        "home_lon": round(v.home.lon, 6),
+        "lat": round(v.location.lat, 6),
+        "lon": round(v.location.lon, 6),
         "capacity": v.capacity,
         "load": v.load,
         "on_duty": v.on_duty,
-        "channels": v.channels,
+        "channels": v.channels or None,
         "locale": v.locale,
         "team": v.team,
         "grid": v.grid,
         "created_at": v.created_at,
         "updated_at": v.updated_at,
         "location_at": v.location_at,
-        "idle_since": v.idle_since,
+        "idle_since": round(v.idle_since, 1),
     }
 
 

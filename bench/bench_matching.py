@@ -1,0 +1,324 @@
+"""Matching benchmark against a real redis-server: per-match latency, end-to-end throughput,
+the RQ no-op floor, a linear scan for comparison, and Redis memory per volunteer.
+
+Run with `make bench` (or `python bench/bench_matching.py --sizes 1000,10000`). Prints a
+Markdown table for the README. Not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from service import clock, dispatch, jobs  # noqa: E402
+from service.bootstrap import Deps, bootstrap  # noqa: E402
+from service.config import Settings  # noqa: E402
+from service.matching import Candidate, Requirement, choose_volunteers  # noqa: E402
+from service.models import Location, Principal, Role  # noqa: E402
+from service.needs import submit_need  # noqa: E402
+from service.store import volunteer_fields  # noqa: E402
+from service.volunteers import build_volunteer  # noqa: E402
+
+# A province-sized box (about 450 x 450 km) in the north-east, with volunteers clustered in towns.
+LAT_RANGE = (45.0, 49.0)
+LON_RANGE = (127.0, 133.0)
+TOWNS = 400
+SKILL_MIX = [
+    ["driving"],
+    ["heavy_lifting"],
+    ["plumbing"],
+    ["electrical"],
+    ["heating"],
+    ["cooking"],
+    ["driving", "heavy_lifting"],
+    ["medical"],
+    ["tutoring"],
+    ["mediation"],
+    [],
+    [],
+]
+
+
+class NullJobs:
+    """Drops follow-up jobs, for timing the match alone."""
+
+    def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None:
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_redis(directory: Path) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--maxmemory-policy",
+            "noeviction",
+            "--save",
+            "",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(port=port)
+    for _ in range(200):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    return process, port
+
+
+def town_centres(rng: random.Random) -> list[tuple[float, float]]:
+    return [(rng.uniform(*LAT_RANGE), rng.uniform(*LON_RANGE)) for _ in range(TOWNS)]
+
+
+def place(rng: random.Random, towns: list[tuple[float, float]]) -> tuple[float, float]:
+    """80 % within a few km of a town, 20 % anywhere in the province."""
+    if rng.random() < 0.8:
+        lat, lon = rng.choice(towns)
+        return (min(max(lat + rng.gauss(0, 0.03), -89), 89), lon + rng.gauss(0, 0.04))
+    return rng.uniform(*LAT_RANGE), rng.uniform(*LON_RANGE)
+
+
+def load_volunteers(deps: Deps, count: int, rng: random.Random, towns: list[tuple[float, float]]) -> float:
+    """Register `count` on-duty volunteers through the store's own Lua script, pipelined."""
+    started = time.perf_counter()
+    script = deps.store._save_volunteer
+    pipe = deps.redis.pipeline(transaction=False)
+    stamp = clock.iso(clock.now())
+    for i in range(count):
+        lat, lon = place(rng, towns)
+        v = build_volunteer(
+            volunteer_in={
+                "name": f"V{i}",
+                "phone": f"+8613{i:09d}",
+                "skills": rng.choice(SKILL_MIX),
+                "location": {"lat": lat, "lon": lon},
+                "capacity": rng.randint(1, 3),
+                "on_duty": True,
+            },
+        )
+        args: list = [deps.store.p, v.id, "create", stamp, v.idle_since, ""]
+        for name, value in volunteer_fields(v).items():
+            args += [name, _encode(value)]
+        script(args=args, client=pipe)
+        if i % 5000 == 4999:
+            pipe.execute()
+    pipe.execute()
+    return time.perf_counter() - started
+
+
+def _encode(value: object) -> str:
+    from service.store import _encode as encode
+
+    return encode(value)
+
+
+def need_body(rng: random.Random, towns: list[tuple[float, float]], kind: str = "errand_shopping") -> dict:
+    lat, lon = place(rng, towns)
+    return {
+        "kind": kind,
+        "location": {"lat": lat, "lon": lon},
+        "priority": "normal",
+        "vulnerability": [],
+        "volunteers_needed": 1,
+    }
+
+
+def time_matches(deps: Deps, rng: random.Random, towns: list[tuple[float, float]], n: int) -> list[float]:
+    """Milliseconds per match_need call, needs created by the intake function, follow-ups dropped."""
+    principal = Principal(role=Role.DISPATCHER, token_id="bench")
+    quiet = Deps(settings=deps.settings, redis=deps.redis, store=deps.store, jobs=NullJobs(), geocoder=deps.geocoder)
+    kinds = ["errand_shopping", "transport", "coal_hauling", "plumbing_repair"]
+    samples = []
+    for i in range(n):
+        need = submit_need(deps=quiet, need_in=need_body(rng, towns, kinds[i % len(kinds)]), principal=principal)
+        started = time.perf_counter()
+        dispatch.match_need(deps=quiet, need_id=need.id)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def linear_scan_ms(deps: Deps, rng: random.Random, towns: list[tuple[float, float]], repeats: int) -> float:
+    """One match by reading every volunteer and choosing in Python: what the GEO index avoids."""
+    times = []
+    ids = [x.decode() for x in deps.redis.zrange(deps.store.k("vols"), 0, -1)]
+    for _ in range(repeats):
+        lat, lon = place(rng, towns)
+        started = time.perf_counter()
+        candidates = []
+        for start in range(0, len(ids), 10_000):
+            pipe = deps.redis.pipeline(transaction=False)
+            for vid in ids[start : start + 10_000]:
+                pipe.hmget(
+                    deps.store.k("vol", vid), "lat", "lon", "skills", "on_duty", "load", "capacity", "idle_since"
+                )
+            for vid, row in zip(ids[start : start + 10_000], pipe.execute(), strict=True):
+                candidates.append(
+                    Candidate(
+                        volunteer_id=vid,
+                        location=Location(float(row[0]), float(row[1])),
+                        skills=frozenset(row[2].decode().split(",")),
+                        on_duty=row[3] == b"1",
+                        load=int(row[4]),
+                        capacity=int(row[5]),
+                        idle_since=float(row[6]),
+                    )
+                )
+        choose_volunteers(Requirement(Location(lat, lon), frozenset({"general"}), 10.0), candidates)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def noop() -> None:
+    """The RQ floor: a job that does nothing."""
+
+
+def run_workers(settings: Settings, processes: int) -> float:
+    """Start match workers in burst mode; return when all have exited."""
+    from worker.runner import Role as WorkerRole
+    from worker.runner import work
+
+    context = multiprocessing.get_context("fork")
+    started = time.perf_counter()
+    children = [
+        context.Process(target=work, args=(WorkerRole(f"bench-{i}", jobs.MATCH_QUEUES), settings, True))
+        for i in range(processes)
+    ]
+    for c in children:
+        c.start()
+    for c in children:
+        c.join()
+    return time.perf_counter() - started
+
+
+def end_to_end_rate(
+    deps: Deps, settings: Settings, rng: random.Random, towns: list[tuple[float, float]], processes: int, n: int
+) -> float:
+    """Needs per second from intake (real enqueue) to offer recorded, by real RQ worker processes."""
+    principal = Principal(role=Role.DISPATCHER, token_id="bench")
+    ids = [submit_need(deps=deps, need_in=need_body(rng, towns), principal=principal).id for _ in range(n)]
+    for q in (jobs.NOTIFY,):
+        deps.redis.delete(f"rq:queue:{q}")
+    seconds = run_workers(settings, processes)
+    done = sum(1 for need in deps.store.get_needs(ids) if need and need.status in ("offered", "escalated"))
+    return done / seconds
+
+
+def noop_rate(deps: Deps, settings: Settings, processes: int, n: int) -> float:
+    from rq import Queue
+
+    queue = Queue(jobs.DEFAULT, connection=deps.redis)
+    with queue.connection.pipeline() as pipe:
+        queue.enqueue_many([Queue.prepare_data("bench_matching.noop", result_ttl=60) for _ in range(n)], pipeline=pipe)
+        pipe.execute()
+    return n / run_workers(settings, processes)
+
+
+def memory_per_volunteer(client: redis.Redis, before: int) -> float:
+    return (int(client.info("memory")["used_memory"]) - before) / max(int(client.zcard("aidline:vols")), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000,10000,100000,1000000")
+    parser.add_argument("--matches", type=int, default=300, help="timed matches per size")
+    parser.add_argument("--e2e-needs", type=int, default=1000)
+    args = parser.parse_args()
+    if shutil.which("redis-server") is None:
+        sys.exit("redis-server is not installed")
+    os.environ.setdefault("AIDLINE_LOG_LEVEL", "WARNING")
+    rows = []
+    for size in [int(s) for s in args.sizes.split(",")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            process, port = start_redis(Path(tmp))
+            try:
+                rows.append(bench_size(size, port, args))
+            finally:
+                process.terminate()
+                process.wait()
+        print_table(rows, final=False)
+    print_table(rows, final=True)
+
+
+def bench_size(size: int, port: int, args: argparse.Namespace) -> dict:
+    rng = random.Random(size)
+    towns = town_centres(rng)
+    settings = Settings.from_env({}, redis_url=f"redis://127.0.0.1:{port}/0")
+    os.environ["REDIS_URL"] = settings.redis_url
+    deps = bootstrap(settings)
+    before = int(deps.redis.info("memory")["used_memory"])
+    load_seconds = load_volunteers(deps, size, rng, towns)
+    memory = memory_per_volunteer(deps.redis, before)
+    samples = time_matches(deps, rng, towns, args.matches)
+    scan = linear_scan_ms(deps, rng, towns, repeats=1 if size >= 1_000_000 else 3)
+    row = {
+        "size": size,
+        "load_per_s": size / load_seconds,
+        "p50": statistics.median(samples),
+        "p99": statistics.quantiles(samples, n=100)[98],
+        "scan": scan,
+        "memory": memory,
+    }
+    for processes in (1, 2):
+        row[f"e2e{processes}"] = end_to_end_rate(deps, settings, rng, towns, processes, args.e2e_needs)
+        row[f"noop{processes}"] = noop_rate(deps, settings, processes, args.e2e_needs * 2)
+    return row
+
+
+def print_table(rows: list[dict], *, final: bool) -> None:
+    out = sys.stdout if final else sys.stderr
+    print(
+        "\n| volunteers | match p50 | match p99 | linear scan | e2e needs/s (1 / 2 workers) "
+        "| RQ no-op jobs/s (1 / 2) | e2e / no-op | Redis bytes per volunteer |",
+        file=out,
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|", file=out)
+    for r in rows:
+        print(
+            f"| {r['size']:,} | {r['p50']:.2f} ms | {r['p99']:.2f} ms | {r['scan']:.0f} ms "
+            f"| {r['e2e1']:.0f} / {r['e2e2']:.0f} | {r['noop1']:.0f} / {r['noop2']:.0f} "
+            f"| {r['e2e1'] / r['noop1']:.0%} / {r['e2e2'] / r['noop2']:.0%} | {r['memory']:.0f} |",
+            file=out,
+        )
+    if final and rows:
+        first, last = rows[0], rows[-1]
+        print(
+            f"\nmatch p50 at {last['size']:,} is {last['p50'] / first['p50']:.2f}x the p50 at {first['size']:,}",
+            file=out,
+        )
+
+
+if __name__ == "__main__":
+    main()
