@@ -1,0 +1,445 @@
+"""Races against the real redis-server: several OS processes matching, accepting and declining at once.
+
+Each child process builds its own Deps from the Redis URL, with a recording job queue so nothing is
+enqueued, waits at a barrier so they all start together, and reports what it did through a queue.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+import redis
+
+from service import dispatch, needs, volunteers
+from service.bootstrap import Deps, bootstrap
+from service.config import Settings
+from service.exceptions import InvalidTransition
+from service.models import Need, NeedStatus, Offer, Principal, Role
+
+CTX = multiprocessing.get_context("fork")
+HERE = (46.34, 132.25)
+KM_PER_DEGREE_LAT = 111.19
+LIVE = ("pending", "accepted")
+
+
+class RecordingJobs:
+    """A JobQueue that only remembers what it was asked to run."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, tuple[str, ...], str, datetime | None]] = []
+
+    def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None:
+        self.calls.append((func, args, queue, at))
+
+
+def child_deps(redis_url: str) -> Deps:
+    return bootstrap(Settings.from_env({}, redis_url=redis_url), jobs=RecordingJobs())
+
+
+DISPATCHER = Principal(role=Role.DISPATCHER, token_id="tok_race")
+
+
+def as_volunteer(volunteer_id: str) -> Principal:
+    return Principal(role=Role.VOLUNTEER, token_id=f"tok_{volunteer_id}", volunteer_id=volunteer_id)
+
+
+# ---- running children --------------------------------------------------------------------------
+
+
+def _child(redis_url: str, barrier: Any, results: Any, index: int, task: Callable[[Deps, int], Any]) -> None:
+    try:
+        deps = child_deps(redis_url)
+        barrier.wait(timeout=30)
+        results.put((index, "ok", task(deps, index)))
+    except BaseException as exc:  # report, so the parent fails with the reason
+        results.put((index, "error", repr(exc)))
+
+
+def run_in_processes(redis_url: str, count: int, task: Callable[[Deps, int], Any]) -> list[Any]:
+    """Run task(deps, index) in `count` forked processes started together; their results by index."""
+    barrier = CTX.Barrier(count)
+    results = CTX.Queue()
+    processes = [CTX.Process(target=_child, args=(redis_url, barrier, results, i, task)) for i in range(count)]
+    for p in processes:
+        p.start()
+    collected = {}
+    try:
+        for _ in processes:
+            index, kind, value = results.get(timeout=120)
+            assert kind == "ok", f"process {index} failed: {value}"
+            collected[index] = value
+    finally:
+        for p in processes:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    assert all(p.exitcode == 0 for p in processes)
+    return [collected[i] for i in range(count)]
+
+
+# ---- building the world ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def setup_deps(settings: Settings, connection: redis.Redis) -> Deps:
+    """Deps on the flushed test Redis whose jobs are only recorded."""
+    return bootstrap(settings, connection=connection, jobs=RecordingJobs())
+
+
+def at(km_north: float, km_east: float = 0.0) -> dict[str, float]:
+    return {"lat": HERE[0] + km_north / KM_PER_DEGREE_LAT, "lon": HERE[1] + km_east / 77.0}
+
+
+def add_volunteer(deps: Deps, n: int, *, capacity: int, location: dict[str, float], **extra: Any) -> str:
+    body = {
+        "name": f"Volunteer {n}",
+        "phone": f"+86138{n:08d}",
+        "skills": ["general", "driving"],
+        "location": location,
+        "capacity": capacity,
+        "on_duty": True,
+        "channels": [],
+        "locale": "zh",
+        **extra,
+    }
+    return volunteers.register_volunteer(deps=deps, volunteer_in=body).id
+
+
+def add_need(deps: Deps, *, location: dict[str, float], kind: str = "errand_shopping", **extra: Any) -> str:
+    body = {"kind": kind, "location": location, "priority": "normal", "volunteers_needed": 1, **extra}
+    return needs.submit_need(deps=deps, need_in=body, principal=DISPATCHER).id
+
+
+def offers_of_volunteer(deps: Deps, volunteer_id: str) -> list[Offer]:
+    return deps.store.get_offers(deps.store.volunteer_offer_ids(volunteer_id, limit=10_000))
+
+
+def offered_once(deps: Deps, volunteer_id: str, need_id: str) -> str:
+    """Match the need and return the one offer id, checking it went to this volunteer."""
+    outcome = dispatch.match_need(deps=deps, need_id=need_id)
+    assert len(outcome.offered) == 1, outcome
+    offer = deps.store.get_offer(outcome.offered[0])
+    assert offer is not None and offer.volunteer_id == volunteer_id
+    return offer.id
+
+
+def assert_books_balance(deps: Deps, volunteer_ids: list[str], need_ids: list[str]) -> None:
+    """Loads match live offers, nobody is above capacity, and every need's counters match its offers."""
+    for vid in volunteer_ids:
+        v = deps.store.get_volunteer(vid)
+        live = [o for o in offers_of_volunteer(deps, vid) if o.status in LIVE]
+        assert v.load <= v.capacity, f"{vid} load {v.load} > capacity {v.capacity}"
+        assert v.load == len(live), f"{vid} load {v.load} but {len(live)} live offers"
+    for nid in need_ids:
+        n = deps.store.get_need(nid)
+        offers = deps.store.need_offers(nid)
+        live = [o for o in offers if o.status in LIVE]
+        assert n.active == len(live), f"{nid} active {n.active} but {len(live)} live offers"
+        assert n.accepted == sum(o.status == "accepted" for o in offers)
+        assert len(live) <= n.volunteers_needed
+        assert len({o.volunteer_id for o in live}) == len(live), f"{nid} offered twice to one volunteer"
+
+
+# ---- many matchers at once ---------------------------------------------------------------------
+
+
+def _match_all_needs(need_ids: list[str]) -> Callable[[Deps, int], Any]:
+    def task(deps: Deps, index: int) -> list[str]:
+        order = list(need_ids)
+        random.Random(index).shuffle(order)
+        offered: list[str] = []
+        for nid in order:
+            offered += dispatch.match_need(deps=deps, need_id=nid).offered
+        return offered
+
+    return task
+
+
+def test_six_processes_matching_sixty_needs_never_overbook_a_volunteer(redis_server, setup_deps: Deps) -> None:
+    deps = setup_deps
+    rng = random.Random(7)
+    volunteer_ids = [
+        add_volunteer(deps, i, capacity=1 + i % 2, location=at(rng.uniform(-2, 2), rng.uniform(-2, 2)))
+        for i in range(10)
+    ]
+    need_ids = [
+        add_need(
+            deps, location=at(rng.uniform(-2, 2), rng.uniform(-2, 2)), volunteers_needed=2 if i % 5 == 0 else 1
+        )
+        for i in range(60)
+    ]
+
+    made = run_in_processes(redis_server.url, 6, _match_all_needs(need_ids))
+
+    all_offers = [oid for offered in made for oid in offered]
+    assert len(all_offers) == len(set(all_offers))
+    assert_books_balance(deps, volunteer_ids, need_ids)
+    statuses = Counter(deps.store.get_need(nid).status for nid in need_ids)
+    assert set(statuses) <= {"offered", "escalated"}, statuses
+    capacity = sum(deps.store.get_volunteer(v).capacity for v in volunteer_ids)
+    loads = sum(deps.store.get_volunteer(v).load for v in volunteer_ids)
+    assert loads == capacity == len(all_offers), "60 needs for 15 places: every place is taken, once"
+    assert deps.store.available_count("general") == 0
+
+
+def test_needs_with_all_their_offers_out_are_not_left_escalated_after_a_matching_race(
+    redis_server, setup_deps: Deps
+) -> None:
+    deps = setup_deps
+    rng = random.Random(11)
+    volunteer_ids = [add_volunteer(deps, i, capacity=1, location=at(rng.uniform(-2, 2))) for i in range(10)]
+    need_ids = [add_need(deps, location=at(rng.uniform(-2, 2))) for _ in range(30)]
+
+    run_in_processes(redis_server.url, 6, _match_all_needs(need_ids))
+
+    assert_books_balance(deps, volunteer_ids, need_ids)
+    for nid in need_ids:
+        n = deps.store.get_need(nid)
+        wrongly = n.status == "escalated" and n.active >= n.volunteers_needed
+        assert not wrongly, f"{nid} is escalated although its offer is out"
+
+
+# ---- answering the same offer at once ----------------------------------------------------------
+
+
+@pytest.fixture
+def pending_offers(setup_deps: Deps) -> list[tuple[str, str, str]]:
+    """Twelve needs, each with one pending offer to its own capacity-1 volunteer: (need, volunteer, offer)."""
+    deps = setup_deps
+    made = []
+    for i in range(12):
+        vid = add_volunteer(deps, i, capacity=1, location=at(0.1 * i))
+        nid = add_need(deps, location=at(0.1 * i))
+        made.append((nid, vid, offered_once(deps, vid, nid)))
+    return made
+
+
+def _answer(kind: str, offers: list[tuple[str, str, str]], *, retry_until: float = 0.0) -> Callable[[Deps, int], Any]:
+    """Try `kind` (accept, decline or expire) on every offer; the ids of the offers this process won."""
+
+    def attempt(deps: Deps, volunteer_id: str, offer_id: str) -> bool:
+        try:
+            if kind == "accept":
+                dispatch.accept_offer(deps=deps, offer_id=offer_id, principal=as_volunteer(volunteer_id))
+            elif kind == "decline":
+                dispatch.decline_offer(deps=deps, offer_id=offer_id, principal=as_volunteer(volunteer_id), reason="")
+            else:
+                return dispatch.expire_offer(deps=deps, offer_id=offer_id) == "ok"
+        except InvalidTransition:
+            return False
+        return True
+
+    def task(deps: Deps, index: int) -> list[str]:
+        order = list(offers)
+        random.Random(index).shuffle(order)
+        won = []
+        for _, vid, oid in order:
+            while True:
+                if attempt(deps, vid, oid):
+                    won.append(oid)
+                    break
+                still_pending = deps.store.get_offer(oid).status == "pending"
+                if not (still_pending and kind == "expire" and time.time() < retry_until):
+                    break
+                time.sleep(0.001)
+        return won
+
+    return task
+
+
+def _exactly_one_winner(results: list[list[str]], offers: list[tuple[str, str, str]]) -> Counter:
+    wins = Counter(oid for won in results for oid in won)
+    for _, _, oid in offers:
+        assert wins[oid] == 1, f"offer {oid} won {wins[oid]} times"
+    return wins
+
+
+def test_accept_racing_decline_on_the_same_offer_has_exactly_one_winner(
+    redis_server, setup_deps: Deps, pending_offers: list[tuple[str, str, str]]
+) -> None:
+    deps = setup_deps
+    kinds = ["accept", "decline"] * 3
+
+    results = run_in_processes(
+        redis_server.url, len(kinds), lambda d, i: _answer(kinds[i], pending_offers)(d, i)
+    )
+
+    _exactly_one_winner(results, pending_offers)
+    accepted_by_winner = {oid for i, won in enumerate(results) if kinds[i] == "accept" for oid in won}
+    for nid, vid, oid in pending_offers:
+        offer, need, volunteer = deps.store.get_offer(oid), deps.store.get_need(nid), deps.store.get_volunteer(vid)
+        if oid in accepted_by_winner:
+            assert (offer.status, need.status, volunteer.load) == ("accepted", "assigned", 1)
+        else:
+            assert (offer.status, need.status, volunteer.load) == ("declined", "matching", 0)
+    assert_books_balance(deps, [v for _, v, _ in pending_offers], [n for n, _, _ in pending_offers])
+
+
+def test_decline_racing_expiry_on_a_due_offer_has_exactly_one_winner(
+    redis_server, setup_deps: Deps, pending_offers: list[tuple[str, str, str]]
+) -> None:
+    deps = setup_deps
+    for _, _, oid in pending_offers:
+        deps.redis.hset(deps.store.k("offer", oid), "expires_epoch", time.time() - 5)
+    kinds = ["expire", "decline", "accept"] * 2
+
+    results = run_in_processes(
+        redis_server.url, len(kinds), lambda d, i: _answer(kinds[i], pending_offers)(d, i)
+    )
+
+    wins = _exactly_one_winner(results, pending_offers)
+    assert not any(results[i] for i, k in enumerate(kinds) if k == "accept"), "a due offer cannot be accepted"
+    assert sum(wins.values()) == len(pending_offers)
+    for nid, vid, oid in pending_offers:
+        assert deps.store.get_offer(oid).status in ("expired", "declined")
+        assert deps.store.get_volunteer(vid).load == 0
+        assert deps.store.get_need(nid).status == "matching"
+
+
+def test_accept_racing_expiry_as_the_offer_falls_due_has_exactly_one_winner(
+    redis_server, setup_deps: Deps, pending_offers: list[tuple[str, str, str]]
+) -> None:
+    deps = setup_deps
+    due = time.time() + 1.5  # children take a moment to start; some offers fall due mid-race
+    for i, (_, _, oid) in enumerate(pending_offers):
+        deps.redis.hset(deps.store.k("offer", oid), "expires_epoch", due + 0.02 * i)
+    kinds = ["accept", "expire"] * 3
+
+    results = run_in_processes(
+        redis_server.url,
+        len(kinds),
+        lambda d, i: _answer(kinds[i], pending_offers, retry_until=due + 3)(d, i),
+    )
+
+    _exactly_one_winner(results, pending_offers)
+    for nid, vid, oid in pending_offers:
+        offer, need, load = deps.store.get_offer(oid), deps.store.get_need(nid), deps.store.get_volunteer(vid).load
+        assert (offer.status, need.status, load) in (("accepted", "assigned", 1), ("expired", "matching", 0))
+
+
+def test_two_offers_accepted_at_once_on_a_need_for_one_assign_it_once(redis_server, setup_deps: Deps) -> None:
+    """The matcher never leaves two live offers on a need for one; the accept step must hold even so.
+
+    The state is made by offering a need for two, then lowering volunteers_needed to one in Redis.
+    """
+    deps = setup_deps
+    rounds = []
+    for r in range(8):
+        first = add_volunteer(deps, 2 * r, capacity=1, location=at(0.1 * r))
+        second = add_volunteer(deps, 2 * r + 1, capacity=1, location=at(0.1 * r + 0.05))
+        nid = add_need(deps, location=at(0.1 * r), volunteers_needed=2)
+        outcome = dispatch.match_need(deps=deps, need_id=nid)
+        assert len(outcome.offered) == 2, outcome
+        deps.redis.hset(deps.store.k("need", nid), "volunteers_needed", 1)
+        by_volunteer = {deps.store.get_offer(o).volunteer_id: o for o in outcome.offered}
+        rounds.append((nid, [(first, by_volunteer[first]), (second, by_volunteer[second])]))
+
+    def task(d: Deps, index: int) -> list[str]:
+        won = []
+        for nid, pair in rounds:
+            vid, oid = pair[index]
+            try:
+                dispatch.accept_offer(deps=d, offer_id=oid, principal=as_volunteer(vid))
+                won.append(nid)
+            except InvalidTransition:
+                pass
+        return won
+
+    results = run_in_processes(redis_server.url, 2, task)
+
+    wins = Counter(nid for won in results for nid in won)
+    for nid, pair in rounds:
+        assert wins[nid] == 1, f"{nid} accepted {wins[nid]} times"
+        need = deps.store.get_need(nid)
+        assert (need.status, need.accepted, need.active) == ("assigned", 1, 1)
+        statuses = sorted(deps.store.get_offer(oid).status for _, oid in pair)
+        assert statuses == ["accepted", "withdrawn"]
+        assert sorted(deps.store.get_volunteer(vid).load for vid, _ in pair) == [0, 1]
+        assert [e.type for e in deps.store.events(nid)].count("assigned") == 1
+
+
+def test_two_volunteers_accepting_a_need_for_two_at_once_both_succeed_and_assign_it_once(
+    redis_server, setup_deps: Deps
+) -> None:
+    deps = setup_deps
+    rounds = []
+    for r in range(8):
+        pair = [add_volunteer(deps, 2 * r + k, capacity=1, location=at(0.1 * r + 0.05 * k)) for k in (0, 1)]
+        nid = add_need(deps, location=at(0.1 * r), volunteers_needed=2)
+        offered = dispatch.match_need(deps=deps, need_id=nid).offered
+        by_volunteer = {deps.store.get_offer(o).volunteer_id: o for o in offered}
+        rounds.append((nid, [(vid, by_volunteer[vid]) for vid in pair]))
+
+    def task(d: Deps, index: int) -> int:
+        for _, pair in rounds:
+            vid, oid = pair[index]
+            dispatch.accept_offer(deps=d, offer_id=oid, principal=as_volunteer(vid))
+        return index
+
+    run_in_processes(redis_server.url, 2, task)
+
+    for nid, _ in rounds:
+        need = deps.store.get_need(nid)
+        assert (need.status, need.accepted, need.active) == ("assigned", 2, 2)
+        assert [e.type for e in deps.store.events(nid)].count("assigned") == 1
+
+
+# ---- the race windows inside one match run, made deterministic ---------------------------------
+
+
+def test_volunteer_taken_by_another_need_mid_match_does_not_escalate_while_another_fits(
+    setup_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between reading candidates and reserving, another worker takes the nearest volunteer."""
+    deps = setup_deps
+    nearest = add_volunteer(deps, 1, capacity=1, location=at(12.0))
+    fallback = add_volunteer(deps, 2, capacity=1, location=at(14.0))
+    other_need = add_need(deps, kind="water_delivery", location=at(12.0))
+    need = add_need(deps, kind="water_delivery", location=at(0.0))
+    read = deps.store.get_volunteers
+
+    def read_then_lose_nearest(ids: list[str]) -> list[Any]:
+        rows = read(ids)
+        if nearest in ids and deps.store.get_volunteer(nearest).load == 0:
+            other = deps.store.get_need(other_need)
+            assert dispatch.reserve_volunteer(deps=deps, need=other, volunteer_id=nearest).startswith("ok:")
+        return rows  # as read before the other worker's reservation
+
+    monkeypatch.setattr(deps.store, "get_volunteers", read_then_lose_nearest)
+
+    outcome = dispatch.match_need(deps=deps, need_id=need)
+
+    got = deps.store.get_need(need)
+    assert [o.volunteer_id for o in deps.store.need_offers(need)] == [fallback]
+    assert got.status == "offered", (got.status, outcome)
+
+
+def test_need_filled_by_another_worker_mid_match_is_not_escalated(
+    setup_deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second match run for the same need finds nobody because the first one just offered it."""
+    deps = setup_deps
+    only = add_volunteer(deps, 1, capacity=1, location=at(1.0))
+    need = add_need(deps, location=at(0.0))
+    search = deps.store.available_near
+
+    def other_worker_offers_first(**kwargs: Any) -> list[tuple[str, float]]:
+        if deps.store.get_need(need).active == 0:
+            fresh: Need = deps.store.get_need(need)
+            assert dispatch.reserve_volunteer(deps=deps, need=fresh, volunteer_id=only).startswith("ok:")
+        return search(**kwargs)
+
+    monkeypatch.setattr(deps.store, "available_near", other_worker_offers_first)
+
+    dispatch.match_need(deps=deps, need_id=need)
+
+    got = deps.store.get_need(need)
+    assert [o.volunteer_id for o in deps.store.need_offers(need)] == [only]
+    assert got.status == NeedStatus.OFFERED.value, f"escalated with its offer out: {got.status_reason}"

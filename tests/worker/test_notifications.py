@@ -1,0 +1,246 @@
+"""Who hears what, and when: offers to volunteers, progress to requesters, escalations to dispatchers.
+
+Every message goes through apprise to a real local HTTP receiver (json://) and is sent by a job
+on the notify queue, run by a real in-process RQ worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rq import Queue
+
+from service import jobs
+from tests.worker.conftest import Api, Receiver
+
+REQUESTER_PHONE = "+8613900000002"
+
+
+@pytest.fixture
+def volunteer(make_volunteer: Any, receiver: Receiver) -> Any:
+    """An on-duty volunteer near the standard need, told through the receiver at /vol."""
+
+    def _make(path: str = "/vol", **overrides: Any) -> dict[str, Any]:
+        return make_volunteer(**{"on_duty": True, "channels": [receiver.url(path)], **overrides})
+
+    return _make
+
+
+# ---- volunteers hear about offers ----------------------------------------------------------------
+
+
+def test_a_matched_volunteer_gets_an_offer_with_kind_distance_accept_by_and_reply_code(
+    volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    v = volunteer(locale="en")
+    need = make_need()
+
+    work()
+
+    offer = api.pending_offer(v["id"])
+    [message] = receiver.delivered("/vol")
+    assert message.title == "Aidline dispatch"
+    text = message.message
+    assert "water delivery" in text
+    assert f"{offer['distance_km']:.1f} km away" in text
+    assert f"Answer by {offer['expires_at'][11:16]} UTC" in text
+    assert f"YES {offer['code']}" in text and f"NO {offer['code']}" in text
+    assert f"http://aid.test/api/v1/offers/{offer['id']}" in text
+    assert offer["need_id"] == need["id"]
+
+
+def test_an_offer_to_a_chinese_speaking_volunteer_is_in_chinese(
+    volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    v = volunteer(locale="zh")
+    make_need(priority="critical")
+
+    work()
+
+    offer = api.pending_offer(v["id"])
+    [message] = receiver.delivered("/vol")
+    assert message.title == "Aidline 志愿调度"
+    assert message.message.startswith("【Aidline】紧急求助：送水")
+    assert f"距您{offer['distance_km']:.1f}公里" in message.message
+    assert f"请在{offer['expires_at'][11:16]} UTC前回复" in message.message
+    assert f"接受回YES {offer['code']}，拒绝回NO {offer['code']}" in message.message
+
+
+def test_a_volunteer_without_channels_is_offered_but_nothing_is_sent(
+    make_volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    v = make_volunteer(on_duty=True, channels=[])
+    need = make_need()
+
+    work()
+
+    assert api.pending_offer(v["id"])
+    assert [n["topic"] for n in api.notifications(need["id"])] == ["received"]
+    assert receiver.delivered("/vol") == []
+
+
+# ---- requesters hear about their need --------------------------------------------------------------
+
+
+def test_the_requester_is_told_the_need_was_received_with_the_tracking_link(
+    make_need: Any, work: Any, receiver: Receiver
+) -> None:
+    need = make_need(requester={"name": "Zhang", "phone": REQUESTER_PHONE})
+
+    work()
+
+    [sms] = receiver.delivered("/sms")
+    assert sms.query == {"phone": REQUESTER_PHONE}
+    assert sms.message.startswith("【Aidline】已收到您的送水求助")
+    assert f"http://aid.test/t/{need['tracking_code']}" in sms.message
+
+
+def test_the_requester_follows_the_need_from_received_to_done_in_their_language(
+    volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    v = volunteer(name="Mei Chen")
+    need = make_need(requester={"name": "Zhang", "phone": REQUESTER_PHONE, "locale": "en"})
+    track = f"http://aid.test/t/{need['tracking_code']}"
+    work()
+    offer = api.pending_offer(v["id"])
+
+    api.accept(offer)
+    work()
+    api.progress(need["id"], "en_route", v["id"])
+    work()
+    api.progress(need["id"], "on_site", v["id"])
+    work()
+    api.progress(need["id"], "done", v["id"])
+    work()
+
+    received, assigned, en_route, done = receiver.messages("/sms")
+    assert received == f"Aidline: we received your water delivery request and are finding a volunteer. Track it: {track}"
+    assert assigned == (
+        f"Aidline: volunteer Mei took your request, about {offer['distance_km']:.1f} km away. Track: {track}"
+    )
+    assert "Chen" not in assigned, "only the volunteer's first name is shared"
+    assert en_route == f"Aidline: volunteer Mei is on the way. Track: {track}"
+    assert done == f"Aidline: your water delivery request is done. Please rate it 1-5: {track}"
+    assert {r.query["phone"] for r in receiver.delivered("/sms")} == {REQUESTER_PHONE}
+
+
+def test_a_deferred_need_tells_the_requester_why(make_need: Any, work: Any, api: Api, receiver: Receiver) -> None:
+    need = make_need()
+    work()  # nobody is available: escalated
+
+    response = api.post(f"/api/v1/needs/{need['id']}/defer", {"reason": "the road is closed by snow"})
+    assert response.status_code == 200, response.get_json()
+    work()
+
+    deferred = receiver.messages("/sms")[-1]
+    assert deferred.startswith("【Aidline】您的送水求助暂缓处理，原因：the road is closed by snow。")
+    assert f"http://aid.test/t/{need['tracking_code']}" in deferred
+
+
+def test_a_need_deferred_a_second_time_tells_the_requester_again(
+    make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    need = make_need()
+    work()
+    assert api.post(f"/api/v1/needs/{need['id']}/defer", {"reason": "the road is closed by snow"}).status_code == 200
+    work()
+    assert api.post(f"/api/v1/needs/{need['id']}/reopen", {"reason": "road open"}).status_code == 200
+    work()
+
+    assert api.post(f"/api/v1/needs/{need['id']}/defer", {"reason": "the pump part is on order"}).status_code == 200
+    work()
+
+    deferrals = [m for m in receiver.messages("/sms") if "暂缓处理" in m]
+    assert len(deferrals) == 2, receiver.messages("/sms")
+    assert "the pump part is on order" in deferrals[1]
+
+
+def test_a_need_without_a_requester_phone_sends_the_requester_nothing(
+    make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    need = make_need(requester={"name": "Zhang"})
+
+    work()
+
+    assert receiver.delivered("/sms") == []
+    assert "received" not in [n["topic"] for n in api.notifications(need["id"])]
+
+
+# ---- dispatchers hear about escalations ------------------------------------------------------------
+
+
+def test_an_escalated_need_is_sent_to_the_dispatcher_channels(
+    make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    need = make_need()  # no grid, and nobody is available
+
+    work()
+
+    assert api.need(need["id"])["status"] == "escalated"
+    [escalation] = receiver.messages("/dispatch")
+    assert escalation.startswith("【Aidline】需人工调度：送水（高），no available volunteer with driving within 25 km")
+    assert f"http://aid.test/api/v1/needs/{need['id']}" in escalation
+    assert receiver.delivered("/grid-2") == []
+
+
+def test_an_escalated_need_in_a_grid_with_its_own_channel_goes_to_that_channel_only(
+    make_need: Any, work: Any, receiver: Receiver
+) -> None:
+    need = make_need(grid="grid-2")
+
+    work()
+
+    [escalation] = receiver.messages("/grid-2")
+    assert "需人工调度" in escalation and need["id"] in escalation
+    assert receiver.delivered("/dispatch") == []
+
+
+def test_a_need_escalated_again_after_a_reopen_alerts_the_dispatchers_again(
+    make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    need = make_need()
+    work()
+    assert len(receiver.messages("/dispatch")) == 1
+
+    response = api.post(f"/api/v1/needs/{need['id']}/reopen", {"reason": "try once more"})
+    assert response.status_code == 200, response.get_json()
+    work()
+
+    assert api.need(need["id"])["status"] == "escalated"
+    assert len(receiver.messages("/dispatch")) == 2, "every escalation is news to the dispatchers"
+
+
+# ---- sent by jobs on the notify queue, never inline ------------------------------------------------
+
+
+def test_submitting_a_need_queues_a_notify_job_and_sends_nothing_until_a_worker_runs(
+    make_need: Any, work: Any, connection: Any, receiver: Receiver
+) -> None:
+    need = make_need()
+
+    notify = Queue(jobs.NOTIFY, connection=connection)
+    queued = [notify.fetch_job(job_id) for job_id in notify.job_ids]
+    assert [(j.func_name, j.args[:2]) for j in queued] == [(jobs.SEND_NOTIFICATIONS, ("received", need["id"]))]
+    assert receiver.requests == []
+
+    work(queues=(jobs.NOTIFY,))
+
+    assert len(receiver.messages("/sms")) == 1
+
+
+def test_accepting_an_offer_sends_nothing_inline(
+    volunteer: Any, make_need: Any, work: Any, api: Api, connection: Any, receiver: Receiver
+) -> None:
+    v = volunteer()
+    make_need()
+    work()
+    before = len(receiver.requests)
+
+    api.accept(api.pending_offer(v["id"]))
+
+    assert len(receiver.requests) == before
+    notify = Queue(jobs.NOTIFY, connection=connection)
+    assert [notify.fetch_job(i).args[0] for i in notify.job_ids] == ["assigned"]
+    work(queues=(jobs.NOTIFY,))
+    assert len(receiver.requests) == before + 1
