@@ -75,7 +75,7 @@ class OfferStatus(str, Enum):
     DECLINED = "declined"
     EXPIRED = "expired"
     WITHDRAWN = "withdrawn"
-    RELEASED = "released"
+    COMPLETED = "completed"
 
 
 class Role(str, Enum):

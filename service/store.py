@@ -114,14 +114,19 @@ local function change_load(vol_id, delta, now_epoch)
   sync_avail(vol_id)
 end
 
--- End one offer. Pending offers get new_status; accepted ones become 'released'.
+-- End one offer: a pending one gets new_status; an accepted one becomes 'completed' when its
+-- need is done, else 'withdrawn'. Either way the volunteer's capacity is freed once.
 local function end_offer(offer_id, new_status, now_iso, now_epoch, reason)
   local okey = offer_key(offer_id)
   local o = redis.call('HMGET', okey, 'status', 'volunteer_id', 'need_id')
   local status = o[1]
   if status ~= 'pending' and status ~= 'accepted' then return nil end
   local target = new_status
-  if status == 'accepted' then target = 'released' end
+  if status == 'accepted' then
+    if new_status == 'completed' then target = 'completed' else target = 'withdrawn' end
+  elseif new_status == 'completed' then
+    target = 'withdrawn'
+  end
   redis.call('HSET', okey, 'status', target, 'decided_at', now_iso)
   if reason and reason ~= '' then redis.call('HSET', okey, 'reason', reason) end
   redis.call('ZREM', P .. 'offers:pending', offer_id)
@@ -133,6 +138,7 @@ local function end_offer(offer_id, new_status, now_iso, now_epoch, reason)
 end
 
 local function end_need_offers(need_id, new_status, now_iso, now_epoch, reason)
+  -- new_status: 'withdrawn' (cancel, defer, reopen) or 'completed' (done)
   local ids = redis.call('ZRANGE', P .. 'need:' .. need_id .. ':offers', 0, -1)
   for _, id in ipairs(ids) do end_offer(id, new_status, now_iso, now_epoch, reason) end
 end
@@ -286,6 +292,7 @@ return 'ok'
 
 # ARGV: prefix, need_id, allowed_csv, new_status, now_iso, now_epoch, event_json, release ('none'|'all'),
 #       release_reason, clear_tried ('1'|'0'), field, value, ...
+# release 'all' withdraws every live offer; 'done' completes accepted ones and withdraws pending ones.
 # Moves a need to a new status if its current status allows it; optionally ends its offers.
 _TRANSITION = """
 local need_id, new_status, now_iso, now_epoch = ARGV[2], ARGV[4], ARGV[5], ARGV[6]
@@ -294,6 +301,7 @@ local current = redis.call('HGET', nkey, 'status')
 if not current then return 'no_need' end
 if not in_csv(ARGV[3], current) then return 'need_status:' .. current end
 if ARGV[8] == 'all' then end_need_offers(need_id, 'withdrawn', now_iso, now_epoch, ARGV[9]) end
+if ARGV[8] == 'done' then end_need_offers(need_id, 'completed', now_iso, now_epoch, '') end
 if ARGV[10] == '1' then redis.call('DEL', P .. 'need:' .. need_id .. ':tried') end
 for i = 11, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', nkey, ARGV[i]) else redis.call('HSET', nkey, ARGV[i], ARGV[i + 1]) end
@@ -516,7 +524,10 @@ class Store:
         clear_tried: bool = False,
         fields: dict[str, Any] | None = None,
     ) -> str:
-        """Atomically move a need from one of allowed_from to `to`; returns 'ok:<old>' or the refusal."""
+        """Atomically move a need from one of allowed_from to `to`; returns 'ok:<old>' or the refusal.
+
+        release_offers ends every live offer: withdrawn, or completed when `to` is done.
+        """
         args: list[Any] = [
             self.p,
             need_id,
@@ -525,7 +536,7 @@ class Store:
             now_iso,
             now_epoch,
             _event_json(event) if event else "",
-            "all" if release_offers else "none",
+            ("done" if to == NeedStatus.DONE.value else "all") if release_offers else "none",
             release_reason,
             "1" if clear_tried else "0",
         ]

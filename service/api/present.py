@@ -11,7 +11,8 @@ from service.privacy import first_name, mask_channel
 
 __all__ = ["first_name", "mask_channel"]
 
-LIVE_OFFERS = (OfferStatus.PENDING.value, OfferStatus.ACCEPTED.value)
+LIVE_OFFERS = (OfferStatus.PENDING.value, OfferStatus.ACCEPTED.value, OfferStatus.COMPLETED.value)
+"""Offers shown as a need's assignments: live ones, and the work that was done."""
 
 
 def volunteer_view(v: Volunteer) -> dict[str, Any]:

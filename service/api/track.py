@@ -21,7 +21,7 @@ def tracking_view(code: str) -> dict[str, Any]:
     need = needs.need_for_tracking(deps=deps(), code=code)
     helpers = []
     for offer in store.need_offers(need.id):
-        if offer.status != OfferStatus.ACCEPTED.value:
+        if offer.status not in (OfferStatus.ACCEPTED.value, OfferStatus.COMPLETED.value):
             continue
         volunteer = store.get_volunteer(offer.volunteer_id)
         if volunteer is not None:
