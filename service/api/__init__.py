@@ -11,6 +11,7 @@ from urllib.parse import quote
 from flask import Flask, redirect, request, send_from_directory
 from flask_smorest import Api
 
+from service.api.errors import error_response
 from service.api.schemas import ErrorSchema
 from service.config import Settings
 from service.logs import setup_logging
@@ -99,8 +100,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
             return None
         has_body = bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "")
         if has_body and not request.is_json:
-            from service.api.errors import error_response
-
             return error_response(415, "send the body as JSON with 'Content-Type: application/json'")
         return None
 

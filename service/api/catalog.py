@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service.api.auth import requires
+from service.api.blueprint import Blueprint
 from service.api.schemas import CatalogSchema
 from service.catalog import catalog
 from service.models import Role

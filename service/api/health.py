@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service.api.auth import deps, errors
+from service.api.blueprint import Blueprint
 from service.api.schemas import HealthSchema
 from service.exceptions import ServiceUnavailable
 

@@ -9,11 +9,11 @@ from typing import Any
 import marshmallow as ma
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
 
 from service import dispatch
 from service.api.auth import deps, errors
+from service.api.blueprint import Blueprint
 from service.exceptions import Forbidden, InvalidInput, NotFound
 from service.models import Principal, Role
 

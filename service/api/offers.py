@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from service import dispatch
 from service.api import present
 from service.api.auth import current_principal, deps, errors, requires
+from service.api.blueprint import Blueprint
 from service.api.schemas import OfferSchema, OptionalReasonSchema
 from service.models import Role
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import marshmallow as ma
@@ -12,19 +13,58 @@ from service.models import Locale, NeedKind, NeedStatus, OfferStatus, Priority, 
 E164 = validate.Regexp(r"^\+[1-9]\d{6,14}$", error="Must be a phone number in E.164 form, like +8613800000001.")
 
 
+class StrictBoolean(fields.Boolean):
+    """Only JSON true and false (not 1, 0 or "true")."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictFloat(fields.Float):
+    """A JSON number, not a numeric string."""
+
+    def _validated(self, value: Any) -> Any:
+        if isinstance(value, str | bool):
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
 def _bool(**kwargs: Any) -> fields.Boolean:
-    return fields.Boolean(truthy={True}, falsy={False}, **kwargs)
+    return StrictBoolean(**kwargs)
 
 
 def _text(max_length: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
 
 
+SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_fields(data: Any, path: str = "") -> list[str]:
+    """Dotted names of strings holding unpaired surrogates, which cannot be stored as UTF-8."""
+    if isinstance(data, str):
+        return [path or "_schema"] if SURROGATES.search(data) else []
+    if isinstance(data, dict):
+        return [f for k, v in data.items() for f in _surrogate_fields(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(data, list):
+        return [f for i, v in enumerate(data) for f in _surrogate_fields(v, f"{path}.{i}" if path else str(i))]
+    return []
+
+
 class Schema(ma.Schema):
-    """Every input schema rejects fields it does not know."""
+    """Every input schema rejects fields it does not know, and text that is not valid Unicode."""
 
     class Meta:
         unknown = RAISE
+
+    @ma.pre_load
+    def _no_surrogates(self, data: Any, **_: Any) -> Any:
+        bad = _surrogate_fields(data)
+        if bad:
+            raise ValidationError({name: ["Contains invalid characters (unpaired surrogates)."] for name in bad})
+        return data
 
 
 def _apprise_url(value: str) -> None:
@@ -34,9 +74,13 @@ def _apprise_url(value: str) -> None:
         raise ValidationError("Not a notification URL that apprise understands (e.g. json://host/path).")
 
 
+MAX_LAT = 85.05112878
+"""Redis GEO indexes cover latitudes up to here (Web Mercator), far beyond any community served."""
+
+
 class LocationSchema(Schema):
-    lat = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-90, max=90))
-    lon = fields.Float(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
+    lat = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-MAX_LAT, max=MAX_LAT))
+    lon = StrictFloat(required=True, allow_nan=False, validate=validate.Range(min=-180, max=180))
 
 
 class ErrorSchema(ma.Schema):
@@ -161,8 +205,8 @@ class NearArgsSchema(PageArgsSchema):
             lat, lon = float(lat_text), float(lon_text)
         except ValueError as exc:
             raise ValidationError("Must be 'lat,lon', e.g. 46.33,132.21.", "near") from exc
-        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ValidationError("Latitude must be within -90..90 and longitude within -180..180.", "near")
+        if not (-MAX_LAT <= lat <= MAX_LAT and -180 <= lon <= 180) or lat != lat or lon != lon:
+            raise ValidationError("Latitude must be within -85.05..85.05 and longitude within -180..180.", "near")
 
 
 class VolunteerQuerySchema(NearArgsSchema):

@@ -31,7 +31,9 @@ def assert_error(response: Any, code: int) -> dict[str, Any]:
     return body
 
 
-def send(client: Any, method: str, url: str, text: str | bytes, headers: dict[str, str], ctype: str = "application/json") -> Any:
+def send(
+    client: Any, method: str, url: str, text: str | bytes, headers: dict[str, str], ctype: str = "application/json"
+) -> Any:
     return client.open(url, method=method, data=text, content_type=ctype, headers=headers)
 
 
@@ -182,7 +184,9 @@ def test_text_plain_is_415_on_every_body_endpoint(client, tokens, body_endpoints
 
 
 def test_invalid_input_is_422_with_errors_by_location_and_field(client, tokens):
-    response = client.post("/api/v1/volunteers", json={**VOLUNTEER_BODY, "capacity": 0, "phone": "1"}, headers=tokens.dispatcher)
+    response = client.post(
+        "/api/v1/volunteers", json={**VOLUNTEER_BODY, "capacity": 0, "phone": "1"}, headers=tokens.dispatcher
+    )
 
     body = assert_error(response, 422)
     assert set(body["errors"]) == {"json"}
@@ -243,7 +247,7 @@ def assert_not_500(response: Any) -> None:
 
 
 @pytest.mark.parametrize("text", list(HOSTILE_BODIES.values()), ids=list(HOSTILE_BODIES))
-def test_hostile_bodies_get_a_4xx_in_the_error_format_on_every_body_endpoint(client, tokens, body_endpoints, text):
+def test_hostile_bodies_never_cause_a_500_on_any_body_endpoint(client, tokens, body_endpoints, text):
     for method, url in body_endpoints:
         response = send(client, method, url, text, tokens.dispatcher)
         assert_not_500(response)
@@ -280,8 +284,16 @@ def test_huge_strings_in_every_need_field_are_422_not_500(client, tokens):
         "a=" * 2000,
     ],
     ids=[
-        "huge-limit", "long-near", "infinite-near", "infinite-radius", "nan-radius", "huge-cursor",
-        "cursor-with-list", "negative-offset-cursor", "huge-status", "many-params",
+        "huge-limit",
+        "long-near",
+        "infinite-near",
+        "infinite-radius",
+        "nan-radius",
+        "huge-cursor",
+        "cursor-with-list",
+        "negative-offset-cursor",
+        "huge-status",
+        "many-params",
     ],
 )
 def test_hostile_queries_get_a_4xx_in_the_error_format(client, tokens, query):
@@ -298,3 +310,40 @@ def test_a_forged_offset_cursor_on_a_near_list_is_422_not_500(client, tokens, ma
         cursor = base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
         response = client.get(f"/api/v1/volunteers?near=46.33,132.21&cursor={cursor}", headers=tokens.dispatcher)
         assert_error(response, 422)
+
+
+@pytest.mark.parametrize(
+    ("url", "field", "base"),
+    [
+        ("/api/v1/volunteers", "name", VOLUNTEER_BODY),
+        ("/api/v1/volunteers", "team", VOLUNTEER_BODY),
+        ("/api/v1/needs", "description", NEED),
+        ("/api/v1/needs", "address", NEED),
+    ],
+)
+def test_text_that_cannot_be_stored_as_utf8_is_refused_not_500(client, tokens, url, field, base):
+    """A lone surrogate (valid JSON escape, invalid Unicode text) in an otherwise valid body."""
+    text = json.dumps({**base, field: "PLACEHOLDER"}).replace("PLACEHOLDER", "\\ud800")
+
+    response = send(client, "POST", url, text, tokens.dispatcher)
+
+    assert response.status_code in (400, 422), response.get_data(as_text=True)[:300]
+    assert_error(response, response.status_code)
+
+
+def test_nesting_too_deep_for_the_json_parser_is_400_not_500(client, tokens):
+    deep = '{"name": ' + "[" * 20000 + "]" * 20000 + "}"  # 40 KB: under the body limit, over the recursion limit
+
+    response = send(client, "POST", "/api/v1/volunteers", deep, tokens.dispatcher)
+
+    assert response.status_code in (400, 422), response.get_data(as_text=True)[:300]
+    assert_error(response, response.status_code)
+
+
+def test_an_integer_too_long_to_convert_is_refused_not_500(client, tokens):
+    text = json.dumps({**VOLUNTEER_BODY, "capacity": 0}).replace('"capacity": 0', '"capacity": ' + "1" * 5000)
+
+    response = send(client, "POST", "/api/v1/volunteers", text, tokens.dispatcher)
+
+    assert response.status_code in (400, 422), response.get_data(as_text=True)[:300]
+    assert_error(response, response.status_code)

@@ -380,7 +380,9 @@ def test_put_location_moves_the_live_position_but_not_home(client, tokens, make_
 def test_a_volunteer_reports_its_own_position(client, tokens, make_volunteer):
     v = make_volunteer()
 
-    response = client.put(f"{URL}/{v['id']}/location", json={"lat": 46.0, "lon": 132.0}, headers=tokens.volunteer(v["id"]))
+    response = client.put(
+        f"{URL}/{v['id']}/location", json={"lat": 46.0, "lon": 132.0}, headers=tokens.volunteer(v["id"])
+    )
 
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["location"] == {"lat": 46.0, "lon": 132.0}
@@ -402,8 +404,17 @@ def test_a_volunteer_reports_its_own_position(client, tokens, make_volunteer):
         ({"lat": 0, "lon": 0, "accuracy": 5}, "accuracy"),
     ],
     ids=[
-        "lat-91", "lat-minus-90.5", "lon-181", "lon-minus-180.01", "lat-numeric-string", "lat-word", "lat-null",
-        "lat-list", "lat-missing", "lon-missing", "unknown-field",
+        "lat-91",
+        "lat-minus-90.5",
+        "lon-181",
+        "lon-minus-180.01",
+        "lat-numeric-string",
+        "lat-word",
+        "lat-null",
+        "lat-list",
+        "lat-missing",
+        "lon-missing",
+        "unknown-field",
     ],
 )
 def test_put_location_validates_coordinates(client, tokens, make_volunteer, body, field):
@@ -539,7 +550,9 @@ def test_list_near_combines_with_skill_and_duty(client, tokens, make_volunteer):
     make_volunteer(location=here, skills=["cooking"], on_duty=True)
     make_volunteer(location={"lat": 40.0, "lon": 120.0}, skills=["electrical"], on_duty=True)
 
-    response = client.get(f"{URL}?near=46.33,132.21&radius_km=5&skill=electrical&on_duty=true", headers=tokens.dispatcher)
+    response = client.get(
+        f"{URL}?near=46.33,132.21&radius_km=5&skill=electrical&on_duty=true", headers=tokens.dispatcher
+    )
 
     assert ids_of(response) == [wanted["id"]]
 
