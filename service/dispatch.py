@@ -95,44 +95,58 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
     radius_max = max_radius_km(deps, need)
     tried = deps.store.tried_volunteers(need_id)
     skill = search_skill(deps, need.skills)
-    done = False
+    stop = False
     for radius in search_rings(deps.settings.rings_km, radius_max):
-        requirement = Requirement(location=need.location, skills=frozenset(need.skills), radius_km=radius)
-        count = missing + len(tried) + deps.settings.ring_count
-        while not done:
-            hits = deps.store.available_near(
-                skill=skill, lat=need.location.lat, lon=need.location.lon, radius_km=radius, count=count
-            )
-            choices = choose_volunteers(
-                requirement, load_candidates(deps, [vid for vid, _ in hits]), exclude=tried, count=missing
-            )
-            for choice in choices:
-                tried.add(choice.volunteer_id)
-                result = reserve_volunteer(
-                    deps=deps, need=need, volunteer_id=choice.volunteer_id, distance=choice.distance_km
-                )
-                if result.startswith("ok:"):
-                    outcome.offered.append(result[3:])
-                    missing -= 1
-                    observe_once(deps, "intake_to_first_offer", need)
-                elif result == "need_full" or result.startswith("need_status:"):
-                    done = True
-                    break
-            if missing <= 0:
-                done = True
-            if done or len(hits) < count:
-                break  # this ring holds no more
-            count *= 4
-        if done:
-            break
-    if missing > 0 and not done:
-        escalate(
-            deps=deps,
-            need=load_need(deps=deps, need_id=need_id),
-            reason=f"no available volunteer with {', '.join(need.skills) or 'any skill'} within {radius_max:g} km",
+        missing, stop = offer_within(
+            deps=deps, need=need, radius=radius, skill=skill, tried=tried, missing=missing, outcome=outcome
         )
-        outcome.escalated = "no volunteer within the maximum radius"
+        if stop or missing <= 0:
+            break
+    if missing > 0 and not stop:
+        reason = f"no available volunteer with {', '.join(need.skills) or 'any skill'} within {radius_max:g} km"
+        if escalate(deps=deps, need=load_need(deps=deps, need_id=need_id), reason=reason, unless_staffed=True):
+            outcome.escalated = reason
     return outcome
+
+
+def offer_within(
+    *, deps: Deps, need: Need, radius: float, skill: str, tried: set[str], missing: int, outcome: MatchOutcome
+) -> tuple[int, bool]:
+    """Offer to the nearest eligible volunteers within one ring; returns (still missing, stop matching).
+
+    A volunteer lost to another worker between choosing and reserving is skipped and the ring
+    is searched again; `tried` grows each time, so this ends.
+    """
+    requirement = Requirement(location=need.location, skills=frozenset(need.skills), radius_km=radius)
+    count = 0
+    while missing > 0:
+        count = max(count, missing + len(tried) + deps.settings.ring_count)
+        hits = deps.store.available_near(
+            skill=skill, lat=need.location.lat, lon=need.location.lon, radius_km=radius, count=count
+        )
+        choices = choose_volunteers(
+            requirement, load_candidates(deps, [vid for vid, _ in hits]), exclude=tried, count=missing
+        )
+        lost = False
+        for choice in choices:
+            tried.add(choice.volunteer_id)
+            result = reserve_volunteer(
+                deps=deps, need=need, volunteer_id=choice.volunteer_id, distance=choice.distance_km
+            )
+            if result.startswith("ok:"):
+                outcome.offered.append(result[3:])
+                missing -= 1
+                observe_once(deps, "intake_to_first_offer", need)
+            elif result == "need_full" or result.startswith("need_status:"):
+                return missing, True  # filled or closed by someone else meanwhile
+            else:
+                lost = True
+        if lost:
+            continue
+        if len(hits) < count:
+            break  # this ring holds no more
+        count *= 4
+    return missing, False
 
 
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
@@ -217,12 +231,17 @@ def claim_code(deps: Deps, *, ttl_seconds: int) -> str:
     raise RuntimeError("could not find a free offer code")
 
 
-def escalate(*, deps: Deps, need: Need, reason: str) -> bool:
-    """Hand the need to dispatchers; nothing happens if it is already escalated."""
+def escalate(*, deps: Deps, need: Need, reason: str, unless_staffed: bool = False) -> bool:
+    """Hand the need to dispatchers; nothing happens if it is already escalated.
+
+    With unless_staffed, Redis refuses the change when the need has meanwhile got all the
+    offers it asked for (another worker matched it).
+    """
     if need.status == NeedStatus.ESCALATED.value:
         return False
     try:
         change_status(
+            unless_staffed=unless_staffed,
             deps=deps,
             need_id=need.id,
             action=Action.ESCALATE,

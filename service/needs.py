@@ -171,6 +171,7 @@ def change_status(
     detail: dict[str, Any] | None = None,
     release_offers: bool = False,
     clear_tried: bool = False,
+    unless_staffed: bool = False,
     fields: dict[str, Any] | None = None,
 ) -> Need:
     """Apply one lifecycle action atomically; 409 naming the current status if it is not allowed."""
@@ -187,8 +188,11 @@ def change_status(
         release_offers=release_offers,
         release_reason=(detail or {}).get("reason", event_type),
         clear_tried=clear_tried,
+        unless_staffed=unless_staffed,
         fields=fields,
     )
+    if result == "staffed":
+        raise InvalidTransition("the need has all the offers it asked for", current=need.status)
     if result == "no_need":
         raise NotFound(f"need {need_id} not found")
     if result.startswith("need_status:"):
@@ -252,27 +256,33 @@ def reopen_need(*, deps: Deps, need_id: str, reason: str | None, actor: str) -> 
 
 
 def rematch_need(*, deps: Deps, need_id: str, principal: Principal) -> Need:
-    """Withdraw pending offers and search again from scratch; accepted volunteers stay."""
+    """Search again. Before assignment: pending offers are withdrawn and everyone may be offered again.
+    Once assigned: the assigned volunteers are released and the next nearest are offered instead."""
     access.require_role(principal, Role.DISPATCHER)
     need = load_need(deps=deps, need_id=need_id)
     lifecycle.check(Action.REMATCH, need.status)
-    for offer in deps.store.need_offers(need_id):
-        if offer.status == OfferStatus.PENDING.value:
-            release_offer(
-                deps=deps,
-                offer_id=offer.id,
-                status=OfferStatus.WITHDRAWN,
-                actor=principal.actor,
-                reason="dispatcher rematch",
-                rematch=False,
-            )
+    replacing_team = need.status == NeedStatus.ASSIGNED.value
+    if not replacing_team:
+        for offer in deps.store.need_offers(need_id):
+            if offer.status == OfferStatus.PENDING.value:
+                release_offer(
+                    deps=deps,
+                    offer_id=offer.id,
+                    status=OfferStatus.WITHDRAWN,
+                    actor=principal.actor,
+                    reason="dispatcher rematch",
+                    rematch=False,
+                )
     need = change_status(
         deps=deps,
         need_id=need_id,
         action=Action.REMATCH,
         actor=principal.actor,
         event_type="rematch",
-        clear_tried=True,
+        detail={"reason": "dispatcher rematch"},
+        release_offers=replacing_team,
+        clear_tried=not replacing_team,
+        fields={"committed_deadline": ""} if replacing_team else None,
     )
     deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
     return need

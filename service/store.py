@@ -291,7 +291,7 @@ return 'ok'
 """
 
 # ARGV: prefix, need_id, allowed_csv, new_status, now_iso, now_epoch, event_json, release ('none'|'all'),
-#       release_reason, clear_tried ('1'|'0'), field, value, ...
+#       release_reason, clear_tried ('1'|'0'), unless_staffed ('1'|'0'), field, value, ...
 # release 'all' withdraws every live offer; 'done' completes accepted ones and withdraws pending ones.
 # Moves a need to a new status if its current status allows it; optionally ends its offers.
 _TRANSITION = """
@@ -300,10 +300,14 @@ local nkey = need_key(need_id)
 local current = redis.call('HGET', nkey, 'status')
 if not current then return 'no_need' end
 if not in_csv(ARGV[3], current) then return 'need_status:' .. current end
+if ARGV[11] == '1' then
+  local n = redis.call('HMGET', nkey, 'active', 'volunteers_needed')
+  if tonumber(n[1]) >= tonumber(n[2]) then return 'staffed' end
+end
 if ARGV[8] == 'all' then end_need_offers(need_id, 'withdrawn', now_iso, now_epoch, ARGV[9]) end
 if ARGV[8] == 'done' then end_need_offers(need_id, 'completed', now_iso, now_epoch, '') end
 if ARGV[10] == '1' then redis.call('DEL', P .. 'need:' .. need_id .. ':tried') end
-for i = 11, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', nkey, ARGV[i]) else redis.call('HSET', nkey, ARGV[i], ARGV[i + 1]) end
 end
 if new_status ~= 'assigned' and new_status ~= 'en_route' and new_status ~= 'on_site' then
@@ -522,6 +526,7 @@ class Store:
         release_offers: bool = False,
         release_reason: str = "",
         clear_tried: bool = False,
+        unless_staffed: bool = False,
         fields: dict[str, Any] | None = None,
     ) -> str:
         """Atomically move a need from one of allowed_from to `to`; returns 'ok:<old>' or the refusal.
@@ -539,6 +544,7 @@ class Store:
             ("done" if to == NeedStatus.DONE.value else "all") if release_offers else "none",
             release_reason,
             "1" if clear_tried else "0",
+            "1" if unless_staffed else "0",
         ]
         for name, value in (fields or {}).items():
             args += [name, _encode(value)]

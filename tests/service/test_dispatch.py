@@ -181,7 +181,9 @@ def test_decline_offers_the_next_nearest_volunteer(
     offer = the_pending_offer(get_need(need["id"]))
 
     response = client.post(
-        f"/api/v1/offers/{offer['offer_id']}/decline", json={"reason": "car broke"}, headers=tokens.volunteer(nearest["id"])
+        f"/api/v1/offers/{offer['offer_id']}/decline",
+        json={"reason": "car broke"},
+        headers=tokens.volunteer(nearest["id"]),
     )
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["status"] == "declined"
@@ -291,7 +293,9 @@ def test_escalated_need_is_matched_again_when_a_fitting_volunteer_comes_on_duty(
     assert get_need(need["id"])["status"] == "escalated"
 
     response = client.put(
-        f"/api/v1/volunteers/{volunteer['id']}/availability", json={"on_duty": True}, headers=tokens.volunteer(volunteer["id"])
+        f"/api/v1/volunteers/{volunteer['id']}/availability",
+        json={"on_duty": True},
+        headers=tokens.volunteer(volunteer["id"]),
     )
     assert response.status_code == 200, response.get_json()
     work()
@@ -309,7 +313,9 @@ def test_escalated_need_is_not_offered_to_a_volunteer_without_its_skill(
     work()
 
     client.put(
-        f"/api/v1/volunteers/{volunteer['id']}/availability", json={"on_duty": True}, headers=tokens.volunteer(volunteer["id"])
+        f"/api/v1/volunteers/{volunteer['id']}/availability",
+        json={"on_duty": True},
+        headers=tokens.volunteer(volunteer["id"]),
     )
     work()
 
@@ -354,7 +360,9 @@ def test_going_off_duty_withdraws_pending_offers_and_the_need_goes_to_the_next(
     assert offer["volunteer_id"] == nearest["id"]
 
     response = client.put(
-        f"/api/v1/volunteers/{nearest['id']}/availability", json={"on_duty": False}, headers=tokens.volunteer(nearest["id"])
+        f"/api/v1/volunteers/{nearest['id']}/availability",
+        json={"on_duty": False},
+        headers=tokens.volunteer(nearest["id"]),
     )
     assert response.status_code == 200
 
@@ -367,7 +375,9 @@ def test_going_off_duty_withdraws_pending_offers_and_the_need_goes_to_the_next(
 # ---- dispatcher actions ------------------------------------------------------------------------
 
 
-def test_dispatcher_assigns_a_volunteer_directly(client, tokens, volunteer_at, make_need, work, get_need, get_volunteer):
+def test_dispatcher_assigns_a_volunteer_directly(
+    client, tokens, volunteer_at, make_need, work, get_need, get_volunteer
+):
     need = make_need()
     work()
     assert get_need(need["id"])["status"] == "escalated"
@@ -421,6 +431,23 @@ def test_dispatcher_rematch_withdraws_pending_offers_and_searches_again(
     assert new["volunteer_id"] == volunteer["id"]  # volunteers tried before are searched again
 
 
+def test_rematch_of_an_assigned_need_replaces_its_volunteer_with_the_next_nearest(
+    client, tokens, assigned, volunteer_at, work, get_need, get_volunteer, progress
+) -> None:
+    need, first = assigned()
+    second = volunteer_at(3.0)
+
+    response = client.post(f"/api/v1/needs/{need['id']}/rematch", headers=tokens.dispatcher)
+    assert response.status_code == 200, response.get_json()
+    work()
+
+    got = get_need(need["id"])
+    assert got["status"] == "offered"
+    assert [(a["volunteer_id"], a["status"]) for a in got["assignments"]] == [(second["id"], "pending")]
+    assert get_volunteer(first["id"])["load"] == 0
+    assert progress(need["id"], "en_route", tokens.volunteer(first["id"])).status_code == 403
+
+
 def test_dispatcher_defers_and_reopens_a_need(client, tokens, volunteer_at, make_need, work, get_need, get_volunteer):
     volunteer = volunteer_at(1.0)
     need = make_need()
@@ -468,7 +495,10 @@ def test_assigned_volunteer_reports_en_route_on_site_and_done(
         assert response.status_code == 200, response.get_json()
         assert response.get_json()["status"] == status
 
-    types = [e["type"] for e in client.get(f"/api/v1/needs/{need['id']}/events", headers=tokens.dispatcher).get_json()["items"]]
+    types = [
+        e["type"]
+        for e in client.get(f"/api/v1/needs/{need['id']}/events", headers=tokens.dispatcher).get_json()["items"]
+    ]
     assert types[-3:] == ["en_route", "on_site", "done"]
     assert get_volunteer(helper["id"])["load"] == 0  # done frees the volunteer
 
