@@ -46,6 +46,7 @@ class Settings:
     grid_channels: dict[str, tuple[str, ...]] = field(default_factory=dict)
     inbound_sms_secret: str = ""
     offer_reminder_ratio: float = 0.5
+    timezone: str = "UTC"
     # http
     max_content_length: int = 64 * 1024
     rate_limit: str = "600/minute"

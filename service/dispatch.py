@@ -224,7 +224,7 @@ def new_offer_id() -> str:
 
 def claim_code(deps: Deps, *, ttl_seconds: int) -> str:
     """A short code for SMS replies ('YES 4821'), unique among live offers."""
-    for digits in (4, 4, 4, 4, 4, 6, 6, 6, 8):
+    for digits in (4, 4, 4, 4, 4, 6, 6, 6, 6, 6):
         code = "".join(secrets.choice("0123456789") for _ in range(digits))
         if deps.store.claim_offer_code(code, ttl_seconds=ttl_seconds):
             return code

@@ -30,8 +30,8 @@ PRIORITY_NAMES = {"zh": {"critical": "紧急", "high": "高", "normal": "普通"
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "offer": {
-        "zh": "【Aidline】{priority}求助：{kind}，距您{distance}公里。请在{accept_by}前回复。"
-        "接受回YES {code}，拒绝回NO {code}。{link}",
+        "zh": "【Aidline】{priority}：{kind}，距您{distance}公里，{accept_by}前回复。"
+        "回YES {code}接受，NO {code}拒绝。{link}",
         "en": "Aidline {priority}: {kind}, {distance} km away. Answer by {accept_by}. "
         "Reply YES {code} or NO {code}. {link}",
     },

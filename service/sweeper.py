@@ -7,17 +7,20 @@ from service.bootstrap import Deps
 from service.models import NeedStatus
 
 STUCK_AFTER_SECONDS = 60
-"""A need still queued or matching this long after its last change gets its match job again."""
+"""A need still queued or matching (or offered to fewer volunteers than it asked for) this long
+after its last change gets its match job again."""
 
 
 def sweep(*, deps: Deps) -> dict[str, int]:
     """Re-enqueue stuck needs, expire overdue offers, escalate needs whose deadline is at risk."""
     moment = clock.now()
     requeued = 0
-    for status in (NeedStatus.QUEUED.value, NeedStatus.MATCHING.value):
+    for status in (NeedStatus.QUEUED.value, NeedStatus.MATCHING.value, NeedStatus.OFFERED.value):
         for need in deps.store.get_needs(deps.store.need_ids_with_status(status)):
             if need is None:
                 continue
+            if status == NeedStatus.OFFERED.value and need.active >= need.volunteers_needed:
+                continue  # fully offered: the offers' own expiry moves it on
             changed = deps.store.need_field(need.id, "status_at") or need.updated_at
             if (moment - clock.parse(changed)).total_seconds() >= STUCK_AFTER_SECONDS:
                 deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))

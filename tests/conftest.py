@@ -44,9 +44,25 @@ class RedisServer:
         if shutil.which("redis-server") is None:
             pytest.fail("redis-server is not installed (make install installs it)")
         self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory-policy", "noeviction",
-             "--save", "", "--daemonize", "no"],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--maxmemory-policy",
+                "noeviction",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)

@@ -42,7 +42,7 @@ def rematch_escalated_near(volunteer_id: str) -> list[str]:
 
 
 def send_notifications(
-    topic: str, need_id: str, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+    topic: str, need_id: str, volunteer_id: str = "", offer_id: str = "", reason: str = "", event_id: str = ""
 ) -> list[str]:
     """Work out who hears about an event and queue one delivery per recipient."""
     return notifications.plan_deliveries(
@@ -52,6 +52,7 @@ def send_notifications(
         volunteer_id=volunteer_id,
         offer_id=offer_id,
         reason=reason,
+        event_id=event_id,
     )
 
 

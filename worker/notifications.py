@@ -95,17 +95,29 @@ def recipients(deps: Deps, topic: str, need: Need, volunteer_id: str) -> list[tu
     raise ValueError(f"unknown notification topic {topic}")
 
 
+def local_time(deps: Deps, stamp: str, *, with_date: bool = False) -> str:
+    """A stored UTC time as people read it: in AIDLINE_TIMEZONE (default UTC), named when UTC."""
+    from zoneinfo import ZoneInfo
+
+    zone = deps.settings.timezone
+    moment = clock.parse(stamp).astimezone(ZoneInfo(zone))
+    text = moment.strftime("%m-%d %H:%M" if with_date else "%H:%M")
+    return f"{text} UTC" if zone == "UTC" else text
+
+
 def message_values(deps: Deps, topic: str, need: Need, volunteer_id: str, offer_id: str, reason: str) -> dict[str, Any]:
     values: dict[str, Any] = {
         "kind": need.kind,
         "priority": need.priority,
-        "deadline": (need.committed_deadline or need.deadline)[:16].replace("T", " "),
+        "deadline": local_time(deps, need.committed_deadline or need.deadline, with_date=True),
         "reason": reason or need.status_reason or "",
         **links(deps, need, offer_id),
     }
     offer = deps.store.get_offer(offer_id) if offer_id else None
     if offer is not None:
-        values.update(code=offer.code, distance=f"{offer.distance_km:.1f}", accept_by=offer.expires_at[11:16] + " UTC")
+        values.update(
+            code=offer.code, distance=f"{offer.distance_km:.1f}", accept_by=local_time(deps, offer.expires_at)
+        )
     accepted = [o for o in deps.store.need_offers(need.id) if o.status == OfferStatus.ACCEPTED.value]
     if volunteer_id and not offer:
         mine = [o for o in accepted if o.volunteer_id == volunteer_id]
@@ -119,7 +131,14 @@ def message_values(deps: Deps, topic: str, need: Need, volunteer_id: str, offer_
 
 
 def plan_deliveries(
-    *, deps: Deps, topic: str, need_id: str, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+    *,
+    deps: Deps,
+    topic: str,
+    need_id: str,
+    volunteer_id: str = "",
+    offer_id: str = "",
+    reason: str = "",
+    event_id: str = "",
 ) -> list[str]:
     """Create one delivery per recipient and queue it; a second run finds them made and adds nothing."""
     need = deps.store.get_need(need_id)
@@ -130,7 +149,7 @@ def plan_deliveries(
         values = message_values(deps, topic, need, volunteer_id, offer_id, reason)
         title, body = render(topic, locale, values)
         sms_body = render(topic, locale, {**values, "link": ""})[1]
-        did = delivery_id(topic, need_id, recipient, offer_id or reason)
+        did = delivery_id(topic, need_id, recipient, f"{offer_id}|{reason}|{event_id}")
         created = deps.store.create_delivery(
             did,
             need_id=need_id,
@@ -225,7 +244,7 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
     )
     if delivery["topic"] not in DISPATCHER_TOPICS:
         reason = f"{delivery['topic']} to {delivery['recipient'].split(':')[0]}"
-        deps.jobs.enqueue(jobs.SEND_NOTIFICATIONS, "delivery_failed", need_id, "", "", reason, queue=jobs.NOTIFY)
+        announce(deps, "delivery_failed", need_id, reason=reason)
     return "failed"
 
 

@@ -62,6 +62,13 @@ class InboundSms(MethodView):
     @blp.arguments(InboundSmsSchema, location="json_or_form")
     @blp.response(200, InboundResultSchema)
     @blp.doc(
+        requestBody={
+            "required": True,
+            "content": {
+                "application/json": {"schema": InboundSmsSchema},
+                "application/x-www-form-urlencoded": {"schema": InboundSmsSchema},
+            },
+        },
         parameters=[
             {
                 "name": "X-Aidline-Secret",
@@ -70,7 +77,7 @@ class InboundSms(MethodView):
                 "required": False,
                 "description": "The shared secret (or ?secret=...)",
             }
-        ]
+        ],
     )
     @errors(blp, 404, 409, 422)
     def post(self, message: dict[str, str]) -> dict[str, str]:

@@ -74,7 +74,7 @@ def _apprise_url(value: str) -> None:
         raise ValidationError("Not a notification URL that apprise understands (e.g. json://host/path).")
 
 
-MAX_LAT = 85.05112878
+MAX_LAT = 85.05112
 """Redis GEO indexes cover latitudes up to here (Web Mercator), far beyond any community served."""
 
 
@@ -206,7 +206,7 @@ class NearArgsSchema(PageArgsSchema):
         except ValueError as exc:
             raise ValidationError("Must be 'lat,lon', e.g. 46.33,132.21.", "near") from exc
         if not (-MAX_LAT <= lat <= MAX_LAT and -180 <= lon <= 180) or lat != lat or lon != lon:
-            raise ValidationError("Latitude must be within -85.05..85.05 and longitude within -180..180.", "near")
+            raise ValidationError("Latitude must be within -85.05112..85.05112 and longitude within -180..180.", "near")
 
 
 class VolunteerQuerySchema(NearArgsSchema):

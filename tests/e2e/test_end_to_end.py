@@ -37,8 +37,18 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     server = Background(
-        [bin_path("gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
-         "--graceful-timeout", "5", "service:create_app()"],
+        [
+            bin_path("gunicorn"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "4",
+            "--graceful-timeout",
+            "5",
+            "service:create_app()",
+        ],
         env,
         log,
     )
@@ -115,10 +125,21 @@ def test_need_goes_from_intake_to_closed_over_http(
     """Register volunteers, submit a need, the worker offers it to the nearest volunteer, who accepts
     and reports progress; the requester's feedback closes it; the timeline tells the whole story."""
     start_worker()
-    near = dispatcher.post("/api/v1/volunteers", {**VOLUNTEER, "name": "Near One", "channels": [], "on_duty": True,
-                                                  "location": {"lat": 46.341, "lon": 132.251}})
-    far = dispatcher.post("/api/v1/volunteers", {**VOLUNTEER, "name": "Far Two", "channels": [], "on_duty": True,
-                                                 "phone": "+8613800000009", "location": {"lat": 46.40, "lon": 132.30}})
+    near = dispatcher.post(
+        "/api/v1/volunteers",
+        {**VOLUNTEER, "name": "Near One", "channels": [], "on_duty": True, "location": {"lat": 46.341, "lon": 132.251}},
+    )
+    far = dispatcher.post(
+        "/api/v1/volunteers",
+        {
+            **VOLUNTEER,
+            "name": "Far Two",
+            "channels": [],
+            "on_duty": True,
+            "phone": "+8613800000009",
+            "location": {"lat": 46.40, "lon": 132.30},
+        },
+    )
     assert near.status == 201, near.text
     assert far.status == 201, far.text
     near_id = near.json["id"]
@@ -167,8 +188,17 @@ def test_need_goes_from_intake_to_closed_over_http(
     events = dispatcher.get(f"/api/v1/needs/{need_id}/events")
     assert events.status == 200
     types = [e["type"] for e in events.json["items"]]
-    expected = ["created", "matching_started", "offered", "accepted", "assigned", "en_route", "on_site", "done",
-                "closed"]
+    expected = [
+        "created",
+        "matching_started",
+        "offered",
+        "accepted",
+        "assigned",
+        "en_route",
+        "on_site",
+        "done",
+        "closed",
+    ]
     assert [t for t in types if t in expected] == expected, types
     by_type = {e["type"]: e for e in events.json["items"]}
     assert by_type["offered"]["detail"]["volunteer_id"] == near_id

@@ -13,7 +13,6 @@ import email
 import email.policy
 import json
 import threading
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,21 +28,6 @@ from tests.conftest import RedisServer, Tokens, free_port
 
 INBOUND_SECRET = "inbound-test-secret"
 SMTP_USER, SMTP_PASSWORD = "aidmail", "m4il-s3cret"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _apprise_plugins_loaded() -> None:
-    """Load apprise's plugins once, outside the tests.
-
-    apprise's e-mail plugin imports the stdlib ``imghdr`` module, which warns with a
-    DeprecationWarning on Python 3.11/3.12; with ``filterwarnings = error`` the first
-    apprise call inside a test (or a job) would otherwise fail on that import.
-    """
-    import apprise
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*imghdr.*", category=DeprecationWarning)
-        apprise.Apprise.instantiate("json://127.0.0.1/warm-up")
 
 
 # ---- an HTTP receiver for json:// ---------------------------------------------------------------
@@ -72,7 +56,7 @@ class Received:
         return self.status < 400
 
 
-@dataclass
+@dataclass(repr=False)
 class Receiver:
     """Records every POST; ``fail_first(n, path)`` makes the next n requests to path answer 500."""
 
@@ -84,6 +68,9 @@ class Receiver:
     @property
     def port(self) -> int:
         return int(self.server.server_address[1])
+
+    def __repr__(self) -> str:
+        return f"Receiver(port={self.port}, {len(self.requests)} requests)"
 
     def url(self, path: str, *, user: str | None = None, password: str | None = None) -> str:
         auth = f"{user}:{password}@" if user else ""
@@ -199,8 +186,10 @@ class MailBox:
 
 
 def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
-    ok = isinstance(data, LoginPassword) and data.login == SMTP_USER.encode() and data.password == SMTP_PASSWORD.encode()
-    return AuthResult(success=ok)
+    ok = (
+        isinstance(data, LoginPassword) and data.login == SMTP_USER.encode() and data.password == SMTP_PASSWORD.encode()
+    )
+    return AuthResult(success=ok, handled=False)  # handled=False: aiosmtpd answers 535 on failure
 
 
 @dataclass
@@ -239,15 +228,30 @@ def smtp() -> Iterator[SmtpServer]:
 # ---- settings for the app and the worker ---------------------------------------------------------
 
 
+RETRIES = 3
+"""Retries per channel in these tests (AIDLINE_NOTIFY_RETRY_INTERVALS=0,0,0): 1 + 3 tries per channel."""
+
+DISPATCH_SECRET = "disp-s3cret"
+
+
 @pytest.fixture
-def notify_env(receiver: Receiver) -> dict[str, str]:
-    """AIDLINE_* variables for notifications; a test module may override this fixture to add more."""
+def notify_env(receiver: Receiver, dead_url: Any) -> dict[str, str]:
+    """AIDLINE_* variables for notifications; a test module may override this fixture to add more.
+
+    Requesters' SMS go to /sms?phone=...; dispatchers to /dispatch; grid-2 has its own /grid-2,
+    grid-secret a channel with a password, and grid-dark a channel where nothing listens.
+    """
+    grids = {
+        "grid-2": receiver.url("/grid-2"),
+        "grid-secret": receiver.url("/ops", user="ops", password=DISPATCH_SECRET),
+        "grid-dark": dead_url("/dark"),
+    }
     return {
         "AIDLINE_PUBLIC_URL": "http://aid.test",
-        "AIDLINE_NOTIFY_RETRY_INTERVALS": "0,0,0",
+        "AIDLINE_NOTIFY_RETRY_INTERVALS": ",".join(["0"] * RETRIES),
         "AIDLINE_SMS_URL_TEMPLATE": receiver.url("/sms") + "?-phone={phone}",
         "AIDLINE_DISPATCHER_CHANNELS": receiver.url("/dispatch"),
-        "AIDLINE_GRID_CHANNELS": "grid-2=" + receiver.url("/grid-2"),
+        "AIDLINE_GRID_CHANNELS": ";".join(f"{grid}={url}" for grid, url in grids.items()),
         "AIDLINE_INBOUND_SMS_SECRET": INBOUND_SECRET,
     }
 
@@ -306,7 +310,9 @@ class Api:
         return self.client.post(path, json=body or {}, headers=headers or self.tokens.dispatcher)
 
     def accept(self, offer: dict[str, Any]) -> None:
-        response = self.post(f"/api/v1/offers/{offer['id']}/accept", headers=self.tokens.volunteer(offer["volunteer_id"]))
+        response = self.post(
+            f"/api/v1/offers/{offer['id']}/accept", headers=self.tokens.volunteer(offer["volunteer_id"])
+        )
         assert response.status_code == 200, response.get_json()
 
     def progress(self, need_id: str, status: str, volunteer_id: str) -> None:
@@ -314,6 +320,16 @@ class Api:
             f"/api/v1/needs/{need_id}/progress", {"status": status}, headers=self.tokens.volunteer(volunteer_id)
         )
         assert response.status_code == 200, response.get_json()
+
+
+@pytest.fixture
+def volunteer(make_volunteer: Any, receiver: Receiver) -> Any:
+    """An on-duty volunteer near the standard need, told through the receiver at /vol."""
+
+    def _make(path: str = "/vol", **overrides: Any) -> dict[str, Any]:
+        return make_volunteer(**{"on_duty": True, "channels": [receiver.url(path)], **overrides})
+
+    return _make
 
 
 @pytest.fixture

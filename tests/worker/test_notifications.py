@@ -8,23 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from rq import Queue
 
 from service import jobs
 from tests.worker.conftest import Api, Receiver
+from worker import notifications
 
 REQUESTER_PHONE = "+8613900000002"
-
-
-@pytest.fixture
-def volunteer(make_volunteer: Any, receiver: Receiver) -> Any:
-    """An on-duty volunteer near the standard need, told through the receiver at /vol."""
-
-    def _make(path: str = "/vol", **overrides: Any) -> dict[str, Any]:
-        return make_volunteer(**{"on_duty": True, "channels": [receiver.url(path)], **overrides})
-
-    return _make
 
 
 # ---- volunteers hear about offers ----------------------------------------------------------------
@@ -61,10 +51,10 @@ def test_an_offer_to_a_chinese_speaking_volunteer_is_in_chinese(
     offer = api.pending_offer(v["id"])
     [message] = receiver.delivered("/vol")
     assert message.title == "Aidline 志愿调度"
-    assert message.message.startswith("【Aidline】紧急求助：送水")
+    assert message.message.startswith("【Aidline】紧急：送水")
     assert f"距您{offer['distance_km']:.1f}公里" in message.message
-    assert f"请在{offer['expires_at'][11:16]} UTC前回复" in message.message
-    assert f"接受回YES {offer['code']}，拒绝回NO {offer['code']}" in message.message
+    assert f"{offer['expires_at'][11:16]} UTC前回复" in message.message
+    assert f"回YES {offer['code']}接受，NO {offer['code']}拒绝" in message.message
 
 
 def test_a_volunteer_without_channels_is_offered_but_nothing_is_sent(
@@ -78,6 +68,68 @@ def test_a_volunteer_without_channels_is_offered_but_nothing_is_sent(
     assert api.pending_offer(v["id"])
     assert [n["topic"] for n in api.notifications(need["id"])] == ["received"]
     assert receiver.delivered("/vol") == []
+
+
+def test_a_volunteer_is_reminded_of_a_pending_offer_once(
+    deps: Any, volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    v = volunteer(locale="en")
+    make_need()
+    work()
+    offer = api.pending_offer(v["id"])
+
+    assert notifications.remind_offer(deps=deps, offer_id=offer["id"]) is True
+    assert notifications.remind_offer(deps=deps, offer_id=offer["id"]) is True  # a retried reminder job
+    work()
+
+    _offer_text, reminder = receiver.messages("/vol")
+    assert reminder.startswith("Aidline reminder: water delivery still waits for your answer until ")
+    assert f"Reply YES {offer['code']} or NO {offer['code']}" in reminder
+
+
+def test_no_reminder_for_an_offer_already_answered(
+    deps: Any, volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    v = volunteer()
+    make_need()
+    work()
+    offer = api.pending_offer(v["id"])
+    api.accept(offer)
+
+    assert notifications.remind_offer(deps=deps, offer_id=offer["id"]) is False
+    work()
+
+    assert len(receiver.messages("/vol")) == 1
+
+
+def test_cancelling_a_need_tells_the_offered_volunteer_why(
+    volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    volunteer()
+    need = make_need()
+    work()
+
+    response = api.post(f"/api/v1/needs/{need['id']}/cancel", {"reason": "the neighbour brought water"})
+    assert response.status_code == 200, response.get_json()
+    work()
+
+    assert receiver.messages("/vol")[-1] == "【Aidline】送水求助已取消，无需前往。原因：the neighbour brought water"
+
+
+def test_a_dispatchers_direct_assignment_tells_the_volunteer_and_the_requester(
+    volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver
+) -> None:
+    need = make_need()
+    work()  # nobody on duty yet: escalated
+    v = volunteer(name="Mei Chen")
+
+    response = api.post(f"/api/v1/needs/{need['id']}/assign", {"volunteer_id": v["id"]})
+    assert response.status_code == 200, response.get_json()
+    work()
+
+    [told] = [m for m in receiver.messages("/vol") if "调度员已将" in m]
+    assert told.startswith("【Aidline】调度员已将送水求助分派给您，距您")
+    assert "志愿者Mei已接单" in receiver.messages("/sms")[-1]
 
 
 # ---- requesters hear about their need --------------------------------------------------------------
@@ -115,7 +167,9 @@ def test_the_requester_follows_the_need_from_received_to_done_in_their_language(
     work()
 
     received, assigned, en_route, done = receiver.messages("/sms")
-    assert received == f"Aidline: we received your water delivery request and are finding a volunteer. Track it: {track}"
+    assert received == (
+        f"Aidline: we received your water delivery request and are finding a volunteer. Track it: {track}"
+    )
     assert assigned == (
         f"Aidline: volunteer Mei took your request, about {offer['distance_km']:.1f} km away. Track: {track}"
     )
@@ -214,14 +268,19 @@ def test_a_need_escalated_again_after_a_reopen_alerts_the_dispatchers_again(
 # ---- sent by jobs on the notify queue, never inline ------------------------------------------------
 
 
+def notify_jobs(connection: Any) -> list[tuple[str | None, tuple]]:
+    """(function, arguments) of every job waiting on the notify queue, in order."""
+    return [(job.func_name, tuple(job.args)) for job in Queue(jobs.NOTIFY, connection=connection).get_jobs()]
+
+
 def test_submitting_a_need_queues_a_notify_job_and_sends_nothing_until_a_worker_runs(
     make_need: Any, work: Any, connection: Any, receiver: Receiver
 ) -> None:
     need = make_need()
 
-    notify = Queue(jobs.NOTIFY, connection=connection)
-    queued = [notify.fetch_job(job_id) for job_id in notify.job_ids]
-    assert [(j.func_name, j.args[:2]) for j in queued] == [(jobs.SEND_NOTIFICATIONS, ("received", need["id"]))]
+    assert [(func, args[:2]) for func, args in notify_jobs(connection)] == [
+        (jobs.SEND_NOTIFICATIONS, ("received", need["id"]))
+    ]
     assert receiver.requests == []
 
     work(queues=(jobs.NOTIFY,))
@@ -240,7 +299,6 @@ def test_accepting_an_offer_sends_nothing_inline(
     api.accept(api.pending_offer(v["id"]))
 
     assert len(receiver.requests) == before
-    notify = Queue(jobs.NOTIFY, connection=connection)
-    assert [notify.fetch_job(i).args[0] for i in notify.job_ids] == ["assigned"]
+    assert [(func, args[0]) for func, args in notify_jobs(connection)] == [(jobs.SEND_NOTIFICATIONS, "assigned")]
     work(queues=(jobs.NOTIFY,))
     assert len(receiver.requests) == before + 1
