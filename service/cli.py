@@ -128,18 +128,21 @@ def load_demo(deps: Any) -> int:
     "--tokens-file",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Keep demo tokens here and reuse them while they are valid.",
+    help="Keep demo tokens here (a shell file to `source`) and reuse them while they are valid.",
 )
-def demo_load(tokens_file: Path | None) -> None:
+@click.option("--export-env", is_flag=True, help="Also write REDIS_URL and AIDLINE_PUBLIC_URL into the file.")
+def demo_load(tokens_file: Path | None, export_env: bool) -> None:
     """Load the demo volunteers (twice adds nothing) and print demo tokens."""
+    import os
+
     deps = _deps()
     added = load_demo(deps)
     click.echo(f"demo volunteers: {added} added, {len(demo_volunteers())} in the data set", err=True)
     tokens: dict[str, str] = {}
     if tokens_file and tokens_file.exists():
         for line in tokens_file.read_text().splitlines():
-            name, _, value = line.partition("=")
-            if value and deps.store.token_record(value):
+            name, _, value = line.removeprefix("export ").partition("=")
+            if name.endswith("_TOKEN") and value and deps.store.token_record(value):
                 tokens[name] = value
     wanted = {
         "DISPATCHER_TOKEN": (Role.DISPATCHER, None),
@@ -150,10 +153,17 @@ def demo_load(tokens_file: Path | None) -> None:
     for name, (role, vid) in wanted.items():
         if name not in tokens:
             tokens[name] = create_token(deps.store, role, vid)
-    lines = [f"{name}={value}" for name, value in tokens.items()]
+    lines = [f"export {name}={value}" for name, value in tokens.items()]
     if tokens_file:
+        settings = deps.settings
+        extra = []
+        if export_env:
+            extra = [
+                f"export REDIS_URL={settings.redis_url}",
+                f"export AIDLINE_PUBLIC_URL={os.environ.get('AIDLINE_PUBLIC_URL', settings.public_url)}",
+            ]
         tokens_file.parent.mkdir(parents=True, exist_ok=True)
-        tokens_file.write_text("\n".join(lines) + "\n")
+        tokens_file.write_text("\n".join(lines + extra) + "\n")
         tokens_file.chmod(0o600)
     click.echo("\n".join(lines))
 

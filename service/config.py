@@ -27,6 +27,7 @@ class Settings:
     ring_count: int = 16
     max_offers: int = 10
     auto_close_seconds: int = 72 * 3600
+    reopen_window_seconds: int = 7 * 24 * 3600
     deadline_risk_ratio: float = 0.8
     # geocoding
     geocoder: str = ""

@@ -39,9 +39,11 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     ]
 
 
-def wait_for_port(port: int, timeout: float = 15.0) -> None:
+def wait_for_port(port: int, timeout: float = 15.0, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise click.ClickException(f"{process.args!r} exited with code {process.returncode} before listening")
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -52,6 +54,7 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
 def run(*, port: int, redis_port: int, var: Path) -> None:
     """Start everything, print the URLs and demo tokens, and stop it all on Ctrl-C."""
     env = dict(os.environ)
+    var = var.resolve()
     processes: list[subprocess.Popen] = []
     bindir = Path(sys.executable).parent
     try:
@@ -60,13 +63,15 @@ def run(*, port: int, redis_port: int, var: Path) -> None:
                 raise click.ClickException("redis-server not found: sudo apt-get install redis-server")
             data = var / "redis"
             data.mkdir(parents=True, exist_ok=True)
-            processes.append(subprocess.Popen(redis_command(redis_port, data)))
-            wait_for_port(redis_port)
+            # its own session: Ctrl-C reaches the API and workers first; Redis is stopped last
+            redis = subprocess.Popen(redis_command(redis_port, data), start_new_session=True)
+            processes.append(redis)
+            wait_for_port(redis_port, process=redis)
             env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
         env.setdefault("AIDLINE_PUBLIC_URL", f"http://127.0.0.1:{port}")
         tokens_file = var / "demo-tokens.env"
         tokens = subprocess.run(
-            [str(bindir / "aidline"), "demo", "load", "--tokens-file", str(tokens_file)],
+            [str(bindir / "aidline"), "demo", "load", "--tokens-file", str(tokens_file), "--export-env"],
             env=env,
             check=True,
             capture_output=True,
@@ -83,8 +88,6 @@ def run(*, port: int, redis_port: int, var: Path) -> None:
                     "2",
                     "--threads",
                     "4",
-                    "--access-logfile",
-                    "-",
                     "service:create_app()",
                 ],
                 env=env,

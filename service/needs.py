@@ -343,6 +343,21 @@ def assign_volunteer(*, deps: Deps, need_id: str, volunteer_id: str, principal: 
     volunteer = deps.store.get_volunteer(volunteer_id)
     if volunteer is None:
         raise NotFound(f"volunteer {volunteer_id} not found")
+    if need.active >= need.volunteers_needed:
+        # the dispatcher's choice takes the place of offers still waiting for an answer
+        for offer in deps.store.need_offers(need_id):
+            if offer.status == OfferStatus.PENDING.value and offer.volunteer_id != volunteer_id:
+                release_offer(
+                    deps=deps,
+                    offer_id=offer.id,
+                    status=OfferStatus.WITHDRAWN,
+                    actor=principal.actor,
+                    reason="dispatcher assigned another volunteer",
+                    rematch=False,
+                )
+                announce(deps, "cancelled", need_id, volunteer_id=offer.volunteer_id)
+                break
+        need = load_need(deps=deps, need_id=need_id)
     result = reserve_volunteer(deps=deps, need=need, volunteer_id=volunteer_id, direct=True, actor=principal.actor)
     if not result.startswith("ok:"):
         raise _reserve_conflict(result, need)
@@ -438,6 +453,13 @@ def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fi
         return close_need(deps=deps, need_id=need.id, actor="requester", rating=rating, comment=comment)
     if need.status not in (NeedStatus.DONE.value, NeedStatus.CLOSED.value):
         raise InvalidTransition(f"feedback is taken once the need is done; it is {need.status}", current=need.status)
+    if need.status == NeedStatus.CLOSED.value:
+        closed_at = deps.store.need_field(need.id, "status_at") or need.updated_at
+        if clock.now() - clock.parse(closed_at) > timedelta(seconds=deps.settings.reopen_window_seconds):
+            raise InvalidTransition(
+                "this need was closed too long ago to reopen by feedback; please submit a new request",
+                current=need.status,
+            )
     deps.store.add_event(
         need.id,
         Event(

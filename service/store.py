@@ -409,7 +409,7 @@ class Store:
 
     def volunteers_near(self, *, lat: float, lon: float, radius_km: float) -> list[tuple[str, float]]:
         """All volunteers whose live position is within the radius, nearest first."""
-        rows = self.r.geosearch(
+        rows: list[Any] = self.r.geosearch(
             self.k("vols:geo"),
             longitude=lon,
             latitude=lat,
@@ -424,7 +424,7 @@ class Store:
         self, *, skill: str, lat: float, lon: float, radius_km: float, count: int
     ) -> list[tuple[str, float]]:
         """Nearest available volunteers with a skill, from the small per-skill GEO set."""
-        rows = self.r.geosearch(
+        rows: list[Any] = self.r.geosearch(
             self.k("avail", skill),
             longitude=lon,
             latitude=lat,

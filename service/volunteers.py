@@ -63,9 +63,11 @@ def update_volunteer(*, deps: Deps, volunteer_id: str, changes: dict[str, Any]) 
     """Change profile fields; a new home location also moves the live position."""
     before = get_volunteer(deps=deps, volunteer_id=volunteer_id)
     fields: dict[str, Any] = {}
-    for name in ("name", "phone", "capacity", "channels", "locale", "team", "grid"):
+    for name in ("name", "phone", "capacity", "locale", "team", "grid"):
         if name in changes:
             fields[name] = changes[name]
+    if "channels" in changes:
+        fields["channels"] = keep_secrets(changes["channels"], before.channels)
     if "skills" in changes:
         fields["skills"] = ",".join(_skills(changes["skills"]))
     if "location" in changes:
@@ -110,6 +112,14 @@ def _save(*, deps: Deps, volunteer_id: str, fields: dict[str, Any], before: Volu
         if gained or (moved and deps.store.set_once(f"rematch-near:{volunteer_id}", "1", ttl_seconds=60)):
             deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer_id, queue=jobs.DEFAULT)
     return after
+
+
+def keep_secrets(channels: list[str], current: list[str]) -> list[str]:
+    """A channel sent back as shown (secrets masked) keeps its real URL instead of the mask."""
+    from service.privacy import mask_channel
+
+    originals = {mask_channel(url): url for url in current}
+    return [originals.get(url, url) for url in channels]
 
 
 def _skills(values: list[str]) -> list[str]:

@@ -14,6 +14,20 @@ from service import clock, jobs
 from service.bootstrap import Deps
 from service.models import NeedStatus
 
+HEARTBEAT_GRACE = 90
+"""A worker whose last heartbeat is older than this (seconds) is counted as gone."""
+
+
+def live_worker_count(deps: Deps) -> int:
+    """Workers that sent a heartbeat recently; a killed worker's record lingers until its TTL."""
+    now = clock.now()
+    count = 0
+    for w in Worker.all(connection=deps.redis):
+        beat = w.last_heartbeat
+        if beat is not None and (now - beat.replace(tzinfo=now.tzinfo)).total_seconds() <= HEARTBEAT_GRACE:
+            count += 1
+    return count
+
 
 def queue_stats(deps: Deps) -> dict[str, dict[str, int]]:
     """Per queue: waiting, running, scheduled and failed jobs."""
@@ -69,7 +83,7 @@ class AidlineCollector(Collector):
         yield depth
         yield failed
         workers = GaugeMetricFamily("aidline_workers", "RQ workers alive")
-        workers.add_metric([], Worker.count(connection=self.deps.redis))
+        workers.add_metric([], live_worker_count(self.deps))
         yield workers
         needs = GaugeMetricFamily("aidline_needs", "Needs by status", labels=["status"])
         for status, count in store.count_by_status().items():

@@ -21,6 +21,8 @@ from service.config import Settings
 log = logging.getLogger("aidline.worker")
 
 SWEEP_INTERVAL = 60
+WORKER_TTL = 60
+"""An idle worker heartbeats about every WORKER_TTL seconds; a dead one is forgotten after it."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ def work(role: Role, settings: Settings, burst: bool = False) -> None:
         connection=connection,
         name=f"aidline-{role.name}-{os.getpid()}",
         maintenance_interval=settings.maintenance_interval,
+        worker_ttl=WORKER_TTL,
     )
     w.work(burst=burst, with_scheduler=True, logging_level=os.environ.get("AIDLINE_LOG_LEVEL", "WARNING"))
 
@@ -98,12 +101,12 @@ def run(settings: Settings, *, processes: int, notify_processes: int, burst: boo
         for name, process in list(children.items()):
             if process.is_alive():
                 continue
-            if burst:
-                children.pop(name)
+            if burst or stopping or process.exitcode == 0:
+                children.pop(name)  # finished, or asked to stop (Ctrl-C reaches the whole group)
             else:
                 log.warning("%s exited with %s; restarting", name, process.exitcode)
                 start(name)
-        if burst and not children:
+        if not children:
             return 0
     for process in children.values():
         if process.pid and process.is_alive():

@@ -28,11 +28,11 @@ class Ready(MethodView):
     @errors(blp, 503)
     def get(self) -> dict[str, Any]:
         """Redis answers and at least one worker is alive; 503 with the reason otherwise."""
-        from rq import Worker
+        from worker.monitoring import live_worker_count
 
         try:
             deps().store.ping()
-            workers = Worker.count(connection=deps().redis)
+            workers = live_worker_count(deps())
         except Exception as exc:  # noqa: BLE001 - any failure here means not ready
             raise ServiceUnavailable(f"redis is not reachable: {type(exc).__name__}") from exc
         if workers == 0:

@@ -60,8 +60,12 @@ def init_dashboard(app: Flask, deps: Deps) -> None:
         challenge = {"WWW-Authenticate": 'Basic realm="aidline ops"'}
         try:
             principal = principal_for(ops_token_from_request())
-        except AidlineError as exc:
-            return error_response(401, exc.message, headers=challenge)
+        except AidlineError:
+            return error_response(
+                401,
+                "the RQ dashboard needs the ops token: as the Basic auth password or a Bearer token",
+                headers=challenge,
+            )
         if principal.role is not Role.OPS:
             return error_response(403, "the RQ dashboard is for the ops role")
         return None
@@ -79,7 +83,7 @@ def init_metrics(app: Flask, deps: Deps) -> None:
     @app.get("/metrics")
     def metrics() -> Response:
         """Prometheus metrics: queues, needs by status, latencies, offers, escalations, failures."""
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def init_request_ids(app: Flask) -> None:
@@ -176,6 +180,13 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
         if credential:
             return "token:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
         return "ip:" + (request.remote_addr or "unknown")
+
+    # registered before the limiter's own hook, so it runs after it and sees its headers
+    @app.after_request
+    def retry_after_only_when_limited(response: Response) -> Response:
+        if response.status_code not in (429, 503):
+            response.headers.pop("Retry-After", None)
+        return response
 
     app.config.setdefault("RATELIMIT_STORAGE_URI", deps.settings.redis_url)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)

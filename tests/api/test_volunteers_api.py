@@ -158,6 +158,17 @@ def test_channel_secrets_are_masked_after_an_update(client, tokens, make_volunte
     assert len(response.get_json()["channels"]) == 1
 
 
+def test_a_masked_channel_sent_back_keeps_its_real_secret(client, tokens, make_volunteer, deps):
+    v = make_volunteer(channels=["json://user:s3cret@hooks.example.org/x", "json://other.example.org/y"])
+    shown = client.get(f"{URL}/{v['id']}", headers=tokens.dispatcher).get_json()["channels"]
+
+    response = client.patch(f"{URL}/{v['id']}", json={"channels": list(reversed(shown))}, headers=tokens.dispatcher)
+
+    assert response.status_code == 200, response.get_json()
+    stored = deps.store.get_volunteer(v["id"]).channels
+    assert stored == ["json://other.example.org/y", "json://user:s3cret@hooks.example.org/x"]
+
+
 # ---- field rules on registration -----------------------------------------------------------------
 
 INVALID_REGISTRATIONS = [

@@ -394,6 +394,26 @@ def test_dispatcher_assigns_a_volunteer_directly(
     assert get_volunteer(volunteer["id"])["load"] == 1
 
 
+def test_dispatcher_assignment_takes_the_place_of_a_pending_offer(
+    client, tokens, volunteer_at, make_need, work, get_need, get_volunteer
+):
+    offered = volunteer_at(1.0)
+    chosen = volunteer_at(4.0)
+    need = make_need()
+    work()
+    assert the_pending_offer(get_need(need["id"]))["volunteer_id"] == offered["id"]
+
+    response = client.post(
+        f"/api/v1/needs/{need['id']}/assign", json={"volunteer_id": chosen["id"]}, headers=tokens.dispatcher
+    )
+
+    assert response.status_code == 200, response.get_json()
+    got = response.get_json()
+    assert got["status"] == "assigned"
+    assert [(a["volunteer_id"], a["status"]) for a in got["assignments"]] == [(chosen["id"], "accepted")]
+    assert get_volunteer(offered["id"])["load"] == 0
+
+
 def test_dispatcher_cannot_assign_a_volunteer_beyond_capacity(client, tokens, volunteer_at, make_need, work, get_need):
     busy = volunteer_at(1.0, capacity=1)
     first = make_need()
@@ -530,6 +550,35 @@ def test_feedback_not_fixed_reopens_the_need_for_a_new_match(client, assigned, p
     got = get_need(need["id"])
     assert got["status"] == "offered"
     assert the_pending_offer(got)["volunteer_id"] == volunteer["id"]
+
+
+def test_feedback_not_fixed_reopens_a_closed_need_only_within_the_reopen_window(
+    client, deps, assigned, progress, tokens
+) -> None:
+    need, volunteer = assigned()
+    progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
+    code = need["tracking_code"]
+    assert client.post(f"/api/v1/track/{code}/feedback", json={"rating": 5, "fixed": True}).status_code == 200
+    long_ago = time.time() - deps.settings.reopen_window_seconds - 60
+    deps.store.set_need_fields(need["id"], {"status_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(long_ago))})
+
+    response = client.post(f"/api/v1/track/{code}/feedback", json={"rating": 1, "fixed": False})
+
+    assert response.status_code == 409
+    assert "closed" in response.get_json()["message"]
+    assert client.get(f"/api/v1/track/{code}").get_json()["status"] == "closed"
+
+
+def test_feedback_not_fixed_reopens_a_recently_closed_need(client, assigned, progress, tokens) -> None:
+    need, volunteer = assigned()
+    progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
+    code = need["tracking_code"]
+    assert client.post(f"/api/v1/track/{code}/feedback", json={"rating": 5, "fixed": True}).status_code == 200
+
+    response = client.post(f"/api/v1/track/{code}/feedback", json={"rating": 2, "fixed": False})
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["status"] == "queued"
 
 
 def test_feedback_before_the_need_is_done_is_refused(client, assigned) -> None:
