@@ -209,9 +209,6 @@ def reserve_volunteer(
         return result
     if not direct:
         deps.jobs.enqueue(jobs.EXPIRE_OFFER, offer_id, queue=jobs.URGENT, at=expires + timedelta(seconds=1))
-        remind_at = moment + timedelta(seconds=accept_seconds * deps.settings.offer_reminder_ratio)
-        if accept_seconds >= 120:
-            deps.jobs.enqueue(jobs.REMIND_OFFER, offer_id, queue=jobs.NOTIFY, at=remind_at)
         announce(deps, "offer", need.id, volunteer_id=volunteer_id, offer_id=offer_id)
     return f"ok:{offer_id}"
 

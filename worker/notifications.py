@@ -144,6 +144,8 @@ def plan_deliveries(
     need = deps.store.get_need(need_id)
     if need is None:
         return []
+    if topic == "offer" and offer_id:
+        schedule_reminder(deps, offer_id)
     planned = []
     for recipient, locale, channels in recipients(deps, topic, need, volunteer_id):
         values = message_values(deps, topic, need, volunteer_id, offer_id, reason)
@@ -246,6 +248,23 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
         reason = f"{delivery['topic']} to {delivery['recipient'].split(':')[0]}"
         announce(deps, "delivery_failed", need_id, reason=reason)
     return "failed"
+
+
+REMINDER_MIN_WINDOW = 120
+"""Offers with an accept window shorter than this (seconds) get no reminder."""
+
+
+def schedule_reminder(deps: Deps, offer_id: str) -> None:
+    """Queue the reminder for an offer, part way through its accept window (once per offer)."""
+    offer = deps.store.get_offer(offer_id)
+    if offer is None:
+        return
+    created, expires = clock.parse(offer.created_at), clock.parse(offer.expires_at)
+    window = (expires - created).total_seconds()
+    if window < REMINDER_MIN_WINDOW or not deps.store.set_once(f"reminder:{offer_id}", "1", ttl_seconds=86400):
+        return
+    at = created + (expires - created) * deps.settings.offer_reminder_ratio
+    deps.jobs.enqueue(jobs.REMIND_OFFER, offer_id, queue=jobs.NOTIFY, at=at)
 
 
 def remind_offer(*, deps: Deps, offer_id: str) -> bool:

@@ -6,9 +6,12 @@ on the notify queue, run by a real in-process RQ worker.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from service import jobs
 from tests.worker.conftest import Api, Receiver
@@ -68,6 +71,25 @@ def test_a_volunteer_without_channels_is_offered_but_nothing_is_sent(
     assert api.pending_offer(v["id"])
     assert [n["topic"] for n in api.notifications(need["id"])] == ["received"]
     assert receiver.delivered("/vol") == []
+
+
+def test_an_offer_schedules_one_reminder_halfway_through_its_window(
+    deps: Any, volunteer: Any, make_need: Any, work: Any, api: Api
+) -> None:
+    v = volunteer()
+    make_need(priority="normal", vulnerability=[])  # 15 minutes to answer
+
+    work()
+    offer = api.pending_offer(v["id"])
+    notifications.schedule_reminder(deps, offer["id"])  # a retried notify job schedules nothing more
+
+    registry = ScheduledJobRegistry(queue=Queue(jobs.NOTIFY, connection=deps.redis))
+    scheduled = [Job.fetch(job_id, connection=deps.redis) for job_id in registry.get_job_ids()]
+    reminders = [job for job in scheduled if job.func_name == jobs.REMIND_OFFER]
+    assert [job.args for job in reminders] == [(offer["id"],)]
+    at = registry.get_scheduled_time(reminders[0])
+    created, expires = (datetime.fromisoformat(offer[k].replace("Z", "+00:00")) for k in ("created_at", "expires_at"))
+    assert abs((at - (created + (expires - created) / 2)).total_seconds()) <= 1
 
 
 def test_a_volunteer_is_reminded_of_a_pending_offer_once(
