@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from service import clock, dispatch, jobs  # noqa: E402
 from service.bootstrap import Deps, bootstrap  # noqa: E402
 from service.config import Settings  # noqa: E402
+from service.launcher import redis_command  # noqa: E402
 from service.matching import Candidate, Requirement, choose_volunteers  # noqa: E402
 from service.models import Location, Principal, Role  # noqa: E402
 from service.needs import submit_need  # noqa: E402
@@ -69,26 +70,7 @@ def free_port() -> int:
 
 def start_redis(directory: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(directory),
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--maxmemory-policy",
-            "noeviction",
-            "--save",
-            "",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    process = subprocess.Popen(redis_command(port, directory), stdout=subprocess.DEVNULL)
     client = redis.Redis(port=port)
     for _ in range(200):
         try:
@@ -173,7 +155,7 @@ def time_matches(deps: Deps, rng: random.Random, towns: list[tuple[float, float]
 def linear_scan_ms(deps: Deps, rng: random.Random, towns: list[tuple[float, float]], repeats: int) -> float:
     """One match by reading every volunteer and choosing in Python: what the GEO index avoids."""
     times = []
-    ids = [x.decode() for x in deps.redis.zrange(deps.store.k("vols"), 0, -1)]
+    ids = deps.store.volunteer_ids_range(start=0, count=deps.store.volunteer_count())
     for _ in range(repeats):
         lat, lon = place(rng, towns)
         started = time.perf_counter()
@@ -247,7 +229,7 @@ def noop_rate(deps: Deps, settings: Settings, processes: int, n: int) -> float:
 
 
 def memory_per_volunteer(client: redis.Redis, before: int) -> float:
-    return (int(client.info("memory")["used_memory"]) - before) / max(int(client.zcard("aidline:vols")), 1)
+    return (int(client.info("memory")["used_memory"]) - before) / max(int(client.llen("aidline:vols")), 1)
 
 
 def main() -> None:

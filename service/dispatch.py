@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -31,11 +32,11 @@ def max_radius_km(deps: Deps, need: Need) -> float:
     return min(kind_spec(need.kind).radius_km, deps.settings.max_radius_km)
 
 
-def search_skill(deps: Deps, skills: list[str]) -> str:
+def search_skill(pool_sizes: dict[str, int]) -> str:
     """The required skill with the fewest available volunteers: the smallest GEO set to search."""
-    if not skills:
+    if not pool_sizes:
         return "general"
-    return min(skills, key=deps.store.available_count)
+    return min(pool_sizes, key=lambda skill: pool_sizes[skill])
 
 
 def load_candidates(deps: Deps, ids: list[str]) -> list[Candidate]:
@@ -93,8 +94,8 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
         return outcome
 
     radius_max = max_radius_km(deps, need)
-    tried = deps.store.tried_volunteers(need_id)
-    skill = search_skill(deps, need.skills)
+    tried, pool_sizes = deps.store.tried_and_pool_sizes(need_id, need.skills)
+    skill = search_skill(pool_sizes)
     stop = False
     for radius in search_rings(deps.settings.rings_km, radius_max):
         missing, stop = offer_within(
@@ -136,7 +137,6 @@ def offer_within(
             if result.startswith("ok:"):
                 outcome.offered.append(result[3:])
                 missing -= 1
-                observe_once(deps, "intake_to_first_offer", need)
             elif result == "need_full" or result.startswith("need_status:"):
                 return missing, True  # filled or closed by someone else meanwhile
             else:
@@ -178,7 +178,6 @@ def reserve_volunteer(
         volunteer = deps.store.get_volunteer(volunteer_id)
         distance = distance_km(need.location, volunteer.location) if volunteer else 0.0
     offer_id = new_offer_id()
-    code = "" if direct else claim_code(deps, ttl_seconds=accept_seconds + 86400)
     detail = {"offer_id": offer_id, "volunteer_id": volunteer_id, "distance_km": round(distance, 2)}
     event = Event(
         at=clock.iso(moment),
@@ -187,25 +186,30 @@ def reserve_volunteer(
         detail=detail if direct else {**detail, "expires_at": clock.iso(expires)},
     )
     committed = clock.parse(need.deadline)
-    result = deps.store.reserve(
-        need_id=need.id,
-        volunteer_id=volunteer_id,
-        offer_id=offer_id,
-        now_iso=clock.iso(moment),
-        now_ms=int(clock.epoch(moment) * 1000),
-        expires_iso=clock.iso(expires),
-        expires_epoch=clock.epoch(expires),
-        distance_km=distance,
-        required_skills=need.skills,
-        code=code,
-        event=event,
-        direct_assignment=direct,
-        committed_iso=clock.iso(committed),
-        committed_epoch=clock.epoch(committed),
-    )
-    if result != "ok":
-        if code:
-            deps.store.release_offer_code(code)
+    for code in [""] if direct else offer_codes():
+        result = deps.store.reserve(
+            need_id=need.id,
+            volunteer_id=volunteer_id,
+            offer_id=offer_id,
+            now_iso=clock.iso(moment),
+            now_ms=int(clock.epoch(moment) * 1000),
+            expires_iso=clock.iso(expires),
+            expires_epoch=clock.epoch(expires),
+            distance_km=distance,
+            required_skills=need.skills,
+            code=code,
+            code_ttl=accept_seconds + 86400,
+            event=event,
+            direct_assignment=direct,
+            committed_iso=clock.iso(committed),
+            committed_epoch=clock.epoch(committed),
+        )
+        if result != "code_taken":
+            break
+    if result == "ok:first":
+        seconds = max((moment - clock.parse(need.created_at)).total_seconds(), 0.0)
+        deps.store.observe("intake_to_first_offer", seconds, LATENCY_BUCKETS)
+    elif result != "ok":
         return result
     if not direct:
         deps.jobs.enqueue(jobs.EXPIRE_OFFER, offer_id, queue=jobs.URGENT, at=expires + timedelta(seconds=1))
@@ -219,12 +223,10 @@ def new_offer_id() -> str:
     return new_id("off")
 
 
-def claim_code(deps: Deps, *, ttl_seconds: int) -> str:
-    """A short code for SMS replies ('YES 4821'), unique among live offers."""
+def offer_codes() -> Iterator[str]:
+    """Candidate short codes for SMS replies ('YES 4821'); the reservation takes the first free one."""
     for digits in (4, 4, 4, 4, 4, 6, 6, 6, 6, 6):
-        code = "".join(secrets.choice("0123456789") for _ in range(digits))
-        if deps.store.claim_offer_code(code, ttl_seconds=ttl_seconds):
-            return code
+        yield "".join(secrets.choice("0123456789") for _ in range(digits))
     raise RuntimeError("could not find a free offer code")
 
 

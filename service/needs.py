@@ -263,16 +263,7 @@ def rematch_need(*, deps: Deps, need_id: str, principal: Principal) -> Need:
     lifecycle.check(Action.REMATCH, need.status)
     replacing_team = need.status == NeedStatus.ASSIGNED.value
     if not replacing_team:
-        for offer in deps.store.need_offers(need_id):
-            if offer.status == OfferStatus.PENDING.value:
-                release_offer(
-                    deps=deps,
-                    offer_id=offer.id,
-                    status=OfferStatus.WITHDRAWN,
-                    actor=principal.actor,
-                    reason="dispatcher rematch",
-                    rematch=False,
-                )
+        withdraw_pending(deps=deps, need_id=need_id, actor=principal.actor, reason="dispatcher rematch")
     need = change_status(
         deps=deps,
         need_id=need_id,
@@ -286,6 +277,25 @@ def rematch_need(*, deps: Deps, need_id: str, principal: Principal) -> Need:
     )
     deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
     return need
+
+
+def withdraw_pending(
+    *, deps: Deps, need_id: str, actor: str, reason: str, sparing: str | None = None, most: int | None = None
+) -> int:
+    """Withdraw pending offers on a need (all, or at most `most`) and tell their volunteers."""
+    withdrawn = 0
+    for offer in deps.store.need_offers(need_id):
+        if offer.status != OfferStatus.PENDING.value or offer.volunteer_id == sparing:
+            continue
+        if most is not None and withdrawn >= most:
+            break
+        result = release_offer(
+            deps=deps, offer_id=offer.id, status=OfferStatus.WITHDRAWN, actor=actor, reason=reason, rematch=False
+        )
+        if result == "ok":
+            announce(deps, "cancelled", need_id, volunteer_id=offer.volunteer_id)
+            withdrawn += 1
+    return withdrawn
 
 
 def release_offer(
@@ -344,19 +354,15 @@ def assign_volunteer(*, deps: Deps, need_id: str, volunteer_id: str, principal: 
     if volunteer is None:
         raise NotFound(f"volunteer {volunteer_id} not found")
     if need.active >= need.volunteers_needed:
-        # the dispatcher's choice takes the place of offers still waiting for an answer
-        for offer in deps.store.need_offers(need_id):
-            if offer.status == OfferStatus.PENDING.value and offer.volunteer_id != volunteer_id:
-                release_offer(
-                    deps=deps,
-                    offer_id=offer.id,
-                    status=OfferStatus.WITHDRAWN,
-                    actor=principal.actor,
-                    reason="dispatcher assigned another volunteer",
-                    rematch=False,
-                )
-                announce(deps, "cancelled", need_id, volunteer_id=offer.volunteer_id)
-                break
+        # the dispatcher's choice takes the place of an offer still waiting for an answer
+        withdraw_pending(
+            deps=deps,
+            need_id=need_id,
+            actor=principal.actor,
+            reason="dispatcher assigned another volunteer",
+            sparing=volunteer_id,
+            most=1,
+        )
         need = load_need(deps=deps, need_id=need_id)
     result = reserve_volunteer(deps=deps, need=need, volunteer_id=volunteer_id, direct=True, actor=principal.actor)
     if not result.startswith("ok:"):

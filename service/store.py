@@ -158,7 +158,7 @@ for i = 7, #ARGV, 2 do
   if ARGV[i + 1] == '' then redis.call('HDEL', key, ARGV[i]) else redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
 end
 local v = redis.call('HMGET', key, 'lat', 'lon', 'on_duty')
-redis.call('ZADD', P .. 'vols', 0, id)
+if mode == 'create' then redis.call('RPUSH', P .. 'vols', id) end
 redis.call('GEOADD', P .. 'vols:geo', v[2], v[1], id)
 if v[3] == '1' and was_on ~= '1' then redis.call('HSET', key, 'idle_since', now_epoch) end
 local touched = {}
@@ -183,7 +183,8 @@ return touched
 
 # ARGV: prefix, need_id, vol_id, offer_id, now_iso, now_ms, expires_iso, expires_epoch,
 #       distance_km, required_skills_csv, code, event_json, enforce_duty ('1'|'0'), accept ('1'|'0'),
-#       committed_deadline_iso, committed_deadline_epoch
+#       committed_deadline_iso, committed_deadline_epoch, code_ttl
+# Returns 'ok', 'ok:first' (the need's first offer), 'code_taken' (pick another SMS code) or why not.
 # Reserves one unit of the volunteer's capacity for the need, atomically re-checking everything.
 _RESERVE = """
 local need_id, vol_id, offer_id = ARGV[2], ARGV[3], ARGV[4]
@@ -213,6 +214,11 @@ for _, oid in ipairs(existing) do
   local o = redis.call('HMGET', offer_key(oid), 'volunteer_id', 'status')
   if o[1] == vol_id and (o[2] == 'pending' or o[2] == 'accepted') then return 'already_offered' end
 end
+if ARGV[11] ~= '' then
+  local code_key = P .. 'offercode:' .. ARGV[11]
+  if redis.call('EXISTS', code_key) == 1 then return 'code_taken' end
+  redis.call('SET', code_key, offer_id, 'EX', ARGV[17])
+end
 redis.call('SADD', tried, vol_id)
 redis.call('HINCRBY', vkey, 'load', 1)
 sync_avail(vol_id)
@@ -221,11 +227,10 @@ if ARGV[14] == '1' then offer_status = 'accepted' end
 redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vol_id,
   'status', offer_status, 'created_at', now_iso, 'expires_at', ARGV[7], 'expires_epoch', ARGV[8],
   'distance_km', ARGV[9], 'code', ARGV[11])
-if ARGV[11] ~= '' then redis.call('SET', P .. 'offercode:' .. ARGV[11], offer_id, 'KEEPTTL') end
 redis.call('ZADD', P .. 'need:' .. need_id .. ':offers', now_ms, offer_id)
 redis.call('ZADD', P .. 'vol:' .. vol_id .. ':offers', now_ms, offer_id)
 redis.call('HINCRBY', nkey, 'active', 1)
-redis.call('HINCRBY', nkey, 'offers_made', 1)
+local made = redis.call('HINCRBY', nkey, 'offers_made', 1)
 push_event(need_id, ARGV[12])
 if offer_status == 'pending' then
   redis.call('ZADD', P .. 'offers:pending', ARGV[8], offer_id)
@@ -241,6 +246,7 @@ else
     set_status(need_id, 'offered', now_iso)
   end
 end
+if made == 1 then return 'ok:first' end
 return 'ok'
 """
 
@@ -387,7 +393,7 @@ class Store:
 
     def get_volunteer(self, volunteer_id: str) -> Volunteer | None:
         data = self.r.hgetall(self.k("vol", volunteer_id))
-        return _volunteer(data) if data else None
+        return _volunteer(volunteer_id, data) if data else None
 
     def candidate_rows(self, volunteer_ids: list[str]) -> list[list[str | None]]:
         """Just what matching needs of each volunteer: lat, lon, skills, on_duty, load, capacity, idle_since."""
@@ -400,12 +406,14 @@ class Store:
         pipe = self.r.pipeline(transaction=False)
         for vid in volunteer_ids:
             pipe.hgetall(self.k("vol", vid))
-        return [_volunteer(d) if d else None for d in pipe.execute()]
+        return [_volunteer(vid, d) if d else None for vid, d in zip(volunteer_ids, pipe.execute(), strict=True)]
 
-    def volunteer_ids_page(self, *, after: str | None, limit: int) -> list[str]:
-        """Volunteer ids in id order (oldest first), starting after the cursor."""
-        low = f"({after}" if after else "-"
-        return [_s(x) for x in self.r.zrangebylex(self.k("vols"), low, "+", start=0, num=limit)]
+    def volunteer_ids_range(self, *, start: int, count: int) -> list[str]:
+        """Volunteer ids in order of registration (an append-only list, so offsets are stable)."""
+        return [_s(x) for x in self.r.lrange(self.k("vols"), start, start + count - 1)]
+
+    def volunteer_count(self) -> int:
+        return int(self.r.llen(self.k("vols")))
 
     def volunteers_near(self, *, lat: float, lon: float, radius_km: float) -> list[tuple[str, float]]:
         """All volunteers whose live position is within the radius, nearest first."""
@@ -436,8 +444,14 @@ class Store:
         )
         return [(_s(m), float(d)) for m, d in rows]
 
-    def available_count(self, skill: str) -> int:
-        return int(self.r.zcard(self.k("avail", skill)))
+    def tried_and_pool_sizes(self, need_id: str, skills: list[str]) -> tuple[set[str], dict[str, int]]:
+        """In one round trip: volunteers already offered this need, and how many are available per skill."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.smembers(self.k("need", need_id, "tried"))
+        for skill in skills:
+            pipe.zcard(self.k("avail", skill))
+        tried, *sizes = pipe.execute()
+        return {_s(x) for x in tried}, {skill: int(n) for skill, n in zip(skills, sizes, strict=True)}
 
     def volunteer_offer_ids(self, volunteer_id: str, *, limit: int = 100) -> list[str]:
         return [_s(x) for x in self.r.zrevrange(self.k("vol", volunteer_id, "offers"), 0, limit - 1)]
@@ -511,9 +525,6 @@ class Store:
         raw = self.r.hget(self.k("need", need_id), name)
         return _s(raw) if raw else None
 
-    def tried_volunteers(self, need_id: str) -> set[str]:
-        return {_s(x) for x in self.r.smembers(self.k("need", need_id, "tried"))}
-
     def transition(
         self,
         need_id: str,
@@ -564,6 +575,7 @@ class Store:
         distance_km: float,
         required_skills: list[str],
         code: str,
+        code_ttl: int = 86400,
         event: Event,
         direct_assignment: bool = False,
         committed_iso: str = "",
@@ -589,6 +601,7 @@ class Store:
                     "1" if direct_assignment else "0",
                     committed_iso,
                     committed_epoch,
+                    code_ttl,
                 ]
             )
         )
@@ -665,13 +678,6 @@ class Store:
     def due_offer_ids(self, *, now_epoch: float, limit: int = 1000) -> list[str]:
         """Pending offers whose accept-by time has passed."""
         return [_s(x) for x in self.r.zrangebyscore(self.k("offers:pending"), "-inf", now_epoch, start=0, num=limit)]
-
-    def claim_offer_code(self, code: str, *, ttl_seconds: int) -> bool:
-        """Reserve a short SMS code so no two live offers share one."""
-        return bool(self.r.set(self.k("offercode", code), "", nx=True, ex=ttl_seconds))
-
-    def release_offer_code(self, code: str) -> None:
-        self.r.delete(self.k("offercode", code))
 
     # ---- notifications ---------------------------------------------------------------------
     def create_delivery(self, delivery_id: str, *, need_id: str, fields: dict[str, Any]) -> bool:
@@ -832,10 +838,10 @@ def _opt(value: str | None) -> str | None:
     return value if value else None
 
 
-def _volunteer(raw: dict) -> Volunteer:
+def _volunteer(volunteer_id: str, raw: dict) -> Volunteer:
     d = _decode_hash(raw)
     return Volunteer(
-        id=d["id"],
+        id=volunteer_id,
         name=d["name"],
         phone=d["phone"],
         skills=[s for s in d.get("skills", "").split(",") if s],
@@ -856,9 +862,8 @@ def _volunteer(raw: dict) -> Volunteer:
 
 
 def volunteer_fields(v: Volunteer) -> dict[str, Any]:
-    """The hash fields of a volunteer record."""
+    """The hash fields of a volunteer record (its id is in the key)."""
     return {
-        "id": v.id,
         "name": v.name,
         "phone": v.phone,
         "skills": ",".join(v.skills),

@@ -142,34 +142,34 @@ def list_volunteers(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Volunteer], str | None]:
-    """Volunteers matching the filters: nearest first with `near`, otherwise oldest first."""
+    """Volunteers matching the filters: nearest first with `near`, otherwise in order of registration."""
 
     def keep(v: Volunteer | None) -> bool:
         return v is not None and (skill is None or skill in v.skills) and (on_duty is None or v.on_duty == on_duty)
 
+    offset = paging.decode_offset(cursor)
     if near is not None:
-        offset = paging.decode_offset(cursor)
-        ids = [vid for vid, _ in deps.store.volunteers_near(lat=near.lat, lon=near.lon, radius_km=radius_km)]
-        items: list[Volunteer] = []
-        position = offset
-        while position < len(ids) and len(items) < limit and position - offset < SCAN_BUDGET:
-            chunk = ids[position : position + limit]
-            items += [v for v in deps.store.get_volunteers(chunk) if keep(v)]  # type: ignore[misc]
-            position += len(chunk)
-        items = items[:limit]
-        return items, paging.encode_offset(position) if position < len(ids) else None
-    after = paging.decode_after(cursor)
+        nearby = [vid for vid, _ in deps.store.volunteers_near(lat=near.lat, lon=near.lon, radius_km=radius_km)]
+        total = len(nearby)
+
+        def ids_from(start: int, count: int) -> list[str]:
+            return nearby[start : start + count]
+    else:
+        total = deps.store.volunteer_count()
+
+        def ids_from(start: int, count: int) -> list[str]:
+            return deps.store.volunteer_ids_range(start=start, count=count)
+
     found: list[Volunteer] = []
-    scanned = 0
-    while len(found) < limit and scanned < SCAN_BUDGET:
-        ids = deps.store.volunteer_ids_page(after=after, limit=limit)
-        if not ids:
-            return found, None
-        for vid, v in zip(ids, deps.store.get_volunteers(ids), strict=True):
-            after = vid
-            scanned += 1
-            if keep(v):
-                found.append(v)  # type: ignore[arg-type]
+    position = offset
+    while len(found) < limit and position < total and position - offset < SCAN_BUDGET:
+        chunk = ids_from(position, limit)
+        if not chunk:
+            break
+        for v in deps.store.get_volunteers(chunk):
+            position += 1
+            if v is not None and keep(v):
+                found.append(v)
                 if len(found) == limit:
                     break
-    return found, paging.encode_after(after) if after else None
+    return found, paging.encode_offset(position) if position < total else None

@@ -19,6 +19,7 @@ from service.bootstrap import Deps, bootstrap
 from service.cli import create_token
 from service.config import Settings
 from service.jobs import ALL_QUEUES
+from service.launcher import redis_command
 from service.models import Role
 
 
@@ -43,28 +44,7 @@ class RedisServer:
     def start(self) -> None:
         if shutil.which("redis-server") is None:
             pytest.fail("redis-server is not installed (make install installs it)")
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.directory),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--maxmemory-policy",
-                "noeviction",
-                "--save",
-                "",
-                "--daemonize",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        self.process = subprocess.Popen(redis_command(self.port, self.directory), stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + 10
         while True:
