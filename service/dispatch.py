@@ -212,8 +212,9 @@ def reserve_volunteer(
     elif result != "ok":
         return result
     if not direct:
-        deps.jobs.enqueue(jobs.EXPIRE_OFFER, offer_id, queue=jobs.URGENT, at=expires + timedelta(seconds=1))
-        announce(deps, "offer", need.id, volunteer_id=volunteer_id, offer_id=offer_id)
+        with jobs.batch(deps.jobs):
+            deps.jobs.enqueue(jobs.EXPIRE_OFFER, offer_id, queue=jobs.URGENT, at=expires + timedelta(seconds=1))
+            announce(deps, "offer", need.id, volunteer_id=volunteer_id, offer_id=offer_id)
     return f"ok:{offer_id}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Protocol
 
@@ -40,3 +41,9 @@ class JobQueue(Protocol):
     """Runs a job later, by dotted name, with ids as arguments."""
 
     def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None: ...
+
+
+def batch(queue: JobQueue) -> AbstractContextManager[None]:
+    """Group the jobs enqueued in a block into one round trip, where the queue can."""
+    grouped = getattr(queue, "batch", None)
+    return grouped() if grouped is not None else nullcontext()

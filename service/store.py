@@ -90,17 +90,20 @@ local function in_csv(skills_csv, skill)
 end
 
 -- Put the volunteer in, or take them out of, the per-skill sets of available volunteers.
-local function sync_avail(vol_id)
+-- A volunteer is only ever in the sets of their own skills, so those are all that need
+-- touching; every_skill also clears the others (after the skills themselves changed).
+local function sync_avail(vol_id, every_skill)
   local v = redis.call('HMGET', vol_key(vol_id), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon')
   local available = v[1] == '1' and tonumber(v[2]) < tonumber(v[3])
   local skills = v[4] or ''
-  for _, s in ipairs(SKILLS) do
-    local key = P .. 'avail:' .. s
-    if available and in_csv(skills, s) then
-      redis.call('GEOADD', key, v[6], v[5], vol_id)
-    else
-      redis.call('ZREM', key, vol_id)
+  if every_skill then
+    for _, s in ipairs(SKILLS) do
+      if not in_csv(skills, s) then redis.call('ZREM', P .. 'avail:' .. s, vol_id) end
     end
+  end
+  for s in string.gmatch(skills, '[^,]+') do
+    local key = P .. 'avail:' .. s
+    if available then redis.call('GEOADD', key, v[6], v[5], vol_id) else redis.call('ZREM', key, vol_id) end
   end
   return available
 end
@@ -177,7 +180,7 @@ if v[3] ~= '1' then
     end
   end
 end
-sync_avail(id)
+sync_avail(id, true)
 return touched
 """
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 import redis
@@ -22,6 +25,21 @@ class RQJobQueue:
         self.connection = connection
         self.settings = settings
         self.queues = {name: Queue(name, connection=connection) for name in jobs.ALL_QUEUES}
+        self._local = threading.local()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send the jobs enqueued inside the block to Redis in one round trip (per thread)."""
+        if getattr(self._local, "pipeline", None) is not None:
+            yield
+            return
+        self._local.pipeline = self.connection.pipeline()
+        self._local.pipeline.multi()  # one transaction, as RQ expects of a pipeline it is handed
+        try:
+            yield
+            self._local.pipeline.execute()
+        finally:
+            self._local.pipeline = None
 
     def retry_for(self, func: str) -> Retry:
         if func == jobs.DELIVER:
@@ -36,6 +54,7 @@ class RQJobQueue:
             "retry": self.retry_for(func),
             "job_timeout": self.settings.job_timeout,
             "result_ttl": RESULT_TTL,
+            "pipeline": getattr(self._local, "pipeline", None),
         }
         if at is None:
             q.enqueue(func, *args, **options)
