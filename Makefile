@@ -7,7 +7,16 @@ BIN := $(VENV)/bin
 .PHONY: install redis-server run test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
+	  rm -rf $(VENV); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "python3 -m venv failed: installing Debian's python3-venv package"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; \
+	    $(PYTHON) -m venv $(VENV); \
+	  else \
+	    echo "python3 -m venv failed. Install it first: sudo apt-get install python3-venv (Debian/Ubuntu)"; \
+	    exit 1; \
+	  fi; }
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 
@@ -20,7 +19,3 @@ def parse(text: str) -> datetime:
 
 def epoch(moment: datetime) -> float:
     return moment.timestamp()
-
-
-def monotonic() -> float:
-    return time.monotonic()

@@ -11,7 +11,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
@@ -802,10 +802,6 @@ class Store:
     def set_once(self, name: str, value: str, *, ttl_seconds: int) -> bool:
         """Set a marker if it is not there yet; True when this call set it."""
         return bool(self.r.set(self.k("once", name), value, nx=True, ex=ttl_seconds))
-
-    def iter_keys(self, pattern: str) -> Iterator[str]:
-        for key in self.r.scan_iter(match=self.p + pattern, count=1000):
-            yield _s(key)[len(self.p) :]
 
 
 # ---- encoding ----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import re
 import time
@@ -198,7 +197,3 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
     @limiter.request_filter
     def exempt() -> bool:
         return request.path in ("/healthz", "/readyz", "/metrics") or request.path.startswith("/api/docs")
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, ensure_ascii=False)
