@@ -177,6 +177,11 @@ def change_status(
     """Apply one lifecycle action atomically; 409 naming the current status if it is not allowed."""
     need = load_need(deps=deps, need_id=need_id)
     lifecycle.check(action, need.status)
+    freed = (
+        volunteers_on(deps.store.need_offers(need_id), OfferStatus.PENDING, OfferStatus.ACCEPTED)
+        if release_offers
+        else set()
+    )
     moment = clock.now()
     result = deps.store.transition(
         need_id,
@@ -198,6 +203,9 @@ def change_status(
     if result.startswith("need_status:"):
         current = result.split(":", 1)[1]
         raise InvalidTransition(f"cannot {action.value.replace('_', ' ')} a need that is {current}", current=current)
+    for volunteer_id in sorted(freed):
+        # capacity came free: escalated needs nearby may now have a volunteer
+        deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer_id, queue=jobs.DEFAULT)
     return load_need(deps=deps, need_id=need_id)
 
 

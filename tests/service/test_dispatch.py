@@ -305,6 +305,23 @@ def test_escalated_need_is_matched_again_when_a_fitting_volunteer_comes_on_duty(
     assert the_pending_offer(got)["volunteer_id"] == volunteer["id"]
 
 
+def test_escalated_need_is_matched_again_when_a_volunteer_finishes_a_task_and_frees_capacity(
+    client, tokens, assigned, make_need, work, get_need, progress
+) -> None:
+    first, volunteer = assigned()  # capacity 2: one task held
+    client.patch(f"/api/v1/volunteers/{volunteer['id']}", json={"capacity": 1}, headers=tokens.dispatcher)
+    waiting = make_need()
+    work()
+    assert get_need(waiting["id"])["status"] == "escalated"
+
+    assert progress(first["id"], "done", tokens.volunteer(volunteer["id"])).status_code == 200
+    work()
+
+    got = get_need(waiting["id"])
+    assert got["status"] == "offered"
+    assert the_pending_offer(got)["volunteer_id"] == volunteer["id"]
+
+
 def test_escalated_need_is_not_offered_to_a_volunteer_without_its_skill(
     client, tokens, volunteer_at, make_need, work, get_need
 ) -> None:
