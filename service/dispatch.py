@@ -74,16 +74,11 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
     if NeedStatus(need.status) not in lifecycle.MATCHABLE:
         outcome.skipped = f"need is {need.status}"
         return outcome
+    moment = clock.now()
+    start = None
     if need.status == NeedStatus.QUEUED.value:
-        moment = clock.now()
-        deps.store.transition(
-            need_id,
-            allowed_from=[NeedStatus.QUEUED.value],
-            to=NeedStatus.MATCHING.value,
-            now_iso=clock.iso(moment),
-            now_epoch=clock.epoch(moment),
-            event=Event(at=clock.iso(moment), type="matching_started", actor="system"),
-        )  # refused when another worker started first; either way the need is being matched
+        start = Event(at=clock.iso(moment), type="matching_started", actor="system")
+    tried, pool_sizes = deps.store.begin_matching(need_id, need.skills, start=start, now_epoch=clock.epoch(moment))
     missing = need.volunteers_needed - need.active
     if missing <= 0:
         outcome.skipped = "enough offers are out"
@@ -94,7 +89,6 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
         return outcome
 
     radius_max = max_radius_km(deps, need)
-    tried, pool_sizes = deps.store.tried_and_pool_sizes(need_id, need.skills)
     skill = search_skill(pool_sizes)
     stop = False
     for radius in search_rings(deps.settings.rings_km, radius_max):
@@ -203,13 +197,12 @@ def reserve_volunteer(
             direct_assignment=direct,
             committed_iso=clock.iso(committed),
             committed_epoch=clock.epoch(committed),
+            since_intake=max((moment - clock.parse(need.created_at)).total_seconds(), 0.0),
+            latency_buckets=LATENCY_BUCKETS,
         )
         if result != "code_taken":
             break
-    if result == "ok:first":
-        seconds = max((moment - clock.parse(need.created_at)).total_seconds(), 0.0)
-        deps.store.observe("intake_to_first_offer", seconds, LATENCY_BUCKETS)
-    elif result != "ok":
+    if result not in ("ok", "ok:first"):
         return result
     if not direct:
         with jobs.batch(deps.jobs):

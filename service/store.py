@@ -186,8 +186,9 @@ return touched
 
 # ARGV: prefix, need_id, vol_id, offer_id, now_iso, now_ms, expires_iso, expires_epoch,
 #       distance_km, required_skills_csv, code, event_json, enforce_duty ('1'|'0'), accept ('1'|'0'),
-#       committed_deadline_iso, committed_deadline_epoch, code_ttl
-# Returns 'ok', 'ok:first' (the need's first offer), 'code_taken' (pick another SMS code) or why not.
+#       committed_deadline_iso, committed_deadline_epoch, code_ttl, first_offer_bucket, seconds_since_intake
+# Returns 'ok', 'ok:first' (the need's first offer, counted in the intake-to-first-offer
+# histogram), 'code_taken' (pick another SMS code) or why not.
 # Reserves one unit of the volunteer's capacity for the need, atomically re-checking everything.
 _RESERVE = """
 local need_id, vol_id, offer_id = ARGV[2], ARGV[3], ARGV[4]
@@ -249,7 +250,15 @@ else
     set_status(need_id, 'offered', now_iso)
   end
 end
-if made == 1 then return 'ok:first' end
+if made == 1 then
+  if ARGV[18] ~= '' then
+    local hist = P .. 'hist:intake_to_first_offer'
+    redis.call('HINCRBY', hist, ARGV[18], 1)
+    redis.call('HINCRBY', hist, '_count', 1)
+    redis.call('HINCRBYFLOAT', hist, '_sum', ARGV[19])
+  end
+  return 'ok:first'
+end
 return 'ok'
 """
 
@@ -447,15 +456,6 @@ class Store:
         )
         return [(_s(m), float(d)) for m, d in rows]
 
-    def tried_and_pool_sizes(self, need_id: str, skills: list[str]) -> tuple[set[str], dict[str, int]]:
-        """In one round trip: volunteers already offered this need, and how many are available per skill."""
-        pipe = self.r.pipeline(transaction=False)
-        pipe.smembers(self.k("need", need_id, "tried"))
-        for skill in skills:
-            pipe.zcard(self.k("avail", skill))
-        tried, *sizes = pipe.execute()
-        return {_s(x) for x in tried}, {skill: int(n) for skill, n in zip(skills, sizes, strict=True)}
-
     def volunteer_offer_ids(self, volunteer_id: str, *, limit: int = 100) -> list[str]:
         return [_s(x) for x in self.r.zrevrange(self.k("vol", volunteer_id, "offers"), 0, limit - 1)]
 
@@ -547,6 +547,39 @@ class Store:
 
         release_offers ends every live offer: withdrawn, or completed when `to` is done.
         """
+        return _s(
+            self._transition(
+                args=self._transition_args(
+                    need_id,
+                    allowed_from=allowed_from,
+                    to=to,
+                    now_iso=now_iso,
+                    now_epoch=now_epoch,
+                    event=event,
+                    release_offers=release_offers,
+                    release_reason=release_reason,
+                    clear_tried=clear_tried,
+                    unless_staffed=unless_staffed,
+                    fields=fields,
+                )
+            )
+        )
+
+    def _transition_args(
+        self,
+        need_id: str,
+        *,
+        allowed_from: Iterable[str],
+        to: str,
+        now_iso: str,
+        now_epoch: float,
+        event: Event | None,
+        release_offers: bool = False,
+        release_reason: str = "",
+        clear_tried: bool = False,
+        unless_staffed: bool = False,
+        fields: dict[str, Any] | None = None,
+    ) -> list[Any]:
         args: list[Any] = [
             self.p,
             need_id,
@@ -562,7 +595,25 @@ class Store:
         ]
         for name, value in (fields or {}).items():
             args += [name, _encode(value)]
-        return _s(self._transition(args=args))
+        return args
+
+    def begin_matching(
+        self, need_id: str, skills: list[str], *, start: Event | None, now_epoch: float
+    ) -> tuple[set[str], dict[str, int]]:
+        """One round trip: move a queued need to matching (when `start` is given), then read the
+        volunteers already offered this need and how many are available per required skill."""
+        pipe = self.r.pipeline(transaction=False)
+        if start is not None:
+            args = self._transition_args(
+                need_id, allowed_from=["queued"], to="matching", now_iso=start.at, now_epoch=now_epoch, event=start
+            )
+            self._transition(args=args, client=pipe)  # refused if another worker started first: fine
+        pipe.smembers(self.k("need", need_id, "tried"))
+        for skill in skills:
+            pipe.zcard(self.k("avail", skill))
+        replies = pipe.execute()
+        tried, *sizes = replies[1:] if start is not None else replies
+        return {_s(x) for x in tried}, {skill: int(n) for skill, n in zip(skills, sizes, strict=True)}
 
     # ---- offers ----------------------------------------------------------------------------
     def reserve(
@@ -583,6 +634,8 @@ class Store:
         direct_assignment: bool = False,
         committed_iso: str = "",
         committed_epoch: float = 0.0,
+        since_intake: float = 0.0,
+        latency_buckets: tuple[float, ...] = (),
     ) -> str:
         """Atomically reserve a volunteer for a need and record the offer; returns 'ok' or why not."""
         return _s(
@@ -605,6 +658,8 @@ class Store:
                     committed_iso,
                     committed_epoch,
                     code_ttl,
+                    bucket_label(since_intake, latency_buckets) if latency_buckets else "",
+                    since_intake,
                 ]
             )
         )
@@ -765,7 +820,7 @@ class Store:
 
     def observe(self, name: str, value: float, buckets: tuple[float, ...]) -> None:
         """Count one observation in the first bucket that holds it (cumulated when read)."""
-        bucket = next((f"{b:g}" for b in buckets if value <= b), "+Inf")
+        bucket = bucket_label(value, buckets)
         pipe = self.r.pipeline(transaction=True)
         key = self.k("hist", name)
         pipe.hincrby(key, bucket, 1)
@@ -805,6 +860,11 @@ class Store:
 
 
 # ---- encoding ----------------------------------------------------------------------------------
+
+
+def bucket_label(value: float, buckets: tuple[float, ...]) -> str:
+    """The histogram bucket an observation falls in: the first bound that holds it."""
+    return next((f"{b:g}" for b in buckets if value <= b), "+Inf")
 
 
 def _s(value: Any) -> str:
