@@ -528,42 +528,10 @@ class Store:
         raw = self.r.hget(self.k("need", need_id), name)
         return _s(raw) if raw else None
 
-    def transition(
-        self,
-        need_id: str,
-        *,
-        allowed_from: Iterable[str],
-        to: str,
-        now_iso: str,
-        now_epoch: float,
-        event: Event | None,
-        release_offers: bool = False,
-        release_reason: str = "",
-        clear_tried: bool = False,
-        unless_staffed: bool = False,
-        fields: dict[str, Any] | None = None,
-    ) -> str:
-        """Atomically move a need from one of allowed_from to `to`; returns 'ok:<old>' or the refusal.
-
-        release_offers ends every live offer: withdrawn, or completed when `to` is done.
-        """
-        return _s(
-            self._transition(
-                args=self._transition_args(
-                    need_id,
-                    allowed_from=allowed_from,
-                    to=to,
-                    now_iso=now_iso,
-                    now_epoch=now_epoch,
-                    event=event,
-                    release_offers=release_offers,
-                    release_reason=release_reason,
-                    clear_tried=clear_tried,
-                    unless_staffed=unless_staffed,
-                    fields=fields,
-                )
-            )
-        )
+    def transition(self, need_id: str, **options: Any) -> str:
+        """Atomically move a need between statuses (options as for _transition_args);
+        returns 'ok:<old status>' or the refusal."""
+        return _s(self._transition(args=self._transition_args(need_id, **options)))
 
     def _transition_args(
         self,
@@ -580,6 +548,12 @@ class Store:
         unless_staffed: bool = False,
         fields: dict[str, Any] | None = None,
     ) -> list[Any]:
+        """Arguments of the transition script: move the need from one of allowed_from to `to`.
+
+        release_offers ends every live offer: withdrawn, or completed when `to` is done;
+        clear_tried lets volunteers offered before be offered again; unless_staffed refuses
+        when the need already has all the offers it asked for.
+        """
         args: list[Any] = [
             self.p,
             need_id,
