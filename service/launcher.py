@@ -51,8 +51,15 @@ def wait_for_port(port: int, timeout: float = 15.0, process: subprocess.Popen | 
     raise click.ClickException(f"nothing listening on port {port} after {timeout:.0f}s")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(*, port: int, redis_port: int, var: Path) -> None:
     """Start everything, print the URLs and demo tokens, and stop it all on Ctrl-C."""
+    # Ctrl-C and SIGTERM both stop everything, even when started with SIGINT ignored (e.g. `&`)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     env = dict(os.environ)
     var = var.resolve()
     processes: list[subprocess.Popen] = []
@@ -113,10 +120,10 @@ def run(*, port: int, redis_port: int, var: Path) -> None:
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
     finally:
+        # newest first, one at a time: the API and workers finish while Redis is still up
         for p in reversed(processes):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in reversed(processes):
             try:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
