@@ -16,33 +16,10 @@ import pytest
 from service import create_app
 from service.bootstrap import bootstrap
 from service.config import Settings
+from tests.api.validation import assert_rejects, failed_fields
 from tests.conftest import NEED, free_port
 
 URL = "/api/v1/needs"
-
-
-def failed_fields(response: Any) -> set[str]:
-    """Dotted names of the fields named in a 422's `errors`, without the json/query location."""
-    names: set[str] = set()
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        else:
-            names.add(prefix)
-
-    for errors in (response.get_json().get("errors") or {}).values():
-        walk(errors, "")
-    return names
-
-
-def assert_rejects(response: Any, field: str) -> None:
-    body = response.get_json()
-    assert response.status_code == 422, body
-    assert body["code"] == 422
-    names = failed_fields(response)
-    assert any(n == field or n.startswith(field + ".") for n in names), (field, body)
 
 
 def parse_time(text: str) -> datetime:

@@ -7,40 +7,13 @@ from typing import Any
 
 import pytest
 
+from tests.api.validation import assert_rejects, failed_fields
 from tests.conftest import VOLUNTEER
 
 URL = "/api/v1/volunteers"
 
 # A valid registration body that does not touch notification channels.
 BODY: dict[str, Any] = {**VOLUNTEER, "channels": []}
-
-
-def failed_fields(response: Any) -> set[str]:
-    """Dotted names of the fields named in a 422's `errors`, without the json/query location."""
-    names: set[str] = set()
-
-    def walk(node: Any, prefix: str) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(value, f"{prefix}.{key}" if prefix else str(key))
-        else:
-            names.add(prefix)
-
-    body = response.get_json()
-    for location, errors in (body.get("errors") or {}).items():
-        assert location in ("json", "query"), body
-        walk(errors, "")
-    return names
-
-
-def assert_rejects(response: Any, field: str) -> None:
-    """422 in the error format, and `errors` names the field (or something inside it)."""
-    body = response.get_json()
-    assert response.status_code == 422, body
-    assert body["code"] == 422
-    assert body["status"] == "Unprocessable Entity"
-    names = failed_fields(response)
-    assert any(n == field or n.startswith(field + ".") for n in names), (field, body)
 
 
 def post_raw(client: Any, url: str, text: str, headers: dict[str, str], method: str = "post") -> Any:
