@@ -114,7 +114,8 @@ class NeedAssign(MethodView):
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)
     def post(self, body: dict[str, str], need_id: str) -> dict[str, Any]:
-        """Assign a chosen volunteer directly, without an offer round (capacity still applies)."""
+        """Assign a chosen volunteer directly, without an offer round (capacity still applies); it takes
+        the place of a pending offer when the need has no free place."""
         needs.assign_volunteer(
             deps=deps(), need_id=need_id, volunteer_id=body["volunteer_id"], principal=current_principal()
         )
@@ -127,7 +128,8 @@ class NeedRematch(MethodView):
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409)
     def post(self, need_id: str) -> dict[str, Any]:
-        """Withdraw pending offers and search again, including volunteers tried before."""
+        """Search again: before assignment, withdraw pending offers and include volunteers tried before;
+        once assigned, release the assigned volunteers and offer the next nearest."""
         needs.rematch_need(deps=deps(), need_id=need_id, principal=current_principal())
         return view(need_id, current_principal())
 

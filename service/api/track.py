@@ -60,7 +60,7 @@ class Feedback(MethodView):
     @blp.response(200, TrackSchema)
     @errors(blp, 404, 409, 422)
     def post(self, body: dict[str, Any], code: str) -> dict[str, Any]:
-        """Rate the help (1-5); fixed=false reopens the need instead of closing it."""
+        """Rate the help (1-5); fixed=false reopens the need instead (a closed one only within the reopen window)."""
         needs.give_feedback(
             deps=deps(), code=code, rating=body["rating"], comment=body.get("comment"), fixed=body["fixed"]
         )
