@@ -39,6 +39,11 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
     ]
 
 
+def gunicorn_command(gunicorn: str, port: int) -> list[str]:
+    """The API as in production: gunicorn with the application factory."""
+    return [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "service:create_app()"]
+
+
 def wait_for_port(port: int, timeout: float = 15.0, process: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -87,16 +92,7 @@ def run(*, port: int, redis_port: int, var: Path) -> None:
         processes.append(subprocess.Popen([str(bindir / "aidline"), "worker"], env=env))
         processes.append(
             subprocess.Popen(
-                [
-                    str(bindir / "gunicorn"),
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "service:create_app()",
-                ],
+                gunicorn_command(str(bindir / "gunicorn"), port),
                 env=env,
             )
         )

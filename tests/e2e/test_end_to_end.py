@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from service.launcher import gunicorn_command
 from tests.conftest import NEED, VOLUNTEER
 from tests.e2e.conftest import (
     Background,
@@ -37,18 +38,7 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
     server = Background(
-        [
-            bin_path("gunicorn"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--threads",
-            "4",
-            "--graceful-timeout",
-            "5",
-            "service:create_app()",
-        ],
+        [*gunicorn_command(bin_path("gunicorn"), port), "--graceful-timeout", "5"],
         env,
         log,
     )
