@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import redis
 
+from service.clock import Clock, SystemClock
 from service.config import Settings
+from service.deps import Deps
 from service.geocoding import Geocoder, GeopyGeocoder, NoGeocoder
 from service.jobs import JobQueue
 from service.store import Store
-
-
-@dataclass
-class Deps:
-    """Everything a service function may need, built once per process."""
-
-    settings: Settings
-    redis: redis.Redis
-    store: Store
-    jobs: JobQueue
-    geocoder: Geocoder
+from worker.queues import RQJobQueue
 
 
 def redis_client(url: str) -> redis.Redis:
@@ -46,18 +36,16 @@ def bootstrap(
     connection: redis.Redis | None = None,
     jobs: JobQueue | None = None,
     geocoder: Geocoder | None = None,
+    clock: Clock | None = None,
 ) -> Deps:
-    """Build the store, job queue and geocoder from settings; tests pass their own parts."""
+    """Build the store, job queue, geocoder and clock from settings; tests pass their own parts."""
     settings = settings or Settings.from_env()
     connection = connection or redis_client(settings.redis_url)
-    if jobs is None:
-        from worker.queues import RQJobQueue  # the RQ edge, wired here and nowhere else
-
-        jobs = RQJobQueue(connection, settings=settings)
     return Deps(
         settings=settings,
         redis=connection,
         store=Store(connection, prefix=settings.key_prefix),
-        jobs=jobs,
+        jobs=jobs or RQJobQueue(connection, settings=settings),
         geocoder=geocoder or build_geocoder(settings),
+        clock=clock or SystemClock(),
     )

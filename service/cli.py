@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import sys
 from importlib import resources
 from pathlib import Path
@@ -10,14 +12,18 @@ from typing import Any
 
 import click
 
-from service import clock
+from service import clock, launcher, sweeper
+from service.bootstrap import bootstrap
 from service.config import Settings
+from service.deps import Deps
+from service.ids import new_id
 from service.models import Role
+from service.store import Refusal, Refused, Store, volunteer_fields
+from service.volunteers import build_volunteer
+from worker import monitoring, runner
 
 
-def _deps() -> Any:
-    from service.bootstrap import bootstrap
-
+def _deps() -> Deps:
     return bootstrap(Settings.from_env())
 
 
@@ -31,14 +37,15 @@ def token() -> None:
     """Create and revoke API tokens."""
 
 
-def create_token(store: Any, role: Role, volunteer_id: str | None) -> str:
-    import secrets
-
-    from service.store import new_id
-
+def create_token(store: Store, role: Role, volunteer_id: str | None) -> str:
+    """A new random token for the role, stored hashed; the token itself is returned once."""
     value = "ald_" + secrets.token_urlsafe(32)
-    store.save_token(
-        token=value, token_id=new_id("tok"), role=role, volunteer_id=volunteer_id, now_iso=clock.iso(clock.now())
+    store.tokens.save(
+        token=value,
+        token_id=new_id("tok"),
+        role=role,
+        volunteer_id=volunteer_id,
+        now_iso=clock.iso(clock.SystemClock().now()),
     )
     return value
 
@@ -53,7 +60,7 @@ def token_create(role_name: str, volunteer_id: str | None) -> None:
     if role is Role.VOLUNTEER:
         if not volunteer_id:
             raise click.UsageError("--volunteer-id is required for the volunteer role")
-        if deps.store.get_volunteer(volunteer_id) is None:
+        if deps.store.volunteers.get(volunteer_id) is None:
             raise click.UsageError(f"no volunteer {volunteer_id}")
     elif volunteer_id:
         raise click.UsageError("--volunteer-id is only for the volunteer role")
@@ -64,7 +71,7 @@ def token_create(role_name: str, volunteer_id: str | None) -> None:
 @click.argument("token_or_id")
 def token_revoke(token_or_id: str) -> None:
     """Revoke a token, given the token itself or its id."""
-    if not _deps().store.revoke_token(token_or_id):
+    if not _deps().store.tokens.revoke(token_or_id):
         raise click.ClickException("no such token")
     click.echo("revoked", err=True)
 
@@ -77,11 +84,9 @@ def token_revoke(token_or_id: str) -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
 def worker(processes: int | None, notify_processes: int | None, burst: bool) -> None:
     """Run the RQ workers (urgent, default, low, notify) with the scheduler and the sweep."""
-    from worker.runner import run
-
     settings = Settings.from_env()
     sys.exit(
-        run(
+        runner.run(
             settings,
             processes=settings.worker_processes if processes is None else processes,
             notify_processes=settings.notify_processes if notify_processes is None else notify_processes,
@@ -99,26 +104,25 @@ def demo_volunteers() -> list[dict[str, Any]]:
     return json.loads(resources.files("service").joinpath("data/demo_volunteers.json").read_text("utf-8"))
 
 
-def load_demo(deps: Any) -> int:
+def load_demo(deps: Deps) -> int:
     """Add the demo volunteers that are not there yet; returns how many were added."""
-    from service.store import volunteer_fields
-    from service.volunteers import build_volunteer
-
     added = 0
     for row in demo_volunteers():
-        if deps.store.get_volunteer(row["id"]) is not None:
+        if deps.store.volunteers.get(row["id"]) is not None:
             continue
-        volunteer = build_volunteer(volunteer_in=row, volunteer_id=row["id"])
+        volunteer = build_volunteer(volunteer_in=row, now=deps.clock.now(), volunteer_id=row["id"])
         try:
-            deps.store.save_volunteer(
+            deps.store.volunteers.save(
                 volunteer.id,
                 volunteer_fields(volunteer),
                 create=True,
                 now_iso=volunteer.created_at,
                 now_epoch=volunteer.idle_since,
             )
-        except KeyError:
-            continue
+        except Refused as refused:
+            if refused.reason is Refusal.EXISTS:
+                continue  # loaded by someone else meanwhile
+            raise
         added += 1
     return added
 
@@ -133,8 +137,6 @@ def load_demo(deps: Any) -> int:
 @click.option("--export-env", is_flag=True, help="Also write REDIS_URL and AIDLINE_PUBLIC_URL into the file.")
 def demo_load(tokens_file: Path | None, export_env: bool) -> None:
     """Load the demo volunteers (twice adds nothing) and print demo tokens."""
-    import os
-
     deps = _deps()
     added = load_demo(deps)
     click.echo(f"demo volunteers: {added} added, {len(demo_volunteers())} in the data set", err=True)
@@ -142,7 +144,7 @@ def demo_load(tokens_file: Path | None, export_env: bool) -> None:
     if tokens_file and tokens_file.exists():
         for line in tokens_file.read_text().splitlines():
             name, _, value = line.removeprefix("export ").partition("=")
-            if name.endswith("_TOKEN") and value and deps.store.token_record(value):
+            if name.endswith("_TOKEN") and value and deps.store.tokens.record(value):
                 tokens[name] = value
     wanted = {
         "DISPATCHER_TOKEN": (Role.DISPATCHER, None),
@@ -169,14 +171,12 @@ def demo_load(tokens_file: Path | None, export_env: bool) -> None:
 
 
 @cli.command("run")
-@click.option("--port", type=int, default=lambda: int(__import__("os").environ.get("PORT", "8000")))
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")))
 @click.option("--redis-port", type=int, default=6390, help="Port of the private Redis (when REDIS_URL is unset).")
 @click.option("--var", type=click.Path(file_okay=False, path_type=Path), default=Path("var"))
 def run_all(port: int, redis_port: int, var: Path) -> None:
     """Run Redis (AOF on, under ./var), the API, the workers and the demo data; Ctrl-C stops all."""
-    from service.launcher import run
-
-    run(port=port, redis_port=redis_port, var=var)
+    launcher.run(port=port, redis_port=redis_port, var=var)
 
 
 @cli.group()
@@ -188,9 +188,7 @@ def ops() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def ops_status(as_json: bool) -> None:
     """Queues, workers, failed jobs, escalated and overdue needs."""
-    from worker.monitoring import status_report
-
-    report = status_report(_deps())
+    report = monitoring.status_report(_deps())
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
@@ -208,17 +206,13 @@ def ops_status(as_json: bool) -> None:
 @ops.command("requeue-failed")
 def ops_requeue_failed() -> None:
     """Put every failed job back on its queue (jobs are idempotent)."""
-    from worker.monitoring import requeue_failed
-
-    click.echo(f"requeued {requeue_failed(_deps())} failed jobs")
+    click.echo(f"requeued {monitoring.requeue_failed(_deps())} failed jobs")
 
 
 @ops.command("sweep")
 def ops_sweep() -> None:
     """Run the sweep now: re-enqueue stuck needs, expire overdue offers, check deadlines."""
-    from service.sweeper import sweep
-
-    click.echo(json.dumps(sweep(deps=_deps())))
+    click.echo(json.dumps(sweeper.sweep(deps=_deps())))
 
 
 def main(argv: list[str] | None = None) -> None:

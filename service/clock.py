@@ -1,12 +1,40 @@
-"""Time helpers: every timestamp Aidline stores is UTC ISO 8601."""
+"""Time: the Clock that every service function reads, and helpers for the UTC ISO 8601 stamps Aidline stores."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+class Clock(Protocol):
+    """Tells the time; the domain asks it instead of the system, so tests can move time."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real time, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that stands still until told to move: for tests and replays."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._now = start or datetime.now(UTC)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move time forward and return the new moment."""
+        self._now += timedelta(seconds=seconds)
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = moment.astimezone(UTC)
 
 
 def iso(moment: datetime) -> str:

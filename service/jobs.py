@@ -21,26 +21,26 @@ URGENT, DEFAULT, LOW, NOTIFY = "urgent", "default", "low", "notify"
 MATCH_QUEUES = (URGENT, DEFAULT, LOW)
 ALL_QUEUES = (URGENT, DEFAULT, LOW, NOTIFY)
 
-_URGENT_FLAGS = {
-    Vulnerability.ELDERLY_ALONE.value,
-    Vulnerability.MEDICAL.value,
-    Vulnerability.LIVESTOCK.value,
-}
+_URGENT_FLAGS = {Vulnerability.ELDERLY_ALONE, Vulnerability.MEDICAL, Vulnerability.LIVESTOCK}
 
 
 def queue_for(need: Need) -> str:
     """Critical and high priority, and needs of the most vulnerable, jump the queue."""
-    if need.priority in (Priority.CRITICAL.value, Priority.HIGH.value) or _URGENT_FLAGS & set(need.vulnerability):
+    if need.priority in (Priority.CRITICAL, Priority.HIGH) or _URGENT_FLAGS & set(need.vulnerability):
         return URGENT
-    if need.priority == Priority.LOW.value:
+    if need.priority is Priority.LOW:
         return LOW
     return DEFAULT
 
 
 class JobQueue(Protocol):
-    """Runs a job later, by dotted name, with ids as arguments."""
+    """Runs a job later, by dotted name, with ids as keyword arguments.
 
-    def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None: ...
+    Keyword arguments keep a job meaningful while it waits in Redis (up to days) across a
+    deploy: job functions keep their parameter names and order, and new ones get defaults.
+    """
+
+    def enqueue(self, func: str, *, queue: str, at: datetime | None = None, **kwargs: str) -> None: ...
 
 
 def batch(queue: JobQueue) -> AbstractContextManager[None]:

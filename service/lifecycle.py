@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 from service.exceptions import InvalidTransition
 from service.models import NeedStatus as S
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     START_MATCHING = "start_matching"
     ESCALATE = "escalate"
     ASSIGN = "assign"
@@ -25,7 +25,11 @@ class Action(str, Enum):
 MATCHABLE = frozenset({S.QUEUED, S.MATCHING, S.OFFERED, S.ESCALATED})
 """Statuses in which the matcher may still make offers."""
 
+ACCEPTS_OFFERS = frozenset({S.OFFERED, S.ESCALATED})
+"""Statuses in which a volunteer may still accept a pending offer."""
+
 IN_PROGRESS = frozenset({S.ASSIGNED, S.EN_ROUTE, S.ON_SITE})
+"""Statuses with a committed completion deadline running."""
 
 _RULES: dict[Action, tuple[frozenset[S], S]] = {
     Action.START_MATCHING: (frozenset({S.QUEUED}), S.MATCHING),
@@ -55,13 +59,15 @@ def target(action: Action) -> S:
     return _RULES[action][1]
 
 
-def check(action: Action, current: str) -> S:
+def refusal(action: Action, current: S | str) -> InvalidTransition:
+    """The 409 for an action the lifecycle does not allow from the current status."""
+    status = S(current).value
+    return InvalidTransition(f"cannot {action.value.replace('_', ' ')} a need that is {status}", current=status)
+
+
+def check(action: Action, current: S) -> S:
     """The status after the action, or InvalidTransition naming the current status."""
     sources, to = _RULES[action]
-    if S(current) not in sources:
-        raise InvalidTransition(f"cannot {action.value.replace('_', ' ')} a need that is {current}", current=current)
+    if current not in sources:
+        raise refusal(action, current)
     return to
-
-
-def csv(statuses: frozenset[S]) -> list[str]:
-    return sorted(s.value for s in statuses)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
+from typing import Any
 
 
-class Skill(str, Enum):
+class Skill(StrEnum):
     GENERAL = "general"
     HEAVY_LIFTING = "heavy_lifting"
     DRIVING = "driving"
@@ -20,7 +21,7 @@ class Skill(str, Enum):
     TUTORING = "tutoring"
 
 
-class NeedKind(str, Enum):
+class NeedKind(StrEnum):
     WATER_DELIVERY = "water_delivery"
     COAL_HAULING = "coal_hauling"
     PLUMBING_REPAIR = "plumbing_repair"
@@ -40,14 +41,14 @@ class NeedKind(str, Enum):
     OTHER = "other"
 
 
-class Priority(str, Enum):
+class Priority(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
     NORMAL = "normal"
     LOW = "low"
 
 
-class Vulnerability(str, Enum):
+class Vulnerability(StrEnum):
     ELDERLY_ALONE = "elderly_alone"
     DISABLED = "disabled"
     CHILD = "child"
@@ -55,7 +56,7 @@ class Vulnerability(str, Enum):
     MEDICAL = "medical"
 
 
-class NeedStatus(str, Enum):
+class NeedStatus(StrEnum):
     QUEUED = "queued"
     MATCHING = "matching"
     OFFERED = "offered"
@@ -69,7 +70,7 @@ class NeedStatus(str, Enum):
     CANCELLED = "cancelled"
 
 
-class OfferStatus(str, Enum):
+class OfferStatus(StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"
     DECLINED = "declined"
@@ -78,16 +79,60 @@ class OfferStatus(str, Enum):
     COMPLETED = "completed"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     DISPATCHER = "dispatcher"
     INTAKE = "intake"
     VOLUNTEER = "volunteer"
     OPS = "ops"
 
 
-class Locale(str, Enum):
+class Locale(StrEnum):
     ZH = "zh"
     EN = "en"
+
+
+class Topic(StrEnum):
+    """What a notification is about; each topic has its audience and its texts."""
+
+    OFFER = "offer"
+    OFFER_REMINDER = "offer_reminder"
+    ASSIGNED_BY_DISPATCHER = "assigned_by_dispatcher"
+    CANCELLED = "cancelled"
+    RECEIVED = "received"
+    ASSIGNED = "assigned"
+    EN_ROUTE = "en_route"
+    DONE = "done"
+    DEFERRED = "deferred"
+    ESCALATED = "escalated"
+    OVERDUE = "overdue"
+    DELIVERY_FAILED = "delivery_failed"
+
+
+class EventType(StrEnum):
+    """The kinds of step on a need's timeline."""
+
+    CREATED = "created"
+    MATCHING_STARTED = "matching_started"
+    OFFERED = "offered"
+    ASSIGNED_BY_DISPATCHER = "assigned_by_dispatcher"
+    ACCEPTED = "accepted"
+    ASSIGNED = "assigned"
+    OFFER_DECLINED = "offer_declined"
+    OFFER_EXPIRED = "offer_expired"
+    OFFER_WITHDRAWN = "offer_withdrawn"
+    ESCALATED = "escalated"
+    REMATCH = "rematch"
+    DEFERRED = "deferred"
+    REOPENED = "reopened"
+    CANCELLED = "cancelled"
+    EN_ROUTE = "en_route"
+    ON_SITE = "on_site"
+    DONE = "done"
+    CLOSED = "closed"
+    FEEDBACK = "feedback"
+    OVERDUE = "overdue"
+    NOTIFICATION = "notification"
+    NOTIFICATION_UNDELIVERABLE = "notification_undeliverable"
 
 
 @dataclass(frozen=True)
@@ -101,14 +146,14 @@ class Volunteer:
     id: str
     name: str
     phone: str
-    skills: list[str]
+    skills: list[Skill]
     home: Location
     location: Location
     capacity: int
     load: int
     on_duty: bool
     channels: list[str]
-    locale: str
+    locale: Locale
     team: str | None
     grid: str | None
     created_at: str
@@ -126,13 +171,13 @@ class Requester:
 @dataclass
 class Need:
     id: str
-    kind: str
-    status: str
-    priority: str
-    skills: list[str]
+    kind: NeedKind
+    status: NeedStatus
+    priority: Priority
+    skills: list[Skill]
     location: Location
     address: str | None
-    vulnerability: list[str]
+    vulnerability: list[Vulnerability]
     volunteers_needed: int
     description: str | None
     requester: Requester
@@ -150,7 +195,7 @@ class Need:
     rating: int | None = None
     feedback_comment: str | None = None
     flagged: bool = False
-    requester_locale: str | None = None
+    requester_locale: Locale | None = None
 
 
 @dataclass
@@ -158,7 +203,7 @@ class Offer:
     id: str
     need_id: str
     volunteer_id: str
-    status: str
+    status: OfferStatus
     created_at: str
     expires_at: str
     distance_km: float
@@ -170,9 +215,9 @@ class Offer:
 @dataclass
 class Event:
     at: str
-    type: str
+    type: EventType
     actor: str
-    detail: dict = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,18 @@ from datetime import timedelta
 from typing import Any
 
 from service import access, clock, jobs, lifecycle, paging
-from service.bootstrap import Deps
 from service.catalog import kind_spec
+from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
+from service.ids import new_id
 from service.lifecycle import Action
 from service.models import (
     Event,
+    EventType,
+    Locale,
     Location,
     Need,
+    NeedKind,
     NeedStatus,
     Offer,
     OfferStatus,
@@ -22,15 +26,18 @@ from service.models import (
     Priority,
     Requester,
     Role,
+    Skill,
+    Topic,
+    Vulnerability,
 )
 from service.notify import announce
-from service.store import new_id
+from service.store import Refusal, Refused, Release, Transition
 
 
 def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) -> Need:
     """Record a need from any channel and queue it for matching."""
-    moment = clock.now()
-    spec = kind_spec(need_in["kind"])
+    moment = deps.clock.now()
+    spec = kind_spec(NeedKind(need_in["kind"]))
     priority = Priority(need_in.get("priority", Priority.NORMAL.value))
     address = need_in.get("address")
     if "location" in need_in:
@@ -54,13 +61,13 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
     skills = need_in.get("skills")
     need = Need(
         id=new_id("need"),
-        kind=spec.name.value,
-        status=NeedStatus.QUEUED.value,
-        priority=priority.value,
-        skills=sorted(set(skills)) if skills is not None else [s.value for s in spec.skills],
+        kind=spec.name,
+        status=NeedStatus.QUEUED,
+        priority=priority,
+        skills=sorted({Skill(s) for s in skills}, key=lambda s: s.value) if skills is not None else list(spec.skills),
         location=location,
         address=address,
-        vulnerability=sorted(set(need_in.get("vulnerability", []))),
+        vulnerability=sorted({Vulnerability(v) for v in need_in.get("vulnerability", [])}, key=lambda v: v.value),
         volunteers_needed=need_in.get("volunteers_needed", 1),
         description=need_in.get("description"),
         requester=Requester(name=requester.get("name"), phone=requester.get("phone")),
@@ -70,38 +77,37 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
         deadline=clock.iso(deadline),
         created_by=principal.token_id,
         grid=need_in.get("grid"),
-        requester_locale=requester.get("locale"),
+        requester_locale=Locale(requester["locale"]) if requester.get("locale") else None,
     )
-    deps.store.create_need(
+    deps.store.needs.create(
         need,
         Event(
             at=need.created_at,
-            type="created",
+            type=EventType.CREATED,
             actor=principal.actor,
-            detail={"kind": need.kind, "priority": need.priority, "channel": principal.role.value},
+            detail={"kind": need.kind.value, "priority": need.priority.value, "channel": principal.role.value},
         ),
     )
-    deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
-    announce(deps, "received", need.id)
+    deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+    announce(deps, Topic.RECEIVED, need.id)
     return need
 
 
 def load_need(*, deps: Deps, need_id: str) -> Need:
-    need = deps.store.get_need(need_id)
+    need = deps.store.needs.get(need_id)
     if need is None:
         raise NotFound(f"need {need_id} not found")
     return need
 
 
 def volunteers_on(offers: list[Offer], *statuses: OfferStatus) -> set[str]:
-    wanted = {s.value for s in statuses}
-    return {o.volunteer_id for o in offers if o.status in wanted}
+    return {o.volunteer_id for o in offers if o.status in statuses}
 
 
 def read_need(*, deps: Deps, need_id: str, principal: Principal) -> tuple[Need, list[Offer]]:
     """A need and its offers, if this principal may read it (otherwise 404, not revealing it exists)."""
     need = load_need(deps=deps, need_id=need_id)
-    offers = deps.store.need_offers(need_id)
+    offers = deps.store.offers.of_need(need_id)
     involved = {o.volunteer_id for o in offers}
     if not access.can_read_need(principal, need, assigned=involved):
         raise NotFound(f"need {need_id} not found")
@@ -112,9 +118,9 @@ def list_needs(
     *,
     deps: Deps,
     principal: Principal,
-    status: str | None = None,
-    kind: str | None = None,
-    priority: str | None = None,
+    status: NeedStatus | None = None,
+    kind: NeedKind | None = None,
+    priority: Priority | None = None,
     near: Location | None = None,
     radius_km: float = 10.0,
     limit: int = 50,
@@ -122,6 +128,7 @@ def list_needs(
 ) -> tuple[list[Need], str | None]:
     """Needs newest first, filtered; intake tokens see only the needs they created."""
     access.require_role(principal, Role.DISPATCHER, Role.OPS, Role.INTAKE)
+    status = NeedStatus(status) if status else None
     created_by = principal.token_id if principal.role is Role.INTAKE else None
 
     def keep(n: Need | None) -> bool:
@@ -136,17 +143,19 @@ def list_needs(
     before = paging.decode_after(cursor)
     nearby: set[str] | None = None
     if near is not None:
-        nearby = set(deps.store.needs_near(lat=near.lat, lon=near.lon, radius_km=radius_km))
+        nearby = set(deps.store.needs.ids_near(lat=near.lat, lon=near.lon, radius_km=radius_km))
     found: list[Need] = []
     scanned = 0
     while len(found) < limit and scanned < 5000:
         if nearby is not None:
             ids = sorted((i for i in nearby if before is None or i < before), reverse=True)[:limit]
         else:
-            ids = deps.store.need_ids_page(status=status, created_by=created_by, before=before, limit=limit)
+            ids = deps.store.needs.ids_page(
+                status=status.value if status else None, created_by=created_by, before=before, limit=limit
+            )
         if not ids:
             return found, None
-        for nid, n in zip(ids, deps.store.get_needs(ids), strict=True):
+        for nid, n in zip(ids, deps.store.needs.get_many(ids), strict=True):
             before = nid
             scanned += 1
             if keep(n):
@@ -158,7 +167,7 @@ def list_needs(
 
 def need_events(*, deps: Deps, need_id: str, principal: Principal) -> list[Event]:
     read_need(deps=deps, need_id=need_id, principal=principal)
-    return deps.store.events(need_id)
+    return deps.store.needs.events(need_id)
 
 
 def change_status(
@@ -167,45 +176,55 @@ def change_status(
     need_id: str,
     action: Action,
     actor: str,
-    event_type: str,
+    event_type: EventType,
     detail: dict[str, Any] | None = None,
     release_offers: bool = False,
     clear_tried: bool = False,
     unless_staffed: bool = False,
     fields: dict[str, Any] | None = None,
 ) -> Need:
-    """Apply one lifecycle action atomically; 409 naming the current status if it is not allowed."""
+    """Apply one lifecycle action atomically; 409 naming the current status if it is not allowed.
+
+    release_offers ends every live offer (completed when the need is done, else withdrawn);
+    clear_tried lets volunteers offered before be offered again; unless_staffed refuses when
+    the need already has all the offers it asked for.
+    """
     need = load_need(deps=deps, need_id=need_id)
-    lifecycle.check(action, need.status)
+    to = lifecycle.check(action, need.status)
     freed = (
-        volunteers_on(deps.store.need_offers(need_id), OfferStatus.PENDING, OfferStatus.ACCEPTED)
+        volunteers_on(deps.store.offers.of_need(need_id), OfferStatus.PENDING, OfferStatus.ACCEPTED)
         if release_offers
         else set()
     )
-    moment = clock.now()
-    result = deps.store.transition(
-        need_id,
-        allowed_from=lifecycle.csv(lifecycle.allowed_from(action)),
-        to=lifecycle.target(action).value,
-        now_iso=clock.iso(moment),
-        now_epoch=clock.epoch(moment),
-        event=Event(at=clock.iso(moment), type=event_type, actor=actor, detail=detail or {}),
-        release_offers=release_offers,
-        release_reason=(detail or {}).get("reason", event_type),
-        clear_tried=clear_tried,
-        unless_staffed=unless_staffed,
-        fields=fields,
-    )
-    if result == "staffed":
-        raise InvalidTransition("the need has all the offers it asked for", current=need.status)
-    if result == "no_need":
-        raise NotFound(f"need {need_id} not found")
-    if result.startswith("need_status:"):
-        current = result.split(":", 1)[1]
-        raise InvalidTransition(f"cannot {action.value.replace('_', ' ')} a need that is {current}", current=current)
+    moment = deps.clock.now()
+    release = Release.NONE
+    if release_offers:
+        release = Release.COMPLETE if to is NeedStatus.DONE else Release.WITHDRAW
+    try:
+        deps.store.needs.transition(
+            need_id,
+            Transition(
+                allowed=lifecycle.allowed_from(action),
+                to=to,
+                now_iso=clock.iso(moment),
+                now_epoch=clock.epoch(moment),
+                event=Event(at=clock.iso(moment), type=event_type, actor=actor, detail=detail or {}),
+                release=release,
+                release_reason=(detail or {}).get("reason", event_type.value),
+                clear_tried=clear_tried,
+                unless_staffed=unless_staffed,
+                fields=fields or {},
+            ),
+        )
+    except Refused as refused:
+        if refused.reason is Refusal.NO_NEED:
+            raise NotFound(f"need {need_id} not found") from None
+        if refused.reason is Refusal.STAFFED:
+            raise InvalidTransition("the need has all the offers it asked for", current=need.status.value) from None
+        raise lifecycle.refusal(action, refused.detail or need.status) from None
     for volunteer_id in sorted(freed):
         # capacity came free: escalated needs nearby may now have a volunteer
-        deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer_id, queue=jobs.DEFAULT)
+        deps.jobs.enqueue(jobs.REMATCH_NEAR, queue=jobs.DEFAULT, volunteer_id=volunteer_id)
     return load_need(deps=deps, need_id=need_id)
 
 
@@ -219,13 +238,13 @@ def cancel_need(*, deps: Deps, need_id: str, reason: str, principal: Principal) 
         need_id=need_id,
         action=Action.CANCEL,
         actor=principal.actor,
-        event_type="cancelled",
+        event_type=EventType.CANCELLED,
         detail={"reason": reason},
         release_offers=True,
         fields={"status_reason": reason},
     )
     for volunteer_id in sorted(involved):
-        announce(deps, "cancelled", need_id, volunteer_id=volunteer_id)
+        announce(deps, Topic.CANCELLED, need_id, volunteer_id=volunteer_id)
     return need
 
 
@@ -237,12 +256,12 @@ def defer_need(*, deps: Deps, need_id: str, reason: str, principal: Principal) -
         need_id=need_id,
         action=Action.DEFER,
         actor=principal.actor,
-        event_type="deferred",
+        event_type=EventType.DEFERRED,
         detail={"reason": reason},
         release_offers=True,
         fields={"status_reason": reason},
     )
-    announce(deps, "deferred", need_id)
+    announce(deps, Topic.DEFERRED, need_id)
     return need
 
 
@@ -253,182 +272,58 @@ def reopen_need(*, deps: Deps, need_id: str, reason: str | None, actor: str) -> 
         need_id=need_id,
         action=Action.REOPEN,
         actor=actor,
-        event_type="reopened",
+        event_type=EventType.REOPENED,
         detail={"reason": reason} if reason else {},
         release_offers=True,
         clear_tried=True,
         fields={"status_reason": reason or "", "rating": "", "feedback_comment": ""},
     )
-    deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
+    deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
     return need
-
-
-def rematch_need(*, deps: Deps, need_id: str, principal: Principal) -> Need:
-    """Search again. Before assignment: pending offers are withdrawn and everyone may be offered again.
-    Once assigned: the assigned volunteers are released and the next nearest are offered instead."""
-    access.require_role(principal, Role.DISPATCHER)
-    need = load_need(deps=deps, need_id=need_id)
-    lifecycle.check(Action.REMATCH, need.status)
-    replacing_team = need.status == NeedStatus.ASSIGNED.value
-    if not replacing_team:
-        withdraw_pending(deps=deps, need_id=need_id, actor=principal.actor, reason="dispatcher rematch")
-    need = change_status(
-        deps=deps,
-        need_id=need_id,
-        action=Action.REMATCH,
-        actor=principal.actor,
-        event_type="rematch",
-        detail={"reason": "dispatcher rematch"},
-        release_offers=replacing_team,
-        clear_tried=not replacing_team,
-        fields={"committed_deadline": ""} if replacing_team else None,
-    )
-    deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
-    return need
-
-
-def withdraw_pending(
-    *, deps: Deps, need_id: str, actor: str, reason: str, sparing: str | None = None, most: int | None = None
-) -> int:
-    """Withdraw pending offers on a need (all, or at most `most`) and tell their volunteers."""
-    withdrawn = 0
-    for offer in deps.store.need_offers(need_id):
-        if offer.status != OfferStatus.PENDING.value or offer.volunteer_id == sparing:
-            continue
-        if most is not None and withdrawn >= most:
-            break
-        result = release_offer(
-            deps=deps, offer_id=offer.id, status=OfferStatus.WITHDRAWN, actor=actor, reason=reason, rematch=False
-        )
-        if result == "ok":
-            announce(deps, "cancelled", need_id, volunteer_id=offer.volunteer_id)
-            withdrawn += 1
-    return withdrawn
-
-
-def release_offer(
-    *,
-    deps: Deps,
-    offer_id: str,
-    status: OfferStatus,
-    actor: str,
-    reason: str,
-    only_if_due: bool = False,
-    rematch: bool = True,
-) -> str:
-    """End a pending offer (declined, expired, withdrawn), free the volunteer, and offer the next one."""
-    offer = deps.store.get_offer(offer_id)
-    if offer is None:
-        raise NotFound(f"offer {offer_id} not found")
-    moment = clock.now()
-    event_type = {
-        OfferStatus.DECLINED: "offer_declined",
-        OfferStatus.EXPIRED: "offer_expired",
-        OfferStatus.WITHDRAWN: "offer_withdrawn",
-    }[status]
-    detail: dict[str, Any] = {"offer_id": offer_id, "volunteer_id": offer.volunteer_id}
-    if reason:
-        detail["reason"] = reason
-    result = deps.store.release_offer(
-        offer_id=offer_id,
-        status=status,
-        now_iso=clock.iso(moment),
-        now_epoch=clock.epoch(moment),
-        reason=reason,
-        event=Event(at=clock.iso(moment), type=event_type, actor=actor, detail=detail),
-        only_if_due=only_if_due,
-    )
-    if result == "ok":
-        deps.store.incr_stat(f"offers_{status.value}")
-    if result == "ok" and rematch:
-        need = deps.store.get_need(offer.need_id)
-        if need is not None:
-            deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
-    if result == "ok":
-        volunteer = deps.store.get_volunteer(offer.volunteer_id)
-        if volunteer is not None and volunteer.on_duty:
-            deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer.id, queue=jobs.DEFAULT)
-    return result
-
-
-def assign_volunteer(*, deps: Deps, need_id: str, volunteer_id: str, principal: Principal) -> Need:
-    """A dispatcher's direct assignment: no offer round, but never beyond the volunteer's capacity."""
-    from service.dispatch import reserve_volunteer  # avoid an import cycle
-
-    access.require_role(principal, Role.DISPATCHER)
-    need = load_need(deps=deps, need_id=need_id)
-    lifecycle.check(Action.ASSIGN, need.status)
-    volunteer = deps.store.get_volunteer(volunteer_id)
-    if volunteer is None:
-        raise NotFound(f"volunteer {volunteer_id} not found")
-    if need.active >= need.volunteers_needed:
-        # the dispatcher's choice takes the place of an offer still waiting for an answer
-        withdraw_pending(
-            deps=deps,
-            need_id=need_id,
-            actor=principal.actor,
-            reason="dispatcher assigned another volunteer",
-            sparing=volunteer_id,
-            most=1,
-        )
-        need = load_need(deps=deps, need_id=need_id)
-    result = reserve_volunteer(deps=deps, need=need, volunteer_id=volunteer_id, direct=True, actor=principal.actor)
-    if not result.startswith("ok:"):
-        raise _reserve_conflict(result, need)
-    announce(deps, "assigned_by_dispatcher", need_id, volunteer_id=volunteer_id)
-    after = load_need(deps=deps, need_id=need_id)
-    if after.status == NeedStatus.ASSIGNED.value:
-        announce(deps, "assigned", need_id)
-    return after
-
-
-def _reserve_conflict(result: str, need: Need) -> InvalidTransition:
-    reason, _, value = result.partition(":")
-    messages = {
-        "at_capacity": "the volunteer is already at capacity",
-        "need_full": "the need already has all the volunteers it asked for",
-        "already_offered": "the volunteer already holds an offer or assignment on this need",
-        "need_status": f"cannot assign a need that is {value}",
-    }
-    current = value if reason == "need_status" else need.status
-    return InvalidTransition(messages.get(reason, f"cannot assign: {result}"), current=current)
 
 
 PROGRESS_ACTIONS = {
-    NeedStatus.EN_ROUTE.value: Action.EN_ROUTE,
-    NeedStatus.ON_SITE.value: Action.ON_SITE,
-    NeedStatus.DONE.value: Action.DONE,
+    NeedStatus.EN_ROUTE: (Action.EN_ROUTE, EventType.EN_ROUTE, Topic.EN_ROUTE),
+    NeedStatus.ON_SITE: (Action.ON_SITE, EventType.ON_SITE, None),
+    NeedStatus.DONE: (Action.DONE, EventType.DONE, Topic.DONE),
 }
+"""Each progress report: its lifecycle action, its timeline event, and what the requester hears (if anything)."""
 
 
-def report_progress(*, deps: Deps, need_id: str, status: str, note: str | None, principal: Principal) -> Need:
-    """An assigned volunteer (or a dispatcher) reports en route, on site or done."""
+def report_progress(*, deps: Deps, need_id: str, status: NeedStatus, note: str | None, principal: Principal) -> Need:
+    """An assigned volunteer (or a dispatcher) reports en route, on site or done.
+
+    A volunteer who held the need (its offer is completed) and reports again gets the 409 of
+    the lifecycle naming the current status; a volunteer who never held it gets 403.
+    """
     need, offers = read_need(deps=deps, need_id=need_id, principal=principal)
-    accepted = volunteers_on(offers, OfferStatus.ACCEPTED)
+    action, event_type, topic = PROGRESS_ACTIONS[status]
     if principal.role is not Role.DISPATCHER and not (
-        principal.role is Role.VOLUNTEER and principal.volunteer_id in accepted
+        principal.role is Role.VOLUNTEER and principal.volunteer_id in volunteers_on(offers, OfferStatus.ACCEPTED)
     ):
+        if principal.role is Role.VOLUNTEER and principal.volunteer_id in volunteers_on(offers, OfferStatus.COMPLETED):
+            lifecycle.check(action, need.status)
         raise Forbidden("only a volunteer assigned to this need, or a dispatcher, may report progress")
-    action = PROGRESS_ACTIONS[status]
     detail: dict[str, Any] = {"note": note} if note else {}
     if principal.volunteer_id:
         detail["volunteer_id"] = principal.volunteer_id
-    fields: dict[str, Any] = {"done_at": clock.iso(clock.now())} if action is Action.DONE else {}
+    moment = deps.clock.now()
+    fields: dict[str, Any] = {"done_at": clock.iso(moment)} if action is Action.DONE else {}
     need = change_status(
         deps=deps,
         need_id=need_id,
         action=action,
         actor=principal.actor,
-        event_type=status,
+        event_type=event_type,
         detail=detail,
         release_offers=action is Action.DONE,
         fields=fields,
     )
     if action is Action.DONE:
-        at = clock.now() + timedelta(seconds=deps.settings.auto_close_seconds)
-        deps.jobs.enqueue(jobs.AUTO_CLOSE, need.id, queue=jobs.LOW, at=at)
-    if action in (Action.EN_ROUTE, Action.DONE):
-        announce(deps, status, need_id)
+        at = moment + timedelta(seconds=deps.settings.auto_close_seconds)
+        deps.jobs.enqueue(jobs.AUTO_CLOSE, queue=jobs.LOW, at=at, need_id=need.id)
+    if topic is not None:
+        announce(deps, topic, need_id)
     return need
 
 
@@ -446,15 +341,15 @@ def close_need(*, deps: Deps, need_id: str, actor: str, rating: int | None, comm
         need_id=need_id,
         action=Action.CLOSE,
         actor=actor,
-        event_type="closed",
+        event_type=EventType.CLOSED,
         detail=detail,
         fields=fields,
     )
 
 
 def need_for_tracking(*, deps: Deps, code: str) -> Need:
-    need_id = deps.store.need_id_for_tracking(code)
-    need = deps.store.get_need(need_id) if need_id else None
+    need_id = deps.store.needs.id_for_tracking(code)
+    need = deps.store.needs.get(need_id) if need_id else None
     if need is None:
         raise NotFound("no need with this tracking code")
     return need
@@ -465,20 +360,23 @@ def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fi
     need = need_for_tracking(deps=deps, code=code)
     if fixed:
         return close_need(deps=deps, need_id=need.id, actor="requester", rating=rating, comment=comment)
-    if need.status not in (NeedStatus.DONE.value, NeedStatus.CLOSED.value):
-        raise InvalidTransition(f"feedback is taken once the need is done; it is {need.status}", current=need.status)
-    if need.status == NeedStatus.CLOSED.value:
-        closed_at = deps.store.need_field(need.id, "status_at") or need.updated_at
-        if clock.now() - clock.parse(closed_at) > timedelta(seconds=deps.settings.reopen_window_seconds):
+    if need.status not in (NeedStatus.DONE, NeedStatus.CLOSED):
+        raise InvalidTransition(
+            f"feedback is taken once the need is done; it is {need.status.value}", current=need.status.value
+        )
+    moment = deps.clock.now()
+    if need.status is NeedStatus.CLOSED:
+        closed_at = deps.store.needs.field(need.id, "status_at") or need.updated_at
+        if moment - clock.parse(closed_at) > timedelta(seconds=deps.settings.reopen_window_seconds):
             raise InvalidTransition(
                 "this need was closed too long ago to reopen by feedback; please submit a new request",
-                current=need.status,
+                current=need.status.value,
             )
-    deps.store.add_event(
+    deps.store.needs.add_event(
         need.id,
         Event(
-            at=clock.iso(clock.now()),
-            type="feedback",
+            at=clock.iso(moment),
+            type=EventType.FEEDBACK,
             actor="requester",
             detail={"rating": rating, "fixed": False, **({"comment": comment} if comment else {})},
         ),

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from service import jobs
-
-if TYPE_CHECKING:
-    from service.bootstrap import Deps
+from service.deps import Deps
+from service.ids import new_id
+from service.models import Topic
 
 
 def announce(
-    deps: Deps, topic: str, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+    deps: Deps, topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
 ) -> None:
     """Queue the notifications for one event; the notify job works out recipients and channels.
 
@@ -19,9 +17,13 @@ def announce(
     carries a fresh event id, so an event that happens again (a second escalation) is told
     again, while a retried notify job still delivers only once.
     """
-    from service.store import new_id
-
-    event_id = "" if offer_id else new_id("evt")
     deps.jobs.enqueue(
-        jobs.SEND_NOTIFICATIONS, topic, need_id, volunteer_id, offer_id, reason, event_id, queue=jobs.NOTIFY
+        jobs.SEND_NOTIFICATIONS,
+        queue=jobs.NOTIFY,
+        topic=topic.value,
+        need_id=need_id,
+        volunteer_id=volunteer_id,
+        offer_id=offer_id,
+        reason=reason,
+        event_id="" if offer_id else new_id("evt"),
     )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from service import clock, dispatch, jobs
-from service.bootstrap import Deps
+from service import clock, dispatch, jobs, offers
+from service.deps import Deps
 from service.models import NeedStatus
 
 STUCK_AFTER_SECONDS = 60
@@ -13,21 +13,21 @@ after its last change gets its match job again."""
 
 def sweep(*, deps: Deps) -> dict[str, int]:
     """Re-enqueue stuck needs, expire overdue offers, escalate needs whose deadline is at risk."""
-    moment = clock.now()
+    moment = deps.clock.now()
     requeued = 0
-    for status in (NeedStatus.QUEUED.value, NeedStatus.MATCHING.value, NeedStatus.OFFERED.value):
-        for need in deps.store.get_needs(deps.store.need_ids_with_status(status)):
+    for status in (NeedStatus.QUEUED, NeedStatus.MATCHING, NeedStatus.OFFERED):
+        for need in deps.store.needs.get_many(deps.store.needs.ids_with_status(status)):
             if need is None:
                 continue
-            if status == NeedStatus.OFFERED.value and need.active >= need.volunteers_needed:
+            if status is NeedStatus.OFFERED and need.active >= need.volunteers_needed:
                 continue  # fully offered: the offers' own expiry moves it on
-            changed = deps.store.need_field(need.id, "status_at") or need.updated_at
+            changed = deps.store.needs.field(need.id, "status_at") or need.updated_at
             if (moment - clock.parse(changed)).total_seconds() >= STUCK_AFTER_SECONDS:
-                deps.jobs.enqueue(jobs.MATCH_NEED, need.id, queue=jobs.queue_for(need))
+                deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
                 requeued += 1
     expired = 0
-    for offer_id in deps.store.due_offer_ids(now_epoch=clock.epoch(moment) - 5):
-        if dispatch.expire_offer(deps=deps, offer_id=offer_id) == "ok":
+    for offer_id in deps.store.offers.due_ids(now_epoch=clock.epoch(moment) - 5):
+        if offers.expire_offer(deps=deps, offer_id=offer_id):
             expired += 1
     escalated = len(dispatch.check_deadlines(deps=deps))
     return {"requeued": requeued, "expired_offers": expired, "escalated_or_overdue": escalated}

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from service import clock, jobs, paging
-from service.bootstrap import Deps
+from service.deps import Deps
 from service.exceptions import NotFound
-from service.models import Location, Skill, Volunteer
-from service.store import new_id, volunteer_fields
+from service.ids import new_id
+from service.models import Locale, Location, Skill, Volunteer
+from service.privacy import mask_channel
+from service.store import Refusal, Refused, volunteer_fields
 
 
-def build_volunteer(*, volunteer_in: dict[str, Any], volunteer_id: str | None = None) -> Volunteer:
+def build_volunteer(*, volunteer_in: dict[str, Any], now: datetime, volunteer_id: str | None = None) -> Volunteer:
     """A new volunteer record from validated input; off duty unless it says otherwise."""
-    moment = clock.now()
+    moment = now
     stamp = clock.iso(moment)
     home = Location(**volunteer_in["location"])
     return Volunteer(
@@ -27,7 +30,7 @@ def build_volunteer(*, volunteer_in: dict[str, Any], volunteer_id: str | None = 
         load=0,
         on_duty=volunteer_in.get("on_duty", False),
         channels=list(volunteer_in.get("channels", [])),
-        locale=volunteer_in.get("locale", "zh"),
+        locale=Locale(volunteer_in.get("locale", Locale.ZH)),
         team=volunteer_in.get("team"),
         grid=volunteer_in.get("grid"),
         created_at=stamp,
@@ -39,8 +42,8 @@ def build_volunteer(*, volunteer_in: dict[str, Any], volunteer_id: str | None = 
 
 def register_volunteer(*, deps: Deps, volunteer_in: dict[str, Any]) -> Volunteer:
     """Store a new volunteer. Every volunteer has 'general'."""
-    volunteer = build_volunteer(volunteer_in=volunteer_in)
-    deps.store.save_volunteer(
+    volunteer = build_volunteer(volunteer_in=volunteer_in, now=deps.clock.now())
+    deps.store.volunteers.save(
         volunteer.id,
         volunteer_fields(volunteer),
         create=True,
@@ -48,12 +51,12 @@ def register_volunteer(*, deps: Deps, volunteer_in: dict[str, Any]) -> Volunteer
         now_epoch=volunteer.idle_since,
     )
     if volunteer.on_duty:
-        deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer.id, queue=jobs.DEFAULT)
+        deps.jobs.enqueue(jobs.REMATCH_NEAR, queue=jobs.DEFAULT, volunteer_id=volunteer.id)
     return volunteer
 
 
 def get_volunteer(*, deps: Deps, volunteer_id: str) -> Volunteer:
-    volunteer = deps.store.get_volunteer(volunteer_id)
+    volunteer = deps.store.volunteers.get(volunteer_id)
     if volunteer is None:
         raise NotFound(f"volunteer {volunteer_id} not found")
     return volunteer
@@ -69,7 +72,7 @@ def update_volunteer(*, deps: Deps, volunteer_id: str, changes: dict[str, Any]) 
     if "channels" in changes:
         fields["channels"] = keep_secrets(changes["channels"], before.channels)
     if "skills" in changes:
-        fields["skills"] = ",".join(_skills(changes["skills"]))
+        fields["skills"] = ",".join(s.value for s in _skills(changes["skills"]))
     if "location" in changes:
         home = changes["location"]
         fields.update(home_lat=home["lat"], home_lon=home["lon"], lat=home["lat"], lon=home["lon"])
@@ -81,7 +84,7 @@ def update_volunteer(*, deps: Deps, volunteer_id: str, changes: dict[str, Any]) 
 def set_location(*, deps: Deps, volunteer_id: str, lat: float, lon: float) -> Volunteer:
     """Record the live position a phone reports."""
     before = get_volunteer(deps=deps, volunteer_id=volunteer_id)
-    fields = {"lat": lat, "lon": lon, "location_at": clock.iso(clock.now())}
+    fields = {"lat": lat, "lon": lon, "location_at": clock.iso(deps.clock.now())}
     return _save(deps=deps, volunteer_id=volunteer_id, fields=fields, before=before)
 
 
@@ -92,40 +95,40 @@ def set_availability(*, deps: Deps, volunteer_id: str, on_duty: bool) -> Volunte
 
 
 def _save(*, deps: Deps, volunteer_id: str, fields: dict[str, Any], before: Volunteer) -> Volunteer:
-    moment = clock.now()
+    moment = deps.clock.now()
     stamp = clock.iso(moment)
     fields["updated_at"] = stamp
     try:
-        touched = deps.store.save_volunteer(
+        touched = deps.store.volunteers.save(
             volunteer_id, fields, create=False, now_iso=stamp, now_epoch=clock.epoch(moment)
         )
-    except LookupError as exc:
-        raise NotFound(f"volunteer {volunteer_id} not found") from exc
+    except Refused as refused:
+        if refused.reason is Refusal.NO_VOLUNTEER:
+            raise NotFound(f"volunteer {volunteer_id} not found") from None
+        raise
     for need_id in dict.fromkeys(touched):
-        need = deps.store.get_need(need_id)
+        need = deps.store.needs.get(need_id)
         if need is not None:
-            deps.jobs.enqueue(jobs.MATCH_NEED, need_id, queue=jobs.queue_for(need))
+            deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need_id)
     after = get_volunteer(deps=deps, volunteer_id=volunteer_id)
     if after.on_duty and after.load < after.capacity:
         gained = (not before.on_duty) or before.capacity < after.capacity or set(after.skills) - set(before.skills)
         moved = before.location != after.location
-        if gained or (moved and deps.store.set_once(f"rematch-near:{volunteer_id}", "1", ttl_seconds=60)):
-            deps.jobs.enqueue(jobs.REMATCH_NEAR, volunteer_id, queue=jobs.DEFAULT)
+        if gained or (moved and deps.store.stats.set_once(f"rematch-near:{volunteer_id}", "1", ttl_seconds=60)):
+            deps.jobs.enqueue(jobs.REMATCH_NEAR, queue=jobs.DEFAULT, volunteer_id=volunteer_id)
     return after
 
 
 def keep_secrets(channels: list[str], current: list[str]) -> list[str]:
     """A channel sent back as shown (secrets masked) keeps its real URL instead of the mask."""
-    from service.privacy import mask_channel
-
     originals = {mask_channel(url): url for url in current}
     return [originals.get(url, url) for url in channels]
 
 
-def _skills(values: list[str]) -> list[str]:
+def _skills(values: list[str]) -> list[Skill]:
     """Known skills in catalog order, always including 'general'."""
-    wanted = {Skill(v).value for v in values} | {Skill.GENERAL.value}
-    return [s.value for s in Skill if s.value in wanted]
+    wanted = {Skill(v) for v in values} | {Skill.GENERAL}
+    return [s for s in Skill if s in wanted]
 
 
 SCAN_BUDGET = 5000
@@ -135,7 +138,7 @@ SCAN_BUDGET = 5000
 def list_volunteers(
     *,
     deps: Deps,
-    skill: str | None = None,
+    skill: Skill | None = None,
     on_duty: bool | None = None,
     near: Location | None = None,
     radius_km: float = 10.0,
@@ -149,16 +152,16 @@ def list_volunteers(
 
     offset = paging.decode_offset(cursor)
     if near is not None:
-        nearby = [vid for vid, _ in deps.store.volunteers_near(lat=near.lat, lon=near.lon, radius_km=radius_km)]
+        nearby = [vid for vid, _ in deps.store.volunteers.near(lat=near.lat, lon=near.lon, radius_km=radius_km)]
         total = len(nearby)
 
         def ids_from(start: int, count: int) -> list[str]:
             return nearby[start : start + count]
     else:
-        total = deps.store.volunteer_count()
+        total = deps.store.volunteers.count()
 
         def ids_from(start: int, count: int) -> list[str]:
-            return deps.store.volunteer_ids_range(start=start, count=count)
+            return deps.store.volunteers.ids_range(start=start, count=count)
 
     found: list[Volunteer] = []
     position = offset
@@ -166,7 +169,7 @@ def list_volunteers(
         chunk = ids_from(position, limit)
         if not chunk:
             break
-        for v in deps.store.get_volunteers(chunk):
+        for v in deps.store.volunteers.get_many(chunk):
             position += 1
             if v is not None and keep(v):
                 found.append(v)

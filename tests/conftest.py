@@ -15,12 +15,15 @@ import redis
 from rq import SimpleWorker
 
 from service import create_app
-from service.bootstrap import Deps, bootstrap
+from service.bootstrap import bootstrap
+from service.clock import ManualClock
+from service.deps import Deps
 from service.cli import create_token
 from service.config import Settings
 from service.jobs import ALL_QUEUES
 from service.launcher import redis_command
 from service.models import Role
+from worker import context
 
 
 def free_port() -> int:
@@ -90,14 +93,18 @@ def connection(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def deps(settings: Settings, connection: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> Deps:
-    # workers in this process build their deps from the environment
-    monkeypatch.setenv("REDIS_URL", settings.redis_url)
-    monkeypatch.setenv("AIDLINE_PUBLIC_URL", settings.public_url)
-    from worker import context
+def clock() -> ManualClock:
+    """The time every service function and in-process job sees; it moves only when a test moves it."""
+    return ManualClock()
 
-    context._cache.clear()
-    return bootstrap(settings, connection=connection)
+
+@pytest.fixture
+def deps(settings: Settings, connection: redis.Redis, clock: ManualClock) -> Iterator[Deps]:
+    """The test's dependencies, also installed for jobs run by in-process workers."""
+    built = bootstrap(settings, connection=connection, clock=clock)
+    context.install(built)
+    yield built
+    context.install(None)
 
 
 @pytest.fixture

@@ -1,21 +1,24 @@
-"""The dependencies a job runs with, built once per worker process from the job's connection."""
+"""The one set of dependencies a worker process runs its jobs with.
+
+`aidline worker` builds it once per process from its settings and connection (the composition
+root, service.bootstrap) and installs it here before the first job; tests install their own.
+"""
 
 from __future__ import annotations
 
-import redis
-from rq import get_current_job
+from service.deps import Deps
 
-from service.bootstrap import Deps, bootstrap
-from service.config import Settings
+_installed: Deps | None = None
 
-_cache: dict[int, Deps] = {}
+
+def install(deps: Deps | None) -> None:
+    """Make `deps` what this process's jobs run with (None forgets it)."""
+    global _installed
+    _installed = deps
 
 
 def current_deps() -> Deps:
-    """Deps bound to the Redis connection of the running job (the test's Redis under test)."""
-    job = get_current_job()
-    connection: redis.Redis = job.connection if job is not None else None  # type: ignore[assignment]
-    key = id(connection)
-    if key not in _cache:
-        _cache[key] = bootstrap(Settings.from_env(), connection=connection)
-    return _cache[key]
+    """The installed dependencies; a job run outside `aidline worker` without them is a setup error."""
+    if _installed is None:
+        raise RuntimeError("no dependencies installed in this worker process: run jobs with `aidline worker`")
+    return _installed

@@ -1,17 +1,24 @@
-"""RQ job functions: each takes ids, builds nothing at import time, and is safe to run twice."""
+"""RQ job functions: each takes ids by keyword, builds nothing at import time, and is safe to run twice.
+
+Jobs may wait in Redis for days (an auto-close waits 72 hours), across deploys: a job function
+keeps its parameter names and their order, so jobs enqueued by an earlier version (with
+positional arguments) still run, and a new parameter always gets a default.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from service import dispatch, sweeper
+from service import dispatch, offers, sweeper
+from service.models import Topic
 from worker import notifications
 from worker.context import current_deps
 
 log = logging.getLogger("aidline.worker")
 
 
-def match_need(need_id: str) -> dict:
+def match_need(need_id: str) -> dict[str, Any]:
     """Offer a need to the nearest eligible volunteers, or escalate it."""
     outcome = dispatch.match_need(deps=current_deps(), need_id=need_id)
     log.info(
@@ -26,9 +33,9 @@ def match_need(need_id: str) -> dict:
     return {"offered": outcome.offered, "escalated": outcome.escalated, "skipped": outcome.skipped}
 
 
-def expire_offer(offer_id: str) -> str:
+def expire_offer(offer_id: str) -> bool:
     """Expire an unanswered offer and offer the next volunteer."""
-    return dispatch.expire_offer(deps=current_deps(), offer_id=offer_id)
+    return offers.expire_offer(deps=current_deps(), offer_id=offer_id)
 
 
 def auto_close(need_id: str) -> bool:
@@ -47,7 +54,7 @@ def send_notifications(
     """Work out who hears about an event and queue one delivery per recipient."""
     return notifications.plan_deliveries(
         deps=current_deps(),
-        topic=topic,
+        topic=Topic(topic),
         need_id=need_id,
         volunteer_id=volunteer_id,
         offer_id=offer_id,
@@ -68,6 +75,6 @@ def remind_offer(offer_id: str) -> bool:
     return notifications.remind_offer(deps=current_deps(), offer_id=offer_id)
 
 
-def sweep() -> dict:
+def sweep() -> dict[str, int]:
     """Find and repair work that a crash left behind; check deadlines."""
     return sweeper.sweep(deps=current_deps())

@@ -11,8 +11,9 @@ from rq import Queue, Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
 from service import clock, jobs
-from service.bootstrap import Deps
+from service.deps import Deps
 from service.models import NeedStatus
+from service.offers import LATENCY_BUCKETS
 
 HEARTBEAT_GRACE = 90
 """A worker whose last heartbeat is older than this (seconds) is counted as gone."""
@@ -20,7 +21,7 @@ HEARTBEAT_GRACE = 90
 
 def live_worker_count(deps: Deps) -> int:
     """Workers that sent a heartbeat recently; a killed worker's record lingers until its TTL."""
-    now = clock.now()
+    now = deps.clock.now()
     count = 0
     for w in Worker.all(connection=deps.redis):
         beat = w.last_heartbeat
@@ -46,13 +47,13 @@ def queue_stats(deps: Deps) -> dict[str, dict[str, int]]:
 def status_report(deps: Deps) -> dict[str, Any]:
     """Everything `aidline ops status` prints."""
     workers = Worker.all(connection=deps.redis)
-    by_status = deps.store.count_by_status()
+    by_status = deps.store.needs.count_by_status()
     return {
         "queues": queue_stats(deps),
         "workers": [{"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()} for w in workers],
         "needs": by_status,
-        "escalated": deps.store.need_ids_with_status(NeedStatus.ESCALATED.value, limit=50),
-        "overdue": deps.store.overdue_need_ids(now_epoch=clock.epoch(clock.now()))[:50],
+        "escalated": deps.store.needs.ids_with_status(NeedStatus.ESCALATED, limit=50),
+        "overdue": deps.store.needs.overdue_ids(now_epoch=clock.epoch(deps.clock.now()))[:50],
     }
 
 
@@ -86,34 +87,32 @@ class AidlineCollector(Collector):
         workers.add_metric([], live_worker_count(self.deps))
         yield workers
         needs = GaugeMetricFamily("aidline_needs", "Needs by status", labels=["status"])
-        for status, count in store.count_by_status().items():
+        for status, count in store.needs.count_by_status().items():
             needs.add_metric([status], count)
         yield needs
         overdue = GaugeMetricFamily("aidline_needs_overdue", "Needs past their committed deadline")
-        overdue.add_metric([], store.overdue_count(now_epoch=clock.epoch(clock.now())))
+        overdue.add_metric([], store.needs.overdue_count(now_epoch=clock.epoch(self.deps.clock.now())))
         yield overdue
         offers = CounterMetricFamily(
             "aidline_offers_ended", "Offers declined, expired or withdrawn", labels=["outcome"]
         )
         for outcome in ("declined", "expired", "withdrawn"):
-            offers.add_metric([outcome], store.stat(f"offers_{outcome}"))
+            offers.add_metric([outcome], store.stats.get(f"offers_{outcome}"))
         yield offers
         escalations = CounterMetricFamily("aidline_escalations", "Needs escalated to dispatchers")
-        escalations.add_metric([], store.stat("escalations"))
+        escalations.add_metric([], store.stats.get("escalations"))
         yield escalations
         failures = CounterMetricFamily("aidline_notification_failures", "Failed notification attempts")
-        failures.add_metric([], store.stat("notification_failures"))
+        failures.add_metric([], store.stats.get("notification_failures"))
         yield failures
         for name, help_text in (
             ("intake_to_first_offer", "Seconds from intake to the first offer"),
             ("intake_to_acceptance", "Seconds from intake to the first acceptance"),
         ):
-            yield histogram(f"aidline_{name}_seconds", help_text, store.histogram(name))
+            yield histogram(f"aidline_{name}_seconds", help_text, store.stats.histogram(name))
 
 
 def histogram(metric: str, help_text: str, raw: dict[str, float]) -> HistogramMetricFamily:
-    from service.dispatch import LATENCY_BUCKETS
-
     running = 0.0
     buckets = []
     for bound in LATENCY_BUCKETS:

@@ -10,22 +10,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rq import get_current_job
 
 from service import clock, jobs
-from service.bootstrap import Deps
+from service.deps import Deps
 from service.messages import render
-from service.models import Event, Need, OfferStatus
+from service.models import Event, EventType, Need, OfferStatus, Topic
 from service.notify import announce
 from service.privacy import first_name, mask_channel
 
 log = logging.getLogger("aidline.notify")
 logging.getLogger("apprise").setLevel(logging.WARNING)
 
-VOLUNTEER_TOPICS = {"offer", "offer_reminder", "assigned_by_dispatcher", "cancelled"}
-REQUESTER_TOPICS = {"received", "assigned", "en_route", "done", "deferred"}
-DISPATCHER_TOPICS = {"escalated", "overdue", "delivery_failed"}
+VOLUNTEER_TOPICS = frozenset({Topic.OFFER, Topic.OFFER_REMINDER, Topic.ASSIGNED_BY_DISPATCHER, Topic.CANCELLED})
+REQUESTER_TOPICS = frozenset({Topic.RECEIVED, Topic.ASSIGNED, Topic.EN_ROUTE, Topic.DONE, Topic.DEFERRED})
+DISPATCHER_TOPICS = frozenset({Topic.ESCALATED, Topic.OVERDUE, Topic.DELIVERY_FAILED})
 SMS_SCHEMES = {
     "twilio",
     "sns",
@@ -53,8 +54,8 @@ class DeliveryFailed(Exception):
     """A channel did not accept the message; RQ retries the job."""
 
 
-def delivery_id(topic: str, need_id: str, recipient: str, extra: str) -> str:
-    digest = hashlib.sha256(f"{topic}|{need_id}|{recipient}|{extra}".encode()).hexdigest()[:20]
+def delivery_id(topic: Topic, need_id: str, recipient: str, extra: str) -> str:
+    digest = hashlib.sha256(f"{topic.value}|{need_id}|{recipient}|{extra}".encode()).hexdigest()[:20]
     return f"dlv_{digest}"
 
 
@@ -70,13 +71,13 @@ def links(deps: Deps, need: Need, offer_id: str = "") -> dict[str, str]:
     return values
 
 
-def recipients(deps: Deps, topic: str, need: Need, volunteer_id: str) -> list[tuple[str, str, list[str]]]:
+def recipients(deps: Deps, topic: Topic, need: Need, volunteer_id: str) -> list[tuple[str, str, list[str]]]:
     """(recipient, locale, channels in order) for one event."""
     if topic in VOLUNTEER_TOPICS:
-        volunteer = deps.store.get_volunteer(volunteer_id) if volunteer_id else None
+        volunteer = deps.store.volunteers.get(volunteer_id) if volunteer_id else None
         if volunteer is None or not volunteer.channels:
             return []
-        return [(f"volunteer:{volunteer.id}", volunteer.locale, list(volunteer.channels))]
+        return [(f"volunteer:{volunteer.id}", volunteer.locale.value, list(volunteer.channels))]
     if topic in REQUESTER_TOPICS:
         template = deps.settings.sms_url_template
         if not template or not need.requester.phone:
@@ -85,46 +86,46 @@ def recipients(deps: Deps, topic: str, need: Need, volunteer_id: str) -> list[tu
         return [
             (
                 "requester",
-                need.requester_locale or "zh",
+                need.requester_locale.value if need.requester_locale else "zh",
                 [template.format(phone=phone, phone_digits=phone[1:])],
             )
         ]
     if topic in DISPATCHER_TOPICS:
         channels = list(deps.settings.grid_channels.get(need.grid or "", ())) or list(deps.settings.dispatcher_channels)
         return [(f"dispatchers:{need.grid or 'default'}", "zh", channels)] if channels else []
-    raise ValueError(f"unknown notification topic {topic}")
+    raise ValueError(f"no audience for notification topic {topic.value}")
 
 
 def local_time(deps: Deps, stamp: str, *, with_date: bool = False) -> str:
     """A stored UTC time as people read it: in AIDLINE_TIMEZONE (default UTC), named when UTC."""
-    from zoneinfo import ZoneInfo
-
     zone = deps.settings.timezone
     moment = clock.parse(stamp).astimezone(ZoneInfo(zone))
     text = moment.strftime("%m-%d %H:%M" if with_date else "%H:%M")
     return f"{text} UTC" if zone == "UTC" else text
 
 
-def message_values(deps: Deps, topic: str, need: Need, volunteer_id: str, offer_id: str, reason: str) -> dict[str, Any]:
+def message_values(
+    deps: Deps, topic: Topic, need: Need, volunteer_id: str, offer_id: str, reason: str
+) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "kind": need.kind,
-        "priority": need.priority,
+        "kind": need.kind.value,
+        "priority": need.priority.value,
         "deadline": local_time(deps, need.committed_deadline or need.deadline, with_date=True),
         "reason": reason or need.status_reason or "",
         **links(deps, need, offer_id),
     }
-    offer = deps.store.get_offer(offer_id) if offer_id else None
+    offer = deps.store.offers.get(offer_id) if offer_id else None
     if offer is not None:
         values.update(
             code=offer.code, distance=f"{offer.distance_km:.1f}", accept_by=local_time(deps, offer.expires_at)
         )
-    accepted = [o for o in deps.store.need_offers(need.id) if o.status == OfferStatus.ACCEPTED.value]
+    accepted = [o for o in deps.store.offers.of_need(need.id) if o.status is OfferStatus.ACCEPTED]
     if volunteer_id and not offer:
         mine = [o for o in accepted if o.volunteer_id == volunteer_id]
         if mine:
             values["distance"] = f"{mine[0].distance_km:.1f}"
     if accepted and topic in REQUESTER_TOPICS:
-        volunteer = deps.store.get_volunteer(accepted[0].volunteer_id)
+        volunteer = deps.store.volunteers.get(accepted[0].volunteer_id)
         values["volunteer"] = first_name(volunteer.name) if volunteer else ""
         values["distance"] = f"{accepted[0].distance_km:.1f}"
     return values
@@ -133,7 +134,7 @@ def message_values(deps: Deps, topic: str, need: Need, volunteer_id: str, offer_
 def plan_deliveries(
     *,
     deps: Deps,
-    topic: str,
+    topic: Topic,
     need_id: str,
     volunteer_id: str = "",
     offer_id: str = "",
@@ -141,24 +142,24 @@ def plan_deliveries(
     event_id: str = "",
 ) -> list[str]:
     """Create one delivery per recipient and queue it; a second run finds them made and adds nothing."""
-    need = deps.store.get_need(need_id)
+    need = deps.store.needs.get(need_id)
     if need is None:
         return []
-    if topic == "offer" and offer_id:
+    if topic is Topic.OFFER and offer_id:
         schedule_reminder(deps, offer_id)
     planned = []
     for recipient, locale, channels in recipients(deps, topic, need, volunteer_id):
         values = message_values(deps, topic, need, volunteer_id, offer_id, reason)
-        title, body = render(topic, locale, values)
-        sms_body = render(topic, locale, {**values, "link": ""})[1]
+        title, body = render(topic.value, locale, values)
+        sms_body = render(topic.value, locale, {**values, "link": ""})[1]
         did = delivery_id(topic, need_id, recipient, f"{offer_id}|{reason}|{event_id}")
-        created = deps.store.create_delivery(
+        created = deps.store.deliveries.create(
             did,
             need_id=need_id,
             fields={
                 "id": did,
                 "need_id": need_id,
-                "topic": topic,
+                "topic": topic.value,
                 "recipient": recipient,
                 "title": title,
                 "body": body,
@@ -166,11 +167,11 @@ def plan_deliveries(
                 "channels": channels,
                 "channel_index": 0,
                 "status": "pending",
-                "created_at": clock.iso(clock.now()),
+                "created_at": clock.iso(deps.clock.now()),
             },
         )
         if created:
-            deps.jobs.enqueue(jobs.DELIVER, did, queue=jobs.NOTIFY)
+            deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=did)
         planned.append(did)
     return planned
 
@@ -187,7 +188,7 @@ def send(url: str, title: str, body: str) -> bool:
 
 def deliver(*, deps: Deps, delivery_id: str) -> str:
     """Send a planned delivery on its current channel; retry, then fall back, then flag the need."""
-    delivery = deps.store.get_delivery(delivery_id)
+    delivery = deps.store.deliveries.get(delivery_id)
     if delivery is None:
         return "unknown delivery"
     if delivery["status"] != "pending":
@@ -202,18 +203,18 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
         error = "" if ok else "channel refused or unreachable"
     except Exception as exc:  # noqa: BLE001 - a plugin failure is a failed attempt, never a lost job
         ok, error = False, type(exc).__name__
-    attempt: dict[str, Any] = {"at": clock.iso(clock.now()), "channel": shown, "ok": ok, "error": error}
-    deps.store.record_attempt(delivery_id, attempt, sent=ok)
+    attempt: dict[str, Any] = {"at": clock.iso(deps.clock.now()), "channel": shown, "ok": ok, "error": error}
+    deps.store.deliveries.record_attempt(delivery_id, attempt, sent=ok)
     need_id = delivery["need_id"]
     log.info(
         "notification attempt",
         extra={"need_id": need_id, "delivery_id": delivery_id, "topic": delivery["topic"], "channel": shown, "ok": ok},
     )
-    deps.store.add_event(
+    deps.store.needs.add_event(
         need_id,
         Event(
             at=attempt["at"],
-            type="notification",
+            type=EventType.NOTIFICATION,
             actor="system",
             detail={
                 "topic": delivery["topic"],
@@ -230,23 +231,23 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
     if job is not None and (job.retries_left or 0) > 0:
         raise DeliveryFailed(f"{shown}: {error}")
     if index + 1 < len(channels):
-        deps.store.next_channel(delivery_id, index + 1)
-        deps.jobs.enqueue(jobs.DELIVER, delivery_id, queue=jobs.NOTIFY)
+        deps.store.deliveries.next_channel(delivery_id, index + 1)
+        deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=delivery_id)
         return "falling back"
-    deps.store.fail_delivery(delivery_id)
-    deps.store.set_need_fields(need_id, {"flagged": True})
-    deps.store.add_event(
+    deps.store.deliveries.fail(delivery_id)
+    deps.store.needs.set_fields(need_id, {"flagged": True})
+    deps.store.needs.add_event(
         need_id,
         Event(
-            at=clock.iso(clock.now()),
-            type="notification_undeliverable",
+            at=clock.iso(deps.clock.now()),
+            type=EventType.NOTIFICATION_UNDELIVERABLE,
             actor="system",
             detail={"topic": delivery["topic"], "recipient": delivery["recipient"].split(":")[0]},
         ),
     )
-    if delivery["topic"] not in DISPATCHER_TOPICS:
+    if Topic(delivery["topic"]) not in DISPATCHER_TOPICS:
         reason = f"{delivery['topic']} to {delivery['recipient'].split(':')[0]}"
-        announce(deps, "delivery_failed", need_id, reason=reason)
+        announce(deps, Topic.DELIVERY_FAILED, need_id, reason=reason)
     return "failed"
 
 
@@ -256,21 +257,21 @@ REMINDER_MIN_WINDOW = 120
 
 def schedule_reminder(deps: Deps, offer_id: str) -> None:
     """Queue the reminder for an offer, part way through its accept window (once per offer)."""
-    offer = deps.store.get_offer(offer_id)
+    offer = deps.store.offers.get(offer_id)
     if offer is None:
         return
     created, expires = clock.parse(offer.created_at), clock.parse(offer.expires_at)
     window = (expires - created).total_seconds()
-    if window < REMINDER_MIN_WINDOW or not deps.store.set_once(f"reminder:{offer_id}", "1", ttl_seconds=86400):
+    if window < REMINDER_MIN_WINDOW or not deps.store.stats.set_once(f"reminder:{offer_id}", "1", ttl_seconds=86400):
         return
     at = created + (expires - created) * deps.settings.offer_reminder_ratio
-    deps.jobs.enqueue(jobs.REMIND_OFFER, offer_id, queue=jobs.NOTIFY, at=at)
+    deps.jobs.enqueue(jobs.REMIND_OFFER, queue=jobs.NOTIFY, at=at, offer_id=offer_id)
 
 
 def remind_offer(*, deps: Deps, offer_id: str) -> bool:
     """Remind the volunteer of a still-pending offer, once."""
-    offer = deps.store.get_offer(offer_id)
-    if offer is None or offer.status != OfferStatus.PENDING.value:
+    offer = deps.store.offers.get(offer_id)
+    if offer is None or offer.status is not OfferStatus.PENDING:
         return False
-    announce(deps, "offer_reminder", offer.need_id, volunteer_id=offer.volunteer_id, offer_id=offer_id)
+    announce(deps, Topic.OFFER_REMINDER, offer.need_id, volunteer_id=offer.volunteer_id, offer_id=offer_id)
     return True

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Any
 
 import redis
 from rq import Queue, Retry
@@ -47,9 +48,9 @@ class RQJobQueue:
             return Retry(max=len(intervals), interval=intervals)
         return Retry(max=3, interval=[2, 10, 30])
 
-    def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None:
+    def enqueue(self, func: str, *, queue: str, at: datetime | None = None, **kwargs: str) -> None:
         q = self.queues[queue]
-        options: dict = {
+        options: dict[str, Any] = {
             "meta": {"request_id": current_request_id()},
             "retry": self.retry_for(func),
             "job_timeout": self.settings.job_timeout,
@@ -57,6 +58,6 @@ class RQJobQueue:
             "pipeline": getattr(self._local, "pipeline", None),
         }
         if at is None:
-            q.enqueue(func, *args, **options)
+            q.enqueue(func, kwargs=kwargs, **options)
         else:
-            q.enqueue_at(at, func, *args, **options)
+            q.enqueue_at(at, func, kwargs=kwargs, **options)

@@ -11,8 +11,10 @@ from urllib.parse import quote
 from flask import Flask, redirect, request, send_from_directory
 from flask_smorest import Api
 
+from service.api import catalog, errors, health, inbound, needs, offers, ops, track, volunteers
 from service.api.errors import error_response
 from service.api.schemas import ErrorSchema
+from service.bootstrap import bootstrap
 from service.config import Settings
 from service.logs import setup_logging
 
@@ -36,9 +38,6 @@ def swagger_assets() -> Path:
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Create and configure the Aidline API; tests pass SETTINGS and, optionally, DEPS."""
-    from service.api import catalog, errors, health, inbound, needs, offers, ops, track, volunteers
-    from service.bootstrap import bootstrap
-
     app = Flask("service")
     app.config.from_mapping(
         API_TITLE="Aidline",

@@ -10,7 +10,7 @@ from flask import current_app, g, request
 from flask_smorest import Blueprint
 
 from service.api.schemas import ErrorSchema
-from service.bootstrap import Deps
+from service.deps import Deps
 from service.exceptions import Forbidden, Unauthorized
 from service.models import Principal, Role
 
@@ -33,7 +33,7 @@ def principal_for(token: str | None) -> Principal:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     if len(token) > 200:
         raise Unauthorized("invalid or revoked token")
-    record = deps().store.token_record(token)
+    record = deps().store.tokens.record(token)
     if record is None:
         raise Unauthorized("invalid or revoked token")
     return Principal(role=Role(record["role"]), token_id=record["id"], volunteer_id=record.get("volunteer_id") or None)

@@ -10,6 +10,7 @@ from service.api.auth import deps, errors
 from service.api.blueprint import Blueprint
 from service.api.schemas import HealthSchema
 from service.exceptions import ServiceUnavailable
+from worker.monitoring import live_worker_count
 
 blp = Blueprint("health", __name__, url_prefix="", description="Health")
 
@@ -28,8 +29,6 @@ class Ready(MethodView):
     @errors(blp, 503)
     def get(self) -> dict[str, Any]:
         """Redis answers and at least one worker is alive; 503 with the reason otherwise."""
-        from worker.monitoring import live_worker_count
-
         try:
             deps().store.ping()
             workers = live_worker_count(deps())

@@ -11,11 +11,10 @@ from flask import request
 from flask.views import MethodView
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
 
-from service import dispatch
+from service import offers
 from service.api.auth import deps, errors
 from service.api.blueprint import Blueprint
-from service.exceptions import Forbidden, InvalidInput, NotFound
-from service.models import Principal, Role
+from service.exceptions import Forbidden, InvalidInput
 
 blp = Blueprint("inbound", __name__, url_prefix="/api/v1/inbound", description="Inbound SMS replies")
 
@@ -89,22 +88,6 @@ class InboundSms(MethodView):
         if match is None:
             raise InvalidInput("reply with YES <code> or NO <code>", errors={"json": {"body": ["Not YES/NO <code>."]}})
         word, code = match.group(1).upper(), match.group(2)
-        d = deps()
-        offer_id = d.store.offer_id_for_code(code)
-        offer = d.store.get_offer(offer_id) if offer_id else None
-        volunteer = d.store.get_volunteer(offer.volunteer_id) if offer else None
-        if offer is None or volunteer is None:
-            raise NotFound(f"no offer with code {code}")
-        if volunteer.phone != sender:
-            raise NotFound(f"no offer with code {code} for this phone")
-        principal = Principal(role=Role.VOLUNTEER, token_id="sms", volunteer_id=volunteer.id)
-        actor = f"volunteer:{volunteer.id}"
-        if word in ACCEPT_WORDS:
-            dispatch.accept_offer(deps=d, offer_id=offer.id, principal=principal, actor=f"{actor} (sms)")
-            result = "accepted"
-        else:
-            dispatch.decline_offer(
-                deps=d, offer_id=offer.id, principal=principal, reason="declined by SMS", actor=f"{actor} (sms)"
-            )
-            result = "declined"
-        return {"result": result, "offer_id": offer.id, "need_id": offer.need_id}
+        accept = word in ACCEPT_WORDS
+        offer = offers.answer_by_code(deps=deps(), code=code, sender=sender, accept=accept)
+        return {"result": "accepted" if accept else "declined", "offer_id": offer.id, "need_id": offer.need_id}

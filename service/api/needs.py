@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from service import needs
+from service import dispatch, needs, offers
 from service.api import present
 from service.api.auth import current_principal, deps, errors, requires
 from service.api.blueprint import Blueprint
@@ -48,9 +48,9 @@ class Needs(MethodView):
         items, next_cursor = needs.list_needs(
             deps=deps(),
             principal=principal,
-            status=args["status"].value if "status" in args else None,
-            kind=args["kind"].value if "kind" in args else None,
-            priority=args["priority"].value if "priority" in args else None,
+            status=args.get("status"),
+            kind=args.get("kind"),
+            priority=args.get("priority"),
             near=parse_near(args.get("near")),
             radius_km=args["radius_km"],
             limit=args["limit"],
@@ -58,7 +58,7 @@ class Needs(MethodView):
         )
         store = deps().store
         return {
-            "items": [present.need_view(n, store.need_offers(n.id), principal) for n in items],
+            "items": [present.need_view(n, store.offers.of_need(n.id), principal) for n in items],
             "next_cursor": next_cursor,
         }
 
@@ -116,7 +116,7 @@ class NeedAssign(MethodView):
     def post(self, body: dict[str, str], need_id: str) -> dict[str, Any]:
         """Assign a chosen volunteer directly, without an offer round (capacity still applies); it takes
         the place of a pending offer when the need has no free place."""
-        needs.assign_volunteer(
+        offers.assign_volunteer(
             deps=deps(), need_id=need_id, volunteer_id=body["volunteer_id"], principal=current_principal()
         )
         return view(need_id, current_principal())
@@ -130,7 +130,7 @@ class NeedRematch(MethodView):
     def post(self, need_id: str) -> dict[str, Any]:
         """Search again: before assignment, withdraw pending offers and include volunteers tried before;
         once assigned, release the assigned volunteers and offer the next nearest."""
-        needs.rematch_need(deps=deps(), need_id=need_id, principal=current_principal())
+        dispatch.rematch_need(deps=deps(), need_id=need_id, principal=current_principal())
         return view(need_id, current_principal())
 
 
@@ -183,7 +183,7 @@ class NeedNotifications(MethodView):
         """Every notification for this need: recipient, channel (secrets hidden), status and each attempt."""
         needs.read_need(deps=deps(), need_id=need_id, principal=current_principal())
         items = []
-        for d in deps().store.need_deliveries(need_id):
+        for d in deps().store.deliveries.of_need(need_id):
             channels = d["channels"]
             index = min(int(d["channel_index"]), max(len(channels) - 1, 0))
             items.append(

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from service import dispatch
+from service import offers
 from service.api import present
 from service.api.auth import current_principal, deps, errors, requires
 from service.api.blueprint import Blueprint
@@ -23,8 +23,8 @@ class OfferAccept(MethodView):
     @errors(blp, 404, 409)
     def post(self, offer_id: str) -> dict[str, Any]:
         """Accept a pending offer before it expires."""
-        offer = dispatch.accept_offer(deps=deps(), offer_id=offer_id, principal=current_principal())
-        return present.offer_view(offer, deps().store.get_need(offer.need_id))
+        offer = offers.accept_offer(deps=deps(), offer_id=offer_id, principal=current_principal())
+        return present.offer_view(offer, deps().store.needs.get(offer.need_id))
 
 
 @blp.route("/<string:offer_id>/decline")
@@ -35,7 +35,7 @@ class OfferDecline(MethodView):
     @errors(blp, 404, 409, 422)
     def post(self, body: dict[str, Any] | None, offer_id: str) -> dict[str, Any]:
         """Decline a pending offer (optionally saying why); the next volunteer is offered."""
-        offer = dispatch.decline_offer(
+        offer = offers.decline_offer(
             deps=deps(), offer_id=offer_id, principal=current_principal(), reason=(body or {}).get("reason")
         )
-        return present.offer_view(offer, deps().store.get_need(offer.need_id))
+        return present.offer_view(offer, deps().store.needs.get(offer.need_id))

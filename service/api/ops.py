@@ -15,10 +15,11 @@ from flask import Flask, Response, g, request
 
 from service.api.auth import principal_for
 from service.api.errors import error_response
-from service.bootstrap import Deps
+from service.deps import Deps
 from service.exceptions import AidlineError
 from service.logs import request_id_var
 from service.models import Role
+from worker.monitoring import AidlineCollector
 
 log = logging.getLogger("aidline.api")
 
@@ -73,8 +74,6 @@ def init_dashboard(app: Flask, deps: Deps) -> None:
 def init_metrics(app: Flask, deps: Deps) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
     from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-    from worker.monitoring import AidlineCollector
 
     registry = CollectorRegistry()
     registry.register(AidlineCollector(deps))
@@ -132,7 +131,7 @@ def init_idempotency(app: Flask, deps: Deps) -> None:
                 {"headers": {"Idempotency-Key": ["Longer than 200 characters."]}},
             )
         body_hash = hashlib.sha256(request.get_data()).hexdigest()
-        first = deps.store.idempotency_claim(scope(), key, body_hash, ttl_seconds=IDEMPOTENCY_TTL)
+        first = deps.store.idempotency.claim(scope(), key, body_hash, ttl_seconds=IDEMPOTENCY_TTL)
         if first is None:
             g.idempotency_key = key
             return None
@@ -158,9 +157,9 @@ def init_idempotency(app: Flask, deps: Deps) -> None:
         if key is None:
             return response
         if response.status_code >= 500 or response.status_code in (401, 409, 429):
-            deps.store.idempotency_forget(scope(), key)  # not an answer worth replaying: let the retry run
+            deps.store.idempotency.forget(scope(), key)  # not an answer worth replaying: let the retry run
         else:
-            deps.store.idempotency_store(
+            deps.store.idempotency.store(
                 scope(),
                 key,
                 status=response.status_code,

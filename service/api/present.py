@@ -11,7 +11,7 @@ from service.privacy import first_name, mask_channel
 
 __all__ = ["first_name", "mask_channel"]
 
-LIVE_OFFERS = (OfferStatus.PENDING.value, OfferStatus.ACCEPTED.value, OfferStatus.COMPLETED.value)
+LIVE_OFFERS = (OfferStatus.PENDING, OfferStatus.ACCEPTED, OfferStatus.COMPLETED)
 """Offers shown as a need's assignments: live ones, and the work that was done."""
 
 
@@ -24,7 +24,7 @@ def volunteer_view(v: Volunteer) -> dict[str, Any]:
 
 def need_view(need: Need, offers: list[Offer], principal: Principal) -> dict[str, Any]:
     """A need as this caller may see it: private details only for dispatchers and accepted volunteers."""
-    accepted = {o.volunteer_id for o in offers if o.status == OfferStatus.ACCEPTED.value}
+    accepted = {o.volunteer_id for o in offers if o.status is OfferStatus.ACCEPTED}
     private = access.sees_private_details(principal, accepted=accepted)
     data = asdict(need)
     data.pop("created_by")

@@ -20,10 +20,10 @@ def tracking_view(code: str) -> dict[str, Any]:
     store = deps().store
     need = needs.need_for_tracking(deps=deps(), code=code)
     helpers = []
-    for offer in store.need_offers(need.id):
-        if offer.status not in (OfferStatus.ACCEPTED.value, OfferStatus.COMPLETED.value):
+    for offer in store.offers.of_need(need.id):
+        if offer.status not in (OfferStatus.ACCEPTED, OfferStatus.COMPLETED):
             continue
-        volunteer = store.get_volunteer(offer.volunteer_id)
+        volunteer = store.volunteers.get(offer.volunteer_id)
         if volunteer is not None:
             helpers.append(
                 {
@@ -40,7 +40,7 @@ def tracking_view(code: str) -> dict[str, Any]:
         "deadline": need.deadline,
         "committed_deadline": need.committed_deadline,
         "volunteers": helpers,
-        "timeline": [present.public_event(e) for e in store.events(need.id)],
+        "timeline": [present.public_event(e) for e in store.needs.events(need.id)],
         "rating": need.rating,
     }
 

@@ -44,7 +44,7 @@ class Volunteers(MethodView):
         """List volunteers: filter by skill, duty, or nearness to a point (live position)."""
         items, next_cursor = volunteers.list_volunteers(
             deps=deps(),
-            skill=args["skill"].value if "skill" in args else None,
+            skill=args.get("skill"),
             on_duty=args.get("on_duty"),
             near=parse_near(args.get("near")),
             radius_km=args["radius_km"],
@@ -129,6 +129,6 @@ class VolunteerOffers(MethodView):
         access.require_self_or_dispatcher(current_principal(), volunteer_id)
         store = deps().store
         volunteers.get_volunteer(deps=deps(), volunteer_id=volunteer_id)
-        offers = store.get_offers(store.volunteer_offer_ids(volunteer_id))
-        needs = {n.id: n for n in store.get_needs(sorted({o.need_id for o in offers})) if n is not None}
+        offers = store.offers.get_many(store.offers.ids_of_volunteer(volunteer_id))
+        needs = {n.id: n for n in store.needs.get_many(sorted({o.need_id for o in offers})) if n is not None}
         return {"items": [present.offer_view(o, needs.get(o.need_id)) for o in offers]}

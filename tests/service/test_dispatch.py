@@ -5,13 +5,12 @@ Needs and volunteers are made through the API; queued jobs run in a real RQ work
 
 from __future__ import annotations
 
-import dataclasses
-import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from service import dispatch, lifecycle
+from service import clock, dispatch, lifecycle, offers
 from service.lifecycle import Action
 from service.models import NeedStatus as S
 from tests.conftest import NEED, VOLUNTEER
@@ -111,8 +110,8 @@ def assigned(volunteer_at: Any, make_need: Any, work: Any, get_need: Any, accept
 
 
 def make_past_due(deps: Any, offer_id: str) -> None:
-    """Move an offer's accept-by time into the past, as if its window had run out."""
-    deps.redis.hset(deps.store.k("offer", offer_id), "expires_epoch", time.time() - 5)
+    """Move time past an offer's accept-by time, as if its window had run out."""
+    deps.clock.set(clock.parse(deps.store.offers.get(offer_id).expires_at) + timedelta(seconds=5))
 
 
 # ---- matching ----------------------------------------------------------------------------------
@@ -218,8 +217,8 @@ def test_expired_offer_offers_the_next_nearest_volunteer(deps, volunteer_at, mak
     assert offer["volunteer_id"] == nearest["id"]
 
     make_past_due(deps, offer["offer_id"])
-    assert dispatch.expire_offer(deps=deps, offer_id=offer["offer_id"]) == "ok"
-    assert deps.store.get_offer(offer["offer_id"]).status == "expired"
+    assert offers.expire_offer(deps=deps, offer_id=offer["offer_id"]) is True
+    assert deps.store.offers.get(offer["offer_id"]).status == "expired"
     work()
 
     assert the_pending_offer(get_need(need["id"]))["volunteer_id"] == second["id"]
@@ -231,7 +230,7 @@ def test_offer_is_not_expired_before_its_time(deps, volunteer_at, make_need, wor
     work()
     offer = the_pending_offer(get_need(need["id"]))
 
-    assert dispatch.expire_offer(deps=deps, offer_id=offer["offer_id"]) == "not_due"
+    assert offers.expire_offer(deps=deps, offer_id=offer["offer_id"]) is False
     assert the_pending_offer(get_need(need["id"]))["offer_id"] == offer["offer_id"]
 
 
@@ -383,7 +382,7 @@ def test_going_off_duty_withdraws_pending_offers_and_the_need_goes_to_the_next(
     )
     assert response.status_code == 200
 
-    assert deps.store.get_offer(offer["offer_id"]).status == "withdrawn"
+    assert deps.store.offers.get(offer["offer_id"]).status == "withdrawn"
     assert get_volunteer(nearest["id"])["load"] == 0
     work()
     assert the_pending_offer(get_need(need["id"]))["volunteer_id"] == second["id"]
@@ -461,7 +460,7 @@ def test_dispatcher_rematch_withdraws_pending_offers_and_searches_again(
 
     assert response.status_code == 200, response.get_json()
     assert response.get_json()["status"] == "matching"
-    assert deps.store.get_offer(old["offer_id"]).status == "withdrawn"
+    assert deps.store.offers.get(old["offer_id"]).status == "withdrawn"
     work()
     new = the_pending_offer(get_need(need["id"]))
     assert new["offer_id"] != old["offer_id"]
@@ -570,14 +569,13 @@ def test_feedback_not_fixed_reopens_the_need_for_a_new_match(client, assigned, p
 
 
 def test_feedback_not_fixed_reopens_a_closed_need_only_within_the_reopen_window(
-    client, deps, assigned, progress, tokens
+    client, clock, deps, assigned, progress, tokens
 ) -> None:
     need, volunteer = assigned()
     progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
     code = need["tracking_code"]
     assert client.post(f"/api/v1/track/{code}/feedback", json={"rating": 5, "fixed": True}).status_code == 200
-    long_ago = time.time() - deps.settings.reopen_window_seconds - 60
-    deps.store.set_need_fields(need["id"], {"status_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(long_ago))})
+    clock.advance(deps.settings.reopen_window_seconds + 60)
 
     response = client.post(f"/api/v1/track/{code}/feedback", json={"rating": 1, "fixed": False})
 
@@ -607,31 +605,36 @@ def test_feedback_before_the_need_is_done_is_refused(client, assigned) -> None:
         assert "assigned" in response.get_json()["message"]
 
 
-def test_done_need_is_closed_automatically_after_the_quiet_period(deps, assigned, progress, tokens, get_need) -> None:
+def test_done_need_is_closed_automatically_after_the_quiet_period(
+    clock, deps, assigned, progress, tokens, get_need
+) -> None:
     need, volunteer = assigned()
     progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
-    quiet_over = dataclasses.replace(deps, settings=dataclasses.replace(deps.settings, auto_close_seconds=0))
+    clock.advance(deps.settings.auto_close_seconds)
 
-    assert dispatch.auto_close(deps=quiet_over, need_id=need["id"]) is True
+    assert dispatch.auto_close(deps=deps, need_id=need["id"]) is True
 
     assert get_need(need["id"])["status"] == "closed"
-    assert deps.store.events(need["id"])[-1].type == "closed"
-    assert dispatch.auto_close(deps=quiet_over, need_id=need["id"]) is False  # once only
+    assert deps.store.needs.events(need["id"])[-1].type == "closed"
+    assert dispatch.auto_close(deps=deps, need_id=need["id"]) is False  # once only
 
 
-def test_done_need_is_not_closed_automatically_before_the_quiet_period(deps, assigned, progress, tokens, get_need):
+def test_done_need_is_not_closed_automatically_before_the_quiet_period(
+    clock, deps, assigned, progress, tokens, get_need
+):
     need, volunteer = assigned()
     progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
+    clock.advance(deps.settings.auto_close_seconds - 60)
 
     assert dispatch.auto_close(deps=deps, need_id=need["id"]) is False
     assert get_need(need["id"])["status"] == "done"
 
 
-def test_need_that_is_not_done_is_never_closed_automatically(deps, assigned, get_need) -> None:
+def test_need_that_is_not_done_is_never_closed_automatically(clock, deps, assigned, get_need) -> None:
     need, _ = assigned()
-    quiet_over = dataclasses.replace(deps, settings=dataclasses.replace(deps.settings, auto_close_seconds=0))
+    clock.advance(deps.settings.auto_close_seconds + 60)
 
-    assert dispatch.auto_close(deps=quiet_over, need_id=need["id"]) is False
+    assert dispatch.auto_close(deps=deps, need_id=need["id"]) is False
     assert get_need(need["id"])["status"] == "assigned"
 
 
@@ -729,7 +732,7 @@ def test_match_job_run_twice_never_offers_twice(deps, volunteer_at, make_need, g
     got = get_need(need["id"])
     assert [a["volunteer_id"] for a in got["assignments"]] == [volunteer["id"]]
     assert get_volunteer(volunteer["id"])["load"] == 1
-    assert [e.type for e in deps.store.events(need["id"])].count("offered") == 1
+    assert [e.type for e in deps.store.needs.events(need["id"])].count("offered") == 1
 
 
 def test_match_job_run_twice_on_a_short_staffed_need_never_offers_the_same_volunteer_twice(

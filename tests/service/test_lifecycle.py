@@ -78,5 +78,8 @@ def test_unknown_status_is_rejected() -> None:
         lifecycle.check(Action.CLOSE, "lost")
 
 
-def test_csv_lists_statuses_sorted() -> None:
-    assert lifecycle.csv(frozenset({S.QUEUED, S.DONE, S.ASSIGNED})) == ["assigned", "done", "queued"]
+def test_a_refused_action_names_the_current_status() -> None:
+    error = lifecycle.refusal(lifecycle.Action.CANCEL, S.CLOSED)
+    assert error.status == 409
+    assert error.message == "cannot cancel a need that is closed"
+    assert error.errors == {"status": ["current status is closed"]}

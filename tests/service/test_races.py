@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import multiprocessing
 import random
-import time
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 import redis
 
-from service import dispatch, needs, volunteers
-from service.bootstrap import Deps, bootstrap
+from service import clock, dispatch, needs, offers, volunteers
+from service.bootstrap import bootstrap
+from service.clock import Clock, ManualClock
 from service.config import Settings
+from service.deps import Deps
 from service.exceptions import InvalidTransition
 from service.models import Need, NeedStatus, Offer, Principal, Role
 
@@ -33,14 +34,14 @@ class RecordingJobs:
     """A JobQueue that only remembers what it was asked to run."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[str, ...], str, datetime | None]] = []
+        self.calls: list[tuple[str, dict[str, str], str, datetime | None]] = []
 
-    def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None:
-        self.calls.append((func, args, queue, at))
+    def enqueue(self, func: str, *, queue: str, at: datetime | None = None, **kwargs: str) -> None:
+        self.calls.append((func, kwargs, queue, at))
 
 
-def child_deps(redis_url: str) -> Deps:
-    return bootstrap(Settings.from_env({}, redis_url=redis_url), jobs=RecordingJobs())
+def child_deps(redis_url: str, clock: Clock | None = None) -> Deps:
+    return bootstrap(Settings.from_env({}, redis_url=redis_url), jobs=RecordingJobs(), clock=clock)
 
 
 DISPATCHER = Principal(role=Role.DISPATCHER, token_id="tok_race")
@@ -53,20 +54,30 @@ def as_volunteer(volunteer_id: str) -> Principal:
 # ---- running children --------------------------------------------------------------------------
 
 
-def _child(redis_url: str, barrier: Any, results: Any, index: int, task: Callable[[Deps, int], Any]) -> None:
+def _child(
+    redis_url: str, barrier: Any, results: Any, index: int, task: Callable[[Deps, int], Any], clock: Clock | None
+) -> None:
     try:
-        deps = child_deps(redis_url)
+        deps = child_deps(redis_url, clock)
         barrier.wait(timeout=30)
         results.put((index, "ok", task(deps, index)))
     except BaseException as exc:  # report, so the parent fails with the reason
         results.put((index, "error", repr(exc)))
 
 
-def run_in_processes(redis_url: str, count: int, task: Callable[[Deps, int], Any]) -> list[Any]:
-    """Run task(deps, index) in `count` forked processes started together; their results by index."""
+def run_in_processes(
+    redis_url: str, count: int, task: Callable[[Deps, int], Any], clocks: list[Clock] | None = None
+) -> list[Any]:
+    """Run task(deps, index) in `count` forked processes started together; their results by index.
+
+    Each process tells the time by its own clock from `clocks` (default: the system's).
+    """
     barrier = CTX.Barrier(count)
     results = CTX.Queue()
-    processes = [CTX.Process(target=_child, args=(redis_url, barrier, results, i, task)) for i in range(count)]
+    processes = [
+        CTX.Process(target=_child, args=(redis_url, barrier, results, i, task, clocks[i] if clocks else None))
+        for i in range(count)
+    ]
     for p in processes:
         p.start()
     collected = {}
@@ -118,14 +129,14 @@ def add_need(deps: Deps, *, location: dict[str, float], kind: str = "errand_shop
 
 
 def offers_of_volunteer(deps: Deps, volunteer_id: str) -> list[Offer]:
-    return deps.store.get_offers(deps.store.volunteer_offer_ids(volunteer_id, limit=10_000))
+    return deps.store.offers.get_many(deps.store.offers.ids_of_volunteer(volunteer_id, limit=10_000))
 
 
 def offered_once(deps: Deps, volunteer_id: str, need_id: str) -> str:
     """Match the need and return the one offer id, checking it went to this volunteer."""
     outcome = dispatch.match_need(deps=deps, need_id=need_id)
     assert len(outcome.offered) == 1, outcome
-    offer = deps.store.get_offer(outcome.offered[0])
+    offer = deps.store.offers.get(outcome.offered[0])
     assert offer is not None and offer.volunteer_id == volunteer_id
     return offer.id
 
@@ -133,13 +144,13 @@ def offered_once(deps: Deps, volunteer_id: str, need_id: str) -> str:
 def assert_books_balance(deps: Deps, volunteer_ids: list[str], need_ids: list[str]) -> None:
     """Loads match live offers, nobody is above capacity, and every need's counters match its offers."""
     for vid in volunteer_ids:
-        v = deps.store.get_volunteer(vid)
+        v = deps.store.volunteers.get(vid)
         live = [o for o in offers_of_volunteer(deps, vid) if o.status in LIVE]
         assert v.load <= v.capacity, f"{vid} load {v.load} > capacity {v.capacity}"
         assert v.load == len(live), f"{vid} load {v.load} but {len(live)} live offers"
     for nid in need_ids:
-        n = deps.store.get_need(nid)
-        offers = deps.store.need_offers(nid)
+        n = deps.store.needs.get(nid)
+        offers = deps.store.offers.of_need(nid)
         live = [o for o in offers if o.status in LIVE]
         assert n.active == len(live), f"{nid} active {n.active} but {len(live)} live offers"
         assert n.accepted == sum(o.status == "accepted" for o in offers)
@@ -179,12 +190,12 @@ def test_six_processes_matching_sixty_needs_never_overbook_a_volunteer(redis_ser
     all_offers = [oid for offered in made for oid in offered]
     assert len(all_offers) == len(set(all_offers))
     assert_books_balance(deps, volunteer_ids, need_ids)
-    statuses = Counter(deps.store.get_need(nid).status for nid in need_ids)
+    statuses = Counter(deps.store.needs.get(nid).status for nid in need_ids)
     assert set(statuses) <= {"offered", "escalated"}, statuses
-    capacity = sum(deps.store.get_volunteer(v).capacity for v in volunteer_ids)
-    loads = sum(deps.store.get_volunteer(v).load for v in volunteer_ids)
+    capacity = sum(deps.store.volunteers.get(v).capacity for v in volunteer_ids)
+    loads = sum(deps.store.volunteers.get(v).load for v in volunteer_ids)
     assert loads == capacity == len(all_offers), "60 needs for 15 places: every place is taken, once"
-    assert deps.redis.zcard(deps.store.k("avail", "general")) == 0
+    assert deps.redis.zcard(deps.store.keys.available("general")) == 0
 
 
 # ---- answering the same offer at once ----------------------------------------------------------
@@ -202,37 +213,32 @@ def pending_offers(setup_deps: Deps) -> list[tuple[str, str, str]]:
     return made
 
 
-def _answer(kind: str, offers: list[tuple[str, str, str]], *, retry_until: float = 0.0) -> Callable[[Deps, int], Any]:
+def _answer(kind: str, targets: list[tuple[str, str, str]]) -> Callable[[Deps, int], Any]:
     """Try `kind` (accept, decline or expire) on every offer; the ids of the offers this process won."""
 
     def attempt(deps: Deps, volunteer_id: str, offer_id: str) -> bool:
         try:
             if kind == "accept":
-                dispatch.accept_offer(deps=deps, offer_id=offer_id, principal=as_volunteer(volunteer_id))
+                offers.accept_offer(deps=deps, offer_id=offer_id, principal=as_volunteer(volunteer_id))
             elif kind == "decline":
-                dispatch.decline_offer(deps=deps, offer_id=offer_id, principal=as_volunteer(volunteer_id), reason="")
+                offers.decline_offer(deps=deps, offer_id=offer_id, principal=as_volunteer(volunteer_id), reason="")
             else:
-                return dispatch.expire_offer(deps=deps, offer_id=offer_id) == "ok"
+                return offers.expire_offer(deps=deps, offer_id=offer_id)
         except InvalidTransition:
             return False
         return True
 
     def task(deps: Deps, index: int) -> list[str]:
-        order = list(offers)
+        order = list(targets)
         random.Random(index).shuffle(order)
-        won = []
-        for _, vid, oid in order:
-            while True:
-                if attempt(deps, vid, oid):
-                    won.append(oid)
-                    break
-                still_pending = deps.store.get_offer(oid).status == "pending"
-                if not (still_pending and kind == "expire" and time.time() < retry_until):
-                    break
-                time.sleep(0.001)
-        return won
+        return [oid for _, vid, oid in order if attempt(deps, vid, oid)]
 
     return task
+
+
+def latest_expiry(deps: Deps, targets: list[tuple[str, str, str]]) -> datetime:
+    """The last accept-by time among the offers."""
+    return max(clock.parse(deps.store.offers.get(oid).expires_at) for _, _, oid in targets)
 
 
 def _exactly_one_winner(results: list[list[str]], offers: list[tuple[str, str, str]]) -> Counter:
@@ -253,7 +259,7 @@ def test_accept_racing_decline_on_the_same_offer_has_exactly_one_winner(
     _exactly_one_winner(results, pending_offers)
     accepted_by_winner = {oid for i, won in enumerate(results) if kinds[i] == "accept" for oid in won}
     for nid, vid, oid in pending_offers:
-        offer, need, volunteer = deps.store.get_offer(oid), deps.store.get_need(nid), deps.store.get_volunteer(vid)
+        offer, need, volunteer = deps.store.offers.get(oid), deps.store.needs.get(nid), deps.store.volunteers.get(vid)
         if oid in accepted_by_winner:
             assert (offer.status, need.status, volunteer.load) == ("accepted", "assigned", 1)
         else:
@@ -265,39 +271,38 @@ def test_decline_racing_expiry_on_a_due_offer_has_exactly_one_winner(
     redis_server, setup_deps: Deps, pending_offers: list[tuple[str, str, str]]
 ) -> None:
     deps = setup_deps
-    for _, _, oid in pending_offers:
-        deps.redis.hset(deps.store.k("offer", oid), "expires_epoch", time.time() - 5)
+    past_due = ManualClock(latest_expiry(deps, pending_offers) + timedelta(seconds=5))
     kinds = ["expire", "decline", "accept"] * 2
 
-    results = run_in_processes(redis_server.url, len(kinds), lambda d, i: _answer(kinds[i], pending_offers)(d, i))
+    results = run_in_processes(
+        redis_server.url, len(kinds), lambda d, i: _answer(kinds[i], pending_offers)(d, i), [past_due] * len(kinds)
+    )
 
     wins = _exactly_one_winner(results, pending_offers)
     assert not any(results[i] for i, k in enumerate(kinds) if k == "accept"), "a due offer cannot be accepted"
     assert sum(wins.values()) == len(pending_offers)
     for nid, vid, oid in pending_offers:
-        assert deps.store.get_offer(oid).status in ("expired", "declined")
-        assert deps.store.get_volunteer(vid).load == 0
-        assert deps.store.get_need(nid).status == "matching"
+        assert deps.store.offers.get(oid).status in ("expired", "declined")
+        assert deps.store.volunteers.get(vid).load == 0
+        assert deps.store.needs.get(nid).status == "matching"
 
 
 def test_accept_racing_expiry_as_the_offer_falls_due_has_exactly_one_winner(
     redis_server, setup_deps: Deps, pending_offers: list[tuple[str, str, str]]
 ) -> None:
     deps = setup_deps
-    due = time.time() + 1.5  # children take a moment to start; some offers fall due mid-race
-    for i, (_, _, oid) in enumerate(pending_offers):
-        deps.redis.hset(deps.store.k("offer", oid), "expires_epoch", due + 0.02 * i)
+    due = latest_expiry(deps, pending_offers)
+    # each side judges the deadline by its own clock: accepting just before it, expiring just after
     kinds = ["accept", "expire"] * 3
+    clocks: list[Clock] = [ManualClock(due + timedelta(seconds=-1 if k == "accept" else 1)) for k in kinds]
 
     results = run_in_processes(
-        redis_server.url,
-        len(kinds),
-        lambda d, i: _answer(kinds[i], pending_offers, retry_until=due + 3)(d, i),
+        redis_server.url, len(kinds), lambda d, i: _answer(kinds[i], pending_offers)(d, i), clocks
     )
 
     _exactly_one_winner(results, pending_offers)
     for nid, vid, oid in pending_offers:
-        offer, need, load = deps.store.get_offer(oid), deps.store.get_need(nid), deps.store.get_volunteer(vid).load
+        offer, need, load = deps.store.offers.get(oid), deps.store.needs.get(nid), deps.store.volunteers.get(vid).load
         assert (offer.status, need.status, load) in (("accepted", "assigned", 1), ("expired", "matching", 0))
 
 
@@ -314,8 +319,8 @@ def test_two_offers_accepted_at_once_on_a_need_for_one_assign_it_once(redis_serv
         nid = add_need(deps, location=at(0.1 * r), volunteers_needed=2)
         outcome = dispatch.match_need(deps=deps, need_id=nid)
         assert len(outcome.offered) == 2, outcome
-        deps.redis.hset(deps.store.k("need", nid), "volunteers_needed", 1)
-        by_volunteer = {deps.store.get_offer(o).volunteer_id: o for o in outcome.offered}
+        deps.redis.hset(deps.store.keys.need(nid), "volunteers_needed", 1)
+        by_volunteer = {deps.store.offers.get(o).volunteer_id: o for o in outcome.offered}
         rounds.append((nid, [(first, by_volunteer[first]), (second, by_volunteer[second])]))
 
     def task(d: Deps, index: int) -> list[str]:
@@ -323,7 +328,7 @@ def test_two_offers_accepted_at_once_on_a_need_for_one_assign_it_once(redis_serv
         for nid, pair in rounds:
             vid, oid = pair[index]
             try:
-                dispatch.accept_offer(deps=d, offer_id=oid, principal=as_volunteer(vid))
+                offers.accept_offer(deps=d, offer_id=oid, principal=as_volunteer(vid))
                 won.append(nid)
             except InvalidTransition:
                 pass
@@ -334,12 +339,12 @@ def test_two_offers_accepted_at_once_on_a_need_for_one_assign_it_once(redis_serv
     wins = Counter(nid for won in results for nid in won)
     for nid, pair in rounds:
         assert wins[nid] == 1, f"{nid} accepted {wins[nid]} times"
-        need = deps.store.get_need(nid)
+        need = deps.store.needs.get(nid)
         assert (need.status, need.accepted, need.active) == ("assigned", 1, 1)
-        statuses = sorted(deps.store.get_offer(oid).status for _, oid in pair)
+        statuses = sorted(deps.store.offers.get(oid).status for _, oid in pair)
         assert statuses == ["accepted", "withdrawn"]
-        assert sorted(deps.store.get_volunteer(vid).load for vid, _ in pair) == [0, 1]
-        assert [e.type for e in deps.store.events(nid)].count("assigned") == 1
+        assert sorted(deps.store.volunteers.get(vid).load for vid, _ in pair) == [0, 1]
+        assert [e.type for e in deps.store.needs.events(nid)].count("assigned") == 1
 
 
 def test_two_volunteers_accepting_a_need_for_two_at_once_both_succeed_and_assign_it_once(
@@ -351,21 +356,21 @@ def test_two_volunteers_accepting_a_need_for_two_at_once_both_succeed_and_assign
         pair = [add_volunteer(deps, 2 * r + k, capacity=1, location=at(0.1 * r + 0.05 * k)) for k in (0, 1)]
         nid = add_need(deps, location=at(0.1 * r), volunteers_needed=2)
         offered = dispatch.match_need(deps=deps, need_id=nid).offered
-        by_volunteer = {deps.store.get_offer(o).volunteer_id: o for o in offered}
+        by_volunteer = {deps.store.offers.get(o).volunteer_id: o for o in offered}
         rounds.append((nid, [(vid, by_volunteer[vid]) for vid in pair]))
 
     def task(d: Deps, index: int) -> int:
         for _, pair in rounds:
             vid, oid = pair[index]
-            dispatch.accept_offer(deps=d, offer_id=oid, principal=as_volunteer(vid))
+            offers.accept_offer(deps=d, offer_id=oid, principal=as_volunteer(vid))
         return index
 
     run_in_processes(redis_server.url, 2, task)
 
     for nid, _ in rounds:
-        need = deps.store.get_need(nid)
+        need = deps.store.needs.get(nid)
         assert (need.status, need.accepted, need.active) == ("assigned", 2, 2)
-        assert [e.type for e in deps.store.events(nid)].count("assigned") == 1
+        assert [e.type for e in deps.store.needs.events(nid)].count("assigned") == 1
 
 
 # ---- the race windows inside one match run, made deterministic ---------------------------------
@@ -384,17 +389,17 @@ def test_volunteer_taken_by_another_need_mid_match_does_not_escalate_while_anoth
 
     def read_then_lose_nearest(d: Deps, ids: list[str]) -> list[Any]:
         candidates = load_candidates(d, ids)
-        if nearest in ids and deps.store.get_volunteer(nearest).load == 0:
-            other = deps.store.get_need(other_need)
-            assert dispatch.reserve_volunteer(deps=deps, need=other, volunteer_id=nearest).startswith("ok:")
+        if nearest in ids and deps.store.volunteers.get(nearest).load == 0:
+            other = deps.store.needs.get(other_need)
+            offers.reserve_volunteer(deps=deps, need=other, volunteer_id=nearest)
         return candidates  # as read before the other worker's reservation
 
     monkeypatch.setattr(dispatch, "load_candidates", read_then_lose_nearest)
 
     outcome = dispatch.match_need(deps=deps, need_id=need)
 
-    got = deps.store.get_need(need)
-    assert [o.volunteer_id for o in deps.store.need_offers(need)] == [fallback]
+    got = deps.store.needs.get(need)
+    assert [o.volunteer_id for o in deps.store.offers.of_need(need)] == [fallback]
     assert got.status == "offered", (got.status, outcome)
 
 
@@ -405,18 +410,18 @@ def test_need_filled_by_another_worker_mid_match_is_not_escalated(
     deps = setup_deps
     only = add_volunteer(deps, 1, capacity=1, location=at(1.0))
     need = add_need(deps, location=at(0.0))
-    search = deps.store.available_near
+    search = deps.store.volunteers.available_near
 
     def other_worker_offers_first(**kwargs: Any) -> list[tuple[str, float]]:
-        if deps.store.get_need(need).active == 0:
-            fresh: Need = deps.store.get_need(need)
-            assert dispatch.reserve_volunteer(deps=deps, need=fresh, volunteer_id=only).startswith("ok:")
+        if deps.store.needs.get(need).active == 0:
+            fresh: Need = deps.store.needs.get(need)
+            offers.reserve_volunteer(deps=deps, need=fresh, volunteer_id=only)
         return search(**kwargs)
 
-    monkeypatch.setattr(deps.store, "available_near", other_worker_offers_first)
+    monkeypatch.setattr(deps.store.volunteers, "available_near", other_worker_offers_first)
 
     dispatch.match_need(deps=deps, need_id=need)
 
-    got = deps.store.get_need(need)
-    assert [o.volunteer_id for o in deps.store.need_offers(need)] == [only]
+    got = deps.store.needs.get(need)
+    assert [o.volunteer_id for o in deps.store.offers.of_need(need)] == [only]
     assert got.status == NeedStatus.OFFERED.value, f"escalated with its offer out: {got.status_reason}"

@@ -1,0 +1,353 @@
+"""Offers: reserving a volunteer for a need, and every answer to an offer.
+
+Reserve, accept, decline, expire, release and withdraw offers, a dispatcher's direct
+assignment, and answers by SMS code. Each change is one atomic store step; this module maps
+the store's refusals to the errors people see.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from service import access, clock, jobs, lifecycle
+from service.catalog import kind_spec
+from service.deps import Deps
+from service.exceptions import Forbidden, InvalidTransition, NotFound
+from service.ids import new_id
+from service.lifecycle import Action
+from service.matching import distance_km
+from service.models import Event, EventType, Need, NeedStatus, Offer, OfferStatus, Principal, Role, Topic
+from service.needs import load_need
+from service.notify import announce
+from service.store import Refusal, Refused, Reservation
+
+LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
+"""Histogram buckets in seconds for time from intake to first offer and to acceptance."""
+
+LOST_TO_ANOTHER_WORKER = frozenset(
+    {
+        Refusal.TRIED,
+        Refusal.OFF_DUTY,
+        Refusal.AT_CAPACITY,
+        Refusal.MISSING_SKILL,
+        Refusal.NO_VOLUNTEER,
+        Refusal.ALREADY_OFFERED,
+    }
+)
+"""Refusals that mean the chosen volunteer changed meanwhile: choose again."""
+
+ENDED_EVENTS = {
+    OfferStatus.DECLINED: EventType.OFFER_DECLINED,
+    OfferStatus.EXPIRED: EventType.OFFER_EXPIRED,
+    OfferStatus.WITHDRAWN: EventType.OFFER_WITHDRAWN,
+}
+
+_REFUSAL_MESSAGES = {
+    Refusal.AT_CAPACITY: "the volunteer is already at capacity",
+    Refusal.NEED_FULL: "the need already has all the volunteers it asked for",
+    Refusal.ALREADY_OFFERED: "the volunteer already holds an offer or assignment on this need",
+    Refusal.STAFFED: "the need has all the offers it asked for",
+}
+
+
+def refusal_error(refused: Refused, *, doing: str, need: Need | None = None) -> Exception:
+    """The error people see for a store refusal: 404 for what is gone, else 409 naming the current status.
+
+    `doing` is the verb ("accept", "decline", "assign"); `need` gives the current status where
+    the refusal itself does not carry one.
+    """
+    reason, detail = refused.reason, refused.detail or ""
+    if reason is Refusal.NO_OFFER:
+        return NotFound("offer not found")
+    if reason is Refusal.NO_NEED:
+        return NotFound("need not found")
+    if reason is Refusal.NO_VOLUNTEER:
+        return NotFound("volunteer not found")
+    if reason is Refusal.OFFER_STATUS:
+        return InvalidTransition(f"cannot {doing} an offer that is {detail}", current=detail)
+    if reason is Refusal.NEED_STATUS:
+        what = "a need" if doing == "assign" else "an offer on a need"
+        return InvalidTransition(f"cannot {doing} {what} that is {detail}", current=detail)
+    current = detail or (need.status.value if need else "unknown")
+    message = _REFUSAL_MESSAGES.get(reason, f"cannot {doing}: {reason.value.replace('_', ' ')}")
+    return InvalidTransition(message, current=current)
+
+
+def new_offer_id() -> str:
+    return new_id("off")
+
+
+def offer_codes() -> Iterator[str]:
+    """Candidate short codes for SMS replies ('YES 4821'); the reservation takes the first free one."""
+    for digits in (4, 4, 4, 4, 4, 6, 6, 6, 6, 6):
+        yield "".join(secrets.choice("0123456789") for _ in range(digits))
+    raise RuntimeError("could not find a free offer code")
+
+
+def since_intake(deps: Deps, need: Need) -> float:
+    return max((deps.clock.now() - clock.parse(need.created_at)).total_seconds(), 0.0)
+
+
+def observe_once(deps: Deps, name: str, need: Need) -> None:
+    """Record the time since intake for the first such moment of a need only."""
+    if deps.store.stats.set_once(f"{name}:{need.id}", "1", ttl_seconds=30 * 86400):
+        deps.store.stats.observe(name, since_intake(deps, need), LATENCY_BUCKETS)
+
+
+def reserve_volunteer(
+    *,
+    deps: Deps,
+    need: Need,
+    volunteer_id: str,
+    distance: float | None = None,
+    direct: bool = False,
+    actor: str = "system",
+) -> str:
+    """Reserve one volunteer atomically: a pending offer, or a direct assignment. Returns the offer id.
+
+    Raises Refused when the need or the volunteer no longer allows it.
+    """
+    moment = deps.clock.now()
+    accept_seconds = kind_spec(need.kind).accept_seconds[need.priority]
+    expires = moment + timedelta(seconds=accept_seconds)
+    if distance is None:
+        volunteer = deps.store.volunteers.get(volunteer_id)
+        distance = distance_km(need.location, volunteer.location) if volunteer else 0.0
+    offer_id = new_offer_id()
+    detail: dict[str, Any] = {"offer_id": offer_id, "volunteer_id": volunteer_id, "distance_km": round(distance, 2)}
+    event = Event(
+        at=clock.iso(moment),
+        type=EventType.ASSIGNED_BY_DISPATCHER if direct else EventType.OFFERED,
+        actor=actor,
+        detail=detail if direct else {**detail, "expires_at": clock.iso(expires)},
+    )
+    committed = clock.parse(need.deadline)
+    for code in [""] if direct else offer_codes():
+        try:
+            deps.store.offers.reserve(
+                Reservation(
+                    need_id=need.id,
+                    volunteer_id=volunteer_id,
+                    offer_id=offer_id,
+                    now_iso=clock.iso(moment),
+                    now_epoch=clock.epoch(moment),
+                    expires_iso=clock.iso(expires),
+                    expires_epoch=clock.epoch(expires),
+                    distance_km=distance,
+                    skills=need.skills,
+                    code=code,
+                    code_ttl=accept_seconds + 86400,
+                    event=event,
+                    direct=direct,
+                    committed_iso=clock.iso(committed),
+                    committed_epoch=clock.epoch(committed),
+                    since_intake=since_intake(deps, need),
+                    latency_buckets=LATENCY_BUCKETS,
+                )
+            )
+        except Refused as refused:
+            if refused.reason is Refusal.CODE_TAKEN:
+                continue
+            raise
+        break
+    if not direct:
+        with jobs.batch(deps.jobs):
+            deps.jobs.enqueue(
+                jobs.EXPIRE_OFFER, queue=jobs.URGENT, at=expires + timedelta(seconds=1), offer_id=offer_id
+            )
+            announce(deps, Topic.OFFER, need.id, volunteer_id=volunteer_id, offer_id=offer_id)
+    return offer_id
+
+
+def offer_for(deps: Deps, offer_id: str, principal: Principal) -> Offer:
+    """The offer, if this principal may answer it (a volunteer's own, or any for a dispatcher)."""
+    offer = deps.store.offers.get(offer_id)
+    if offer is None:
+        raise NotFound(f"offer {offer_id} not found")
+    if principal.role is Role.DISPATCHER:
+        return offer
+    if principal.role is Role.VOLUNTEER and principal.volunteer_id == offer.volunteer_id:
+        return offer
+    if principal.role is Role.VOLUNTEER:
+        raise NotFound(f"offer {offer_id} not found")
+    raise Forbidden(f"the {principal.role.value} role may not answer offers")
+
+
+def accept_offer(*, deps: Deps, offer_id: str, principal: Principal, actor: str | None = None) -> Offer:
+    """The volunteer takes the offer; the need is assigned once enough volunteers accepted."""
+    offer = offer_for(deps, offer_id, principal)
+    need = load_need(deps=deps, need_id=offer.need_id)
+    moment = deps.clock.now()
+    committed = clock.parse(need.deadline)
+    try:
+        assigned = deps.store.offers.accept(
+            offer_id=offer_id,
+            now_iso=clock.iso(moment),
+            now_epoch=clock.epoch(moment),
+            committed_iso=clock.iso(committed),
+            committed_epoch=clock.epoch(committed),
+            event=Event(
+                at=clock.iso(moment),
+                type=EventType.ACCEPTED,
+                actor=actor or principal.actor,
+                detail={"offer_id": offer_id, "volunteer_id": offer.volunteer_id},
+            ),
+            assigned_event=Event(
+                at=clock.iso(moment),
+                type=EventType.ASSIGNED,
+                actor="system",
+                detail={"committed_deadline": clock.iso(committed)},
+            ),
+        )
+    except Refused as refused:
+        raise refusal_error(refused, doing="accept", need=need) from None
+    observe_once(deps, "intake_to_acceptance", need)
+    if assigned:
+        announce(deps, Topic.ASSIGNED, offer.need_id)
+    return deps.store.offers.get(offer_id) or offer
+
+
+def decline_offer(
+    *, deps: Deps, offer_id: str, principal: Principal, reason: str | None, actor: str | None = None
+) -> Offer:
+    """The volunteer says no; the reservation is released and the next nearest is offered."""
+    offer = offer_for(deps, offer_id, principal)
+    try:
+        release_offer(
+            deps=deps,
+            offer_id=offer_id,
+            status=OfferStatus.DECLINED,
+            actor=actor or principal.actor,
+            reason=reason or "",
+        )
+    except Refused as refused:
+        raise refusal_error(refused, doing="decline") from None
+    return deps.store.offers.get(offer_id) or offer
+
+
+def answer_by_code(*, deps: Deps, code: str, sender: str, accept: bool) -> Offer:
+    """A volunteer's SMS reply: 'YES 4821' accepts, 'NO 4821' declines; the sender must be their phone."""
+    offer_id = deps.store.offers.id_for_code(code)
+    offer = deps.store.offers.get(offer_id) if offer_id else None
+    volunteer = deps.store.volunteers.get(offer.volunteer_id) if offer else None
+    if offer is None or volunteer is None:
+        raise NotFound(f"no offer with code {code}")
+    if volunteer.phone != sender:
+        raise NotFound(f"no offer with code {code} for this phone")
+    principal = Principal(role=Role.VOLUNTEER, token_id="sms", volunteer_id=volunteer.id)
+    actor = f"volunteer:{volunteer.id} (sms)"
+    if accept:
+        return accept_offer(deps=deps, offer_id=offer.id, principal=principal, actor=actor)
+    return decline_offer(deps=deps, offer_id=offer.id, principal=principal, reason="declined by SMS", actor=actor)
+
+
+def expire_offer(*, deps: Deps, offer_id: str) -> bool:
+    """Expire a pending offer whose accept-by time has passed; False (a no-op) otherwise."""
+    if deps.store.offers.get(offer_id) is None:
+        return False
+    try:
+        release_offer(
+            deps=deps,
+            offer_id=offer_id,
+            status=OfferStatus.EXPIRED,
+            actor="system",
+            reason="not answered in time",
+            only_if_due=True,
+        )
+    except Refused:
+        return False
+    return True
+
+
+def release_offer(
+    *,
+    deps: Deps,
+    offer_id: str,
+    status: OfferStatus,
+    actor: str,
+    reason: str,
+    only_if_due: bool = False,
+    rematch: bool = True,
+) -> Offer:
+    """End a pending offer (declined, expired, withdrawn), free the volunteer, and offer the next one.
+
+    Raises Refused when the offer is no longer pending (or, with only_if_due, not yet due).
+    """
+    offer = deps.store.offers.get(offer_id)
+    if offer is None:
+        raise NotFound(f"offer {offer_id} not found")
+    moment = deps.clock.now()
+    detail: dict[str, Any] = {"offer_id": offer_id, "volunteer_id": offer.volunteer_id}
+    if reason:
+        detail["reason"] = reason
+    deps.store.offers.release(
+        offer_id=offer_id,
+        status=status,
+        now_iso=clock.iso(moment),
+        now_epoch=clock.epoch(moment),
+        reason=reason,
+        event=Event(at=clock.iso(moment), type=ENDED_EVENTS[status], actor=actor, detail=detail),
+        only_if_due=only_if_due,
+    )
+    deps.store.stats.incr(f"offers_{status.value}")
+    if rematch:
+        need = deps.store.needs.get(offer.need_id)
+        if need is not None:
+            deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+    volunteer = deps.store.volunteers.get(offer.volunteer_id)
+    if volunteer is not None and volunteer.on_duty:
+        deps.jobs.enqueue(jobs.REMATCH_NEAR, queue=jobs.DEFAULT, volunteer_id=volunteer.id)
+    return offer
+
+
+def withdraw_pending(
+    *, deps: Deps, need_id: str, actor: str, reason: str, sparing: str | None = None, most: int | None = None
+) -> int:
+    """Withdraw pending offers on a need (all, or at most `most`) and tell their volunteers."""
+    withdrawn = 0
+    for offer in deps.store.offers.of_need(need_id):
+        if offer.status is not OfferStatus.PENDING or offer.volunteer_id == sparing:
+            continue
+        if most is not None and withdrawn >= most:
+            break
+        try:
+            release_offer(
+                deps=deps, offer_id=offer.id, status=OfferStatus.WITHDRAWN, actor=actor, reason=reason, rematch=False
+            )
+        except Refused:
+            continue  # answered or expired meanwhile
+        announce(deps, Topic.CANCELLED, need_id, volunteer_id=offer.volunteer_id)
+        withdrawn += 1
+    return withdrawn
+
+
+def assign_volunteer(*, deps: Deps, need_id: str, volunteer_id: str, principal: Principal) -> Need:
+    """A dispatcher's direct assignment: no offer round, but never beyond the volunteer's capacity."""
+    access.require_role(principal, Role.DISPATCHER)
+    need = load_need(deps=deps, need_id=need_id)
+    lifecycle.check(Action.ASSIGN, need.status)
+    if deps.store.volunteers.get(volunteer_id) is None:
+        raise NotFound(f"volunteer {volunteer_id} not found")
+    if need.active >= need.volunteers_needed:
+        # the dispatcher's choice takes the place of an offer still waiting for an answer
+        withdraw_pending(
+            deps=deps,
+            need_id=need_id,
+            actor=principal.actor,
+            reason="dispatcher assigned another volunteer",
+            sparing=volunteer_id,
+            most=1,
+        )
+        need = load_need(deps=deps, need_id=need_id)
+    try:
+        reserve_volunteer(deps=deps, need=need, volunteer_id=volunteer_id, direct=True, actor=principal.actor)
+    except Refused as refused:
+        raise refusal_error(refused, doing="assign", need=need) from None
+    announce(deps, Topic.ASSIGNED_BY_DISPATCHER, need_id, volunteer_id=volunteer_id)
+    after = load_need(deps=deps, need_id=need_id)
+    if after.status is NeedStatus.ASSIGNED:
+        announce(deps, Topic.ASSIGNED, need_id)
+    return after

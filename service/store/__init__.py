@@ -1,0 +1,56 @@
+"""The Redis store: the only code that knows key names, and the Lua scripts that change state.
+
+One module per concept (needs, volunteers, offers, deliveries, tokens, stats, idempotency) over
+one key builder (keys.py). Every state change that two workers or two requests could race on
+is a single Lua script in lua/, so Redis runs it as one atomic step; each script sits behind
+one Python method that returns a value or raises Refused naming why. Index sets ordered by id
+use score 0 and rely on ids being time-sortable, so a cursor is simply the last id seen.
+"""
+
+from __future__ import annotations
+
+import redis
+
+from service.store.codec import volunteer_fields
+from service.store.deliveries import DeliveryStore
+from service.store.errors import Refusal, Refused
+from service.store.idempotency import IdempotencyStore
+from service.store.keys import Keys
+from service.store.needs import MatchStart, NeedStore, Release, Transition
+from service.store.offers import OfferStore, Reservation, Reserved, bucket_label
+from service.store.scripts import Scripts
+from service.store.stats import StatStore
+from service.store.tokens import TokenStore
+from service.store.volunteers import VolunteerStore
+
+__all__ = [
+    "MatchStart",
+    "Refusal",
+    "Refused",
+    "Release",
+    "Reservation",
+    "Reserved",
+    "Store",
+    "Transition",
+    "bucket_label",
+    "volunteer_fields",
+]
+
+
+class Store:
+    """Aidline's records in one Redis, one attribute per concept (needs, volunteers, offers, ...)."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = "aidline:") -> None:
+        self.r = client
+        self.keys = Keys(prefix)
+        scripts = Scripts(client, prefix)
+        self.needs = NeedStore(client, self.keys, scripts)
+        self.volunteers = VolunteerStore(client, self.keys, scripts)
+        self.offers = OfferStore(client, self.keys, scripts)
+        self.deliveries = DeliveryStore(client, self.keys, scripts)
+        self.tokens = TokenStore(client, self.keys)
+        self.stats = StatStore(client, self.keys)
+        self.idempotency = IdempotencyStore(client, self.keys)
+
+    def ping(self) -> bool:
+        return bool(self.r.ping())

@@ -1,0 +1,34 @@
+"""Why the store refused a change: one vocabulary for every script's refusals."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Refusal(StrEnum):
+    """A script's refusal; the domain maps each one to an error people understand."""
+
+    EXISTS = "exists"
+    NO_NEED = "no_need"
+    NO_OFFER = "no_offer"
+    NO_VOLUNTEER = "no_volunteer"
+    NEED_STATUS = "need_status"
+    OFFER_STATUS = "offer_status"
+    NEED_FULL = "need_full"
+    STAFFED = "staffed"
+    TRIED = "tried"
+    OFF_DUTY = "off_duty"
+    AT_CAPACITY = "at_capacity"
+    MISSING_SKILL = "missing_skill"
+    ALREADY_OFFERED = "already_offered"
+    CODE_TAKEN = "code_taken"
+    NOT_DUE = "not_due"
+
+
+class Refused(Exception):
+    """The store did not make a change; `detail` names the current status or the missing skill."""
+
+    def __init__(self, reason: Refusal, detail: str | None = None) -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,102 @@
+"""Every Redis key name Aidline uses, built from one prefix (default 'aidline:')."""
+
+from __future__ import annotations
+
+
+class Keys:
+    """Key names; the only place that spells them (the Lua scripts build the same from the prefix)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # needs
+    def need(self, need_id: str) -> str:
+        return self._k("need", need_id)
+
+    def need_events(self, need_id: str) -> str:
+        return self._k("need", need_id, "events")
+
+    def need_offers(self, need_id: str) -> str:
+        return self._k("need", need_id, "offers")
+
+    def need_tried(self, need_id: str) -> str:
+        return self._k("need", need_id, "tried")
+
+    def need_deliveries(self, need_id: str) -> str:
+        return self._k("need", need_id, "deliveries")
+
+    def needs(self) -> str:
+        return self._k("needs")
+
+    def needs_with_status(self, status: str) -> str:
+        return self._k("needs:status", status)
+
+    def needs_by(self, token_id: str) -> str:
+        return self._k("needs:by", token_id)
+
+    def needs_geo(self) -> str:
+        return self._k("needs:geo")
+
+    def escalated_geo(self) -> str:
+        return self._k("needs:escalated:geo")
+
+    def needs_due(self) -> str:
+        return self._k("needs:due")
+
+    def tracking(self, code: str) -> str:
+        return self._k("track", code)
+
+    # volunteers
+    def volunteer(self, volunteer_id: str) -> str:
+        return self._k("vol", volunteer_id)
+
+    def volunteer_offers(self, volunteer_id: str) -> str:
+        return self._k("vol", volunteer_id, "offers")
+
+    def volunteers(self) -> str:
+        return self._k("vols")
+
+    def volunteers_geo(self) -> str:
+        return self._k("vols:geo")
+
+    def available(self, skill: str) -> str:
+        return self._k("avail", skill)
+
+    # offers
+    def offer(self, offer_id: str) -> str:
+        return self._k("offer", offer_id)
+
+    def pending_offers(self) -> str:
+        return self._k("offers:pending")
+
+    def offer_code(self, code: str) -> str:
+        return self._k("offercode", code)
+
+    # notifications
+    def delivery(self, delivery_id: str) -> str:
+        return self._k("delivery", delivery_id)
+
+    def delivery_attempts(self, delivery_id: str) -> str:
+        return self._k("delivery", delivery_id, "attempts")
+
+    # tokens, counters, markers
+    def token(self, digest: str) -> str:
+        return self._k("token", digest)
+
+    def token_id(self, token_id: str) -> str:
+        return self._k("tokenid", token_id)
+
+    def stat(self, name: str) -> str:
+        return self._k("stats", name)
+
+    def histogram(self, name: str) -> str:
+        return self._k("hist", name)
+
+    def idempotency(self, digest: str) -> str:
+        return self._k("idem", digest)
+
+    def marker(self, name: str) -> str:
+        return self._k("once", name)

@@ -1,0 +1,109 @@
+-- lib.lua: helpers shared by Aidline's scripts; loaded in front of each script, after the
+-- constants generated from service.models and service.lifecycle (NEED, OFFER, EVENT, SKILLS, and
+-- the status sets MATCHABLE, ACCEPTS_OFFERS, IN_PROGRESS).
+-- Every script takes the key prefix as ARGV[1]; keys are built from it because Aidline runs
+-- against one Redis, not a cluster. Every script answers {outcome, detail}: outcome 'ok' or a
+-- refusal named in service/store/errors.py.
+
+local P = ARGV[1]
+local function need_key(id) return P .. 'need:' .. id end
+local function vol_key(id) return P .. 'vol:' .. id end
+local function offer_key(id) return P .. 'offer:' .. id end
+
+local function ok(detail) return {'ok', detail or ''} end
+local function refuse(reason, detail) return {reason, detail or ''} end
+
+local function push_event(need_id, event_json)
+  if event_json and event_json ~= '' then
+    redis.call('RPUSH', need_key(need_id) .. ':events', event_json)
+  end
+end
+
+local function set_fields(key, fields)
+  for name, value in pairs(fields) do
+    if value == '' then redis.call('HDEL', key, name) else redis.call('HSET', key, name, value) end
+  end
+end
+
+local function set_status(need_id, new_status, now_iso)
+  local key = need_key(need_id)
+  local old = redis.call('HGET', key, 'status')
+  if old == new_status then return old end
+  if old then redis.call('ZREM', P .. 'needs:status:' .. old, need_id) end
+  redis.call('ZADD', P .. 'needs:status:' .. new_status, 0, need_id)
+  redis.call('HSET', key, 'status', new_status, 'updated_at', now_iso, 'status_at', now_iso)
+  if new_status == NEED.escalated then
+    local pos = redis.call('HMGET', key, 'lon', 'lat')
+    redis.call('GEOADD', P .. 'needs:escalated:geo', pos[1], pos[2], need_id)
+  elseif old == NEED.escalated then
+    redis.call('ZREM', P .. 'needs:escalated:geo', need_id)
+  end
+  return old
+end
+
+local function in_csv(skills_csv, skill)
+  return string.find(',' .. skills_csv .. ',', ',' .. skill .. ',', 1, true) ~= nil
+end
+
+-- Put the volunteer in, or take them out of, the per-skill sets of available volunteers.
+-- A volunteer is only ever in the sets of their own skills, so those are all that need
+-- touching; every_skill also clears the others (after the skills themselves changed).
+local function sync_avail(vol_id, every_skill)
+  local v = redis.call('HMGET', vol_key(vol_id), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon')
+  local available = v[1] == '1' and tonumber(v[2]) < tonumber(v[3])
+  local skills = v[4] or ''
+  if every_skill then
+    for _, s in ipairs(SKILLS) do
+      if not in_csv(skills, s) then redis.call('ZREM', P .. 'avail:' .. s, vol_id) end
+    end
+  end
+  for s in string.gmatch(skills, '[^,]+') do
+    local key = P .. 'avail:' .. s
+    if available then redis.call('GEOADD', key, v[6], v[5], vol_id) else redis.call('ZREM', key, vol_id) end
+  end
+  return available
+end
+
+local function change_load(vol_id, delta, now_epoch)
+  local key = vol_key(vol_id)
+  if redis.call('EXISTS', key) == 0 then return end
+  local load = redis.call('HINCRBY', key, 'load', delta)
+  if load < 0 then redis.call('HSET', key, 'load', 0); load = 0 end
+  if load == 0 and delta < 0 then redis.call('HSET', key, 'idle_since', now_epoch) end
+  sync_avail(vol_id)
+end
+
+-- End one offer: a pending one gets new_status; an accepted one becomes completed when its
+-- need is done, else withdrawn. Either way the volunteer's capacity is freed once.
+local function end_offer(offer_id, new_status, now_iso, now_epoch, reason)
+  local okey = offer_key(offer_id)
+  local o = redis.call('HMGET', okey, 'status', 'volunteer_id', 'need_id')
+  local status = o[1]
+  if status ~= OFFER.pending and status ~= OFFER.accepted then return nil end
+  local target = new_status
+  if status == OFFER.accepted then
+    if new_status == OFFER.completed then target = OFFER.completed else target = OFFER.withdrawn end
+  elseif new_status == OFFER.completed then
+    target = OFFER.withdrawn
+  end
+  redis.call('HSET', okey, 'status', target, 'decided_at', now_iso)
+  if reason and reason ~= '' then redis.call('HSET', okey, 'reason', reason) end
+  redis.call('ZREM', P .. 'offers:pending', offer_id)
+  change_load(o[2], -1, now_epoch)
+  local nkey = need_key(o[3])
+  redis.call('HINCRBY', nkey, 'active', -1)
+  if status == OFFER.accepted then redis.call('HINCRBY', nkey, 'accepted', -1) end
+  return status
+end
+
+-- End every live offer of a need: new_status is withdrawn (cancel, defer, reopen) or completed (done).
+local function end_need_offers(need_id, new_status, now_iso, now_epoch, reason)
+  local ids = redis.call('ZRANGE', need_key(need_id) .. ':offers', 0, -1)
+  for _, id in ipairs(ids) do end_offer(id, new_status, now_iso, now_epoch, reason) end
+end
+
+-- A need left with no live offer while offered goes back to matching.
+local function back_to_matching_if_empty(need_id, now_iso)
+  local n = redis.call('HMGET', need_key(need_id), 'status', 'active')
+  if n[1] == NEED.offered and tonumber(n[2]) == 0 then set_status(need_id, NEED.matching, now_iso) end
+end

@@ -1,0 +1,177 @@
+"""Needs in Redis: the record, its indexes, its timeline, and status changes as one atomic step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import redis
+
+from service.models import Event, Need, NeedStatus, Skill
+from service.store.codec import (
+    encode_fields,
+    event_from_json,
+    event_json,
+    need_fields,
+    need_from_hash,
+    text,
+)
+from service.store.errors import Refused
+from service.store.keys import Keys
+from service.store.scripts import Scripts, outcome
+
+
+class Release(StrEnum):
+    """What a status change does to the need's live offers."""
+
+    NONE = "none"
+    WITHDRAW = "withdraw"  # every pending or accepted offer is withdrawn
+    COMPLETE = "complete"  # accepted offers are completed, pending ones withdrawn
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One status change: from any of `allowed` to `to`, with what else happens in the same step."""
+
+    allowed: frozenset[NeedStatus]
+    to: NeedStatus
+    now_iso: str
+    now_epoch: float
+    event: Event | None
+    release: Release = Release.NONE
+    release_reason: str = ""
+    clear_tried: bool = False
+    unless_staffed: bool = False
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def arguments(self, need_id: str) -> dict[str, Any]:
+        return {
+            "need_id": need_id,
+            "allowed": sorted(s.value for s in self.allowed),
+            "to": self.to.value,
+            "now_iso": self.now_iso,
+            "now_epoch": repr(self.now_epoch),
+            "event": event_json(self.event) if self.event else "",
+            "release": self.release.value,
+            "release_reason": self.release_reason,
+            "clear_tried": self.clear_tried,
+            "unless_staffed": self.unless_staffed,
+            "fields": encode_fields(self.fields),
+        }
+
+
+@dataclass(frozen=True)
+class MatchStart:
+    """What a match run reads first: volunteers offered the need before, and pool sizes per skill."""
+
+    tried: set[str]
+    pool_sizes: dict[Skill, int]
+
+
+class NeedStore:
+    """Reads and writes needs."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+        self.r = client
+        self.keys = keys
+        self.scripts = scripts
+
+    def create(self, need: Need, event: Event) -> None:
+        """Write a new need, its indexes, tracking code and first event in one transaction."""
+        k = self.keys
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(k.need(need.id), mapping=need_fields(need))  # type: ignore[arg-type]
+        pipe.zadd(k.needs(), {need.id: 0})
+        pipe.zadd(k.needs_with_status(need.status.value), {need.id: 0})
+        pipe.geoadd(k.needs_geo(), (need.location.lon, need.location.lat, need.id))
+        if need.created_by:
+            pipe.zadd(k.needs_by(need.created_by), {need.id: 0})
+        pipe.set(k.tracking(need.tracking_code), need.id)
+        pipe.rpush(k.need_events(need.id), event_json(event))
+        pipe.execute()
+
+    def get(self, need_id: str) -> Need | None:
+        data = self.r.hgetall(self.keys.need(need_id))
+        return need_from_hash(data) if data else None
+
+    def get_many(self, need_ids: list[str]) -> list[Need | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for nid in need_ids:
+            pipe.hgetall(self.keys.need(nid))
+        return [need_from_hash(d) if d else None for d in pipe.execute()]
+
+    def id_for_tracking(self, code: str) -> str | None:
+        raw = self.r.get(self.keys.tracking(code))
+        return text(raw) if raw else None
+
+    def ids_page(self, *, status: str | None, created_by: str | None, before: str | None, limit: int) -> list[str]:
+        """Need ids newest first from the most selective index, starting before the cursor."""
+        if created_by is not None:
+            key = self.keys.needs_by(created_by)
+        elif status is not None:
+            key = self.keys.needs_with_status(status)
+        else:
+            key = self.keys.needs()
+        high = f"({before}" if before else "+"
+        return [text(x) for x in self.r.zrevrangebylex(key, high, "-", start=0, num=limit)]
+
+    def ids_near(self, *, lat: float, lon: float, radius_km: float, escalated_only: bool = False) -> list[str]:
+        key = self.keys.escalated_geo() if escalated_only else self.keys.needs_geo()
+        return [text(m) for m in self.r.geosearch(key, longitude=lon, latitude=lat, radius=radius_km, unit="km")]
+
+    def ids_with_status(self, status: NeedStatus, *, limit: int = 10_000) -> list[str]:
+        return [text(x) for x in self.r.zrange(self.keys.needs_with_status(status.value), 0, limit - 1)]
+
+    def count_by_status(self) -> dict[str, int]:
+        pipe = self.r.pipeline(transaction=False)
+        for s in NeedStatus:
+            pipe.zcard(self.keys.needs_with_status(s.value))
+        return {s.value: int(n) for s, n in zip(NeedStatus, pipe.execute(), strict=True)}
+
+    def overdue_ids(self, *, now_epoch: float) -> list[str]:
+        """Assigned or in-progress needs past their committed deadline."""
+        return [text(x) for x in self.r.zrangebyscore(self.keys.needs_due(), "-inf", now_epoch)]
+
+    def overdue_count(self, *, now_epoch: float) -> int:
+        return int(self.r.zcount(self.keys.needs_due(), "-inf", now_epoch))
+
+    def events(self, need_id: str) -> list[Event]:
+        return [event_from_json(raw) for raw in self.r.lrange(self.keys.need_events(need_id), 0, -1)]
+
+    def add_event(self, need_id: str, event: Event) -> None:
+        self.r.rpush(self.keys.need_events(need_id), event_json(event))
+
+    def set_fields(self, need_id: str, fields: dict[str, Any]) -> None:
+        self.r.hset(self.keys.need(need_id), mapping=encode_fields(fields))  # type: ignore[arg-type]
+
+    def field(self, need_id: str, name: str) -> str | None:
+        raw = self.r.hget(self.keys.need(need_id), name)
+        return text(raw) if raw else None
+
+    def transition(self, need_id: str, change: Transition) -> NeedStatus:
+        """Apply one status change atomically; returns the status before, or raises Refused."""
+        return NeedStatus(self.scripts.run("transition", change.arguments(need_id)))
+
+    def begin_matching(self, need_id: str, skills: Iterable[Skill], *, start: Transition | None) -> MatchStart:
+        """One round trip: move a queued need to matching (when `start` is given), then read the
+        volunteers already offered this need and how many are available per required skill."""
+        skills = list(skills)
+        pipe = self.r.pipeline(transaction=False)
+        if start is not None:
+            self.scripts.queue("transition", start.arguments(need_id), pipeline=pipe)
+        pipe.smembers(self.keys.need_tried(need_id))
+        for skill in skills:
+            pipe.zcard(self.keys.available(skill.value))
+        replies = pipe.execute()
+        if start is not None:
+            try:
+                outcome(replies.pop(0))
+            except Refused:
+                pass  # another worker started matching first: fine
+        tried, *sizes = replies
+        return MatchStart(
+            tried={text(x) for x in tried},
+            pool_sizes={skill: int(n) for skill, n in zip(skills, sizes, strict=True)},
+        )

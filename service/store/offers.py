@@ -1,0 +1,162 @@
+"""Offers in Redis: reserving a volunteer, accepting, and releasing, each one atomic step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from service.models import Event, Offer, OfferStatus, Skill
+from service.store.codec import event_json, offer_from_hash, text
+from service.store.keys import Keys
+from service.store.scripts import Scripts
+
+
+def bucket_label(value: float, buckets: tuple[float, ...]) -> str:
+    """The histogram bucket an observation falls in: the first bound that holds it."""
+    return next((f"{b:g}" for b in buckets if value <= b), "+Inf")
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One reservation to make: a pending offer, or with `direct` a dispatcher's assignment."""
+
+    need_id: str
+    volunteer_id: str
+    offer_id: str
+    now_iso: str
+    now_epoch: float
+    expires_iso: str
+    expires_epoch: float
+    distance_km: float
+    skills: list[Skill]
+    code: str
+    code_ttl: int
+    event: Event
+    direct: bool
+    committed_iso: str
+    committed_epoch: float
+    since_intake: float
+    latency_buckets: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A reservation made; `first` when it was the need's first offer."""
+
+    offer_id: str
+    first: bool
+
+
+class OfferStore:
+    """Reads offers; changes them only through the scripts."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+        self.r = client
+        self.keys = keys
+        self.scripts = scripts
+
+    def reserve(self, reservation: Reservation) -> Reserved:
+        """Reserve the volunteer for the need atomically, re-checking both; raises Refused otherwise."""
+        r = reservation
+        detail = self.scripts.run(
+            "reserve",
+            {
+                "need_id": r.need_id,
+                "volunteer_id": r.volunteer_id,
+                "offer_id": r.offer_id,
+                "now_iso": r.now_iso,
+                "now_ms": str(int(r.now_epoch * 1000)),
+                "expires_iso": r.expires_iso,
+                "expires_epoch": repr(r.expires_epoch),
+                "distance_km": repr(round(r.distance_km, 3)),
+                "skills": ",".join(s.value for s in r.skills),
+                "code": r.code,
+                "code_ttl": str(r.code_ttl),
+                "event": event_json(r.event),
+                "direct": r.direct,
+                "committed_iso": r.committed_iso,
+                "committed_epoch": repr(r.committed_epoch),
+                "bucket": bucket_label(r.since_intake, r.latency_buckets) if r.latency_buckets else "",
+                "since_intake": repr(r.since_intake),
+            },
+        )
+        return Reserved(offer_id=r.offer_id, first=detail == "first")
+
+    def accept(
+        self,
+        *,
+        offer_id: str,
+        now_iso: str,
+        now_epoch: float,
+        committed_iso: str,
+        committed_epoch: float,
+        event: Event,
+        assigned_event: Event,
+    ) -> bool:
+        """Accept a pending offer; True when the need became assigned. Raises Refused otherwise."""
+        detail = self.scripts.run(
+            "accept",
+            {
+                "offer_id": offer_id,
+                "now_iso": now_iso,
+                "now_epoch": repr(now_epoch),
+                "committed_iso": committed_iso,
+                "committed_epoch": repr(committed_epoch),
+                "event": event_json(event),
+                "assigned_event": event_json(assigned_event),
+            },
+        )
+        return bool(detail == "assigned")
+
+    def release(
+        self,
+        *,
+        offer_id: str,
+        status: OfferStatus,
+        now_iso: str,
+        now_epoch: float,
+        reason: str,
+        event: Event,
+        only_if_due: bool = False,
+    ) -> None:
+        """End a pending offer and free the volunteer's capacity; raises Refused otherwise."""
+        self.scripts.run(
+            "release",
+            {
+                "offer_id": offer_id,
+                "status": status.value,
+                "now_iso": now_iso,
+                "now_epoch": repr(now_epoch),
+                "reason": reason,
+                "event": event_json(event),
+                "only_if_due": only_if_due,
+            },
+        )
+
+    def get(self, offer_id: str) -> Offer | None:
+        data = self.r.hgetall(self.keys.offer(offer_id))
+        return offer_from_hash(data) if data else None
+
+    def get_many(self, offer_ids: list[str]) -> list[Offer]:
+        pipe = self.r.pipeline(transaction=False)
+        for oid in offer_ids:
+            pipe.hgetall(self.keys.offer(oid))
+        return [offer_from_hash(d) for d in pipe.execute() if d]
+
+    def of_need(self, need_id: str) -> list[Offer]:
+        return self.get_many([text(x) for x in self.r.zrange(self.keys.need_offers(need_id), 0, -1)])
+
+    def ids_of_volunteer(self, volunteer_id: str, *, limit: int = 100) -> list[str]:
+        """The volunteer's offers, newest first."""
+        return [text(x) for x in self.r.zrevrange(self.keys.volunteer_offers(volunteer_id), 0, limit - 1)]
+
+    def id_for_code(self, code: str) -> str | None:
+        raw = self.r.get(self.keys.offer_code(code))
+        return text(raw) if raw else None
+
+    def due_ids(self, *, now_epoch: float, limit: int = 1000) -> list[str]:
+        """Pending offers whose accept-by time has passed."""
+        return [
+            text(x) for x in self.r.zrangebyscore(self.keys.pending_offers(), "-inf", now_epoch, start=0, num=limit)
+        ]

@@ -1,0 +1,87 @@
+"""Aidline's Lua scripts: read from the package's lua/ folder, each behind one registered Script.
+
+Each script is run as: the constants generated below, then lua/lib.lua, then the script itself.
+The constants come from the Python vocabulary (service.models) and the lifecycle's status sets
+(service.lifecycle), so a change there reaches the scripts without retyping anything.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+
+from service import lifecycle
+from service.models import EventType, NeedStatus, OfferStatus, Skill
+from service.store.errors import Refusal, Refused
+
+
+def _lua_names(name: str, vocabulary: type[Enum]) -> str:
+    pairs = ", ".join(f"{member.value} = '{member.value}'" for member in vocabulary)
+    return f"local {name} = {{{pairs}}}"
+
+
+def _lua_set(name: str, members: frozenset[NeedStatus]) -> str:
+    return f"local {name} = {{{', '.join(f'{m.value} = true' for m in sorted(members))}}}"
+
+
+@cache
+def constants() -> str:
+    """The Lua constants every script starts with."""
+    return "\n".join(
+        [
+            _lua_names("NEED", NeedStatus),
+            _lua_names("OFFER", OfferStatus),
+            _lua_names("EVENT", EventType),
+            f"local SKILLS = {{{', '.join(repr(s.value) for s in Skill)}}}",
+            _lua_set("MATCHABLE", lifecycle.MATCHABLE),
+            _lua_set("ACCEPTS_OFFERS", lifecycle.ACCEPTS_OFFERS),
+            _lua_set("IN_PROGRESS", lifecycle.IN_PROGRESS),
+        ]
+    )
+
+
+@cache
+def source(name: str) -> str:
+    """The full text Redis runs for lua/<name>.lua."""
+    folder = resources.files("service.store") / "lua"
+    lib = (folder / "lib.lua").read_text(encoding="utf-8")
+    body = (folder / f"{name}.lua").read_text(encoding="utf-8")
+    return f"{constants()}\n{lib}\n{body}"
+
+
+class Scripts:
+    """The registered scripts of one Redis client; each call sends the prefix and one JSON argument."""
+
+    NAMES = ("save_volunteer", "reserve", "accept", "release", "transition", "create_delivery")
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.prefix = prefix
+        self._scripts: dict[str, Script] = {name: client.register_script(source(name)) for name in self.NAMES}
+
+    def run(self, name: str, arguments: dict[str, Any], *, keys: list[str] | None = None, client: Any = None) -> Any:
+        """Run a script; returns its detail, or raises Refused naming the refusal."""
+        reply = self._scripts[name](
+            keys=keys or [], args=[self.prefix, json.dumps(arguments, ensure_ascii=False)], client=client
+        )
+        return outcome(reply)
+
+    def queue(self, name: str, arguments: dict[str, Any], *, pipeline: Any) -> None:
+        """Add a script call to a pipeline; read its reply with outcome()."""
+        self._scripts[name](args=[self.prefix, json.dumps(arguments, ensure_ascii=False)], client=pipeline)
+
+
+def outcome(reply: Any) -> Any:
+    """The detail of an 'ok' reply, or Refused for any other."""
+    code, detail = reply[0], reply[1] if len(reply) > 1 else ""
+    code = code.decode() if isinstance(code, bytes) else code
+    if isinstance(detail, bytes):
+        detail = detail.decode()
+    if code == "ok":
+        return detail
+    raise Refused(Refusal(code), detail or None)

@@ -1,0 +1,53 @@
+"""API tokens in Redis, stored as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+
+import redis
+
+from service.models import Role
+from service.store.codec import decode_hash, text
+from service.store.keys import Keys
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    """Saves, finds and revokes tokens."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.r = client
+        self.keys = keys
+
+    def save(self, *, token: str, token_id: str, role: Role, volunteer_id: str | None, now_iso: str) -> None:
+        hashed = digest(token)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(
+            self.keys.token(hashed),
+            mapping={"id": token_id, "role": role.value, "volunteer_id": volunteer_id or "", "created_at": now_iso},
+        )
+        pipe.set(self.keys.token_id(token_id), hashed)
+        pipe.execute()
+
+    def record(self, token: str) -> dict[str, str] | None:
+        data = self.r.hgetall(self.keys.token(digest(token)))
+        return decode_hash(data) if data else None
+
+    def revoke(self, token_or_id: str) -> bool:
+        """Revoke by token id or by the token itself; False when neither is known."""
+        stored = self.r.get(self.keys.token_id(token_or_id))
+        if stored is not None:
+            token_id, hashed = token_or_id, text(stored)
+        else:
+            hashed = digest(token_or_id)
+            token_id = text(self.r.hget(self.keys.token(hashed), "id") or b"")
+            if not token_id:
+                return False
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self.keys.token(hashed))
+        pipe.delete(self.keys.token_id(token_id))
+        pipe.execute()
+        return True

@@ -1,0 +1,103 @@
+"""Volunteers in Redis: the record, the live-position index and the per-skill sets of available volunteers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from service.models import Skill, Volunteer
+from service.store.codec import encode_fields, text, volunteer_from_hash
+from service.store.keys import Keys
+from service.store.scripts import Scripts
+
+
+class VolunteerStore:
+    """Reads and writes volunteers; availability sets change only inside the scripts."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+        self.r = client
+        self.keys = keys
+        self.scripts = scripts
+
+    def save(
+        self,
+        volunteer_id: str,
+        fields: dict[str, Any],
+        *,
+        create: bool,
+        now_iso: str,
+        now_epoch: float,
+        withdraw_reason: str = "volunteer went off duty",
+    ) -> list[str]:
+        """Create or update a volunteer and its indexes; returns needs whose pending offers were withdrawn.
+
+        Raises Refused(EXISTS) on creating a known id, Refused(NO_VOLUNTEER) on updating an unknown one.
+        """
+        touched = self.scripts.run(
+            "save_volunteer",
+            {
+                "volunteer_id": volunteer_id,
+                "create": create,
+                "now_iso": now_iso,
+                "now_epoch": repr(round(now_epoch, 1)),
+                "withdraw_reason": withdraw_reason,
+                "fields": encode_fields(fields),
+            },
+        )
+        return [text(t) for t in touched or []]
+
+    def get(self, volunteer_id: str) -> Volunteer | None:
+        data = self.r.hgetall(self.keys.volunteer(volunteer_id))
+        return volunteer_from_hash(volunteer_id, data) if data else None
+
+    def get_many(self, volunteer_ids: list[str]) -> list[Volunteer | None]:
+        pipe = self.r.pipeline(transaction=False)
+        for vid in volunteer_ids:
+            pipe.hgetall(self.keys.volunteer(vid))
+        return [
+            volunteer_from_hash(vid, d) if d else None for vid, d in zip(volunteer_ids, pipe.execute(), strict=True)
+        ]
+
+    def candidate_rows(self, volunteer_ids: list[str]) -> list[list[str | None]]:
+        """Just what matching needs of each volunteer: lat, lon, skills, on_duty, load, capacity, idle_since."""
+        pipe = self.r.pipeline(transaction=False)
+        for vid in volunteer_ids:
+            pipe.hmget(self.keys.volunteer(vid), "lat", "lon", "skills", "on_duty", "load", "capacity", "idle_since")
+        return [[text(x) if x is not None else None for x in row] for row in pipe.execute()]
+
+    def ids_range(self, *, start: int, count: int) -> list[str]:
+        """Volunteer ids in order of registration (an append-only list, so offsets are stable)."""
+        return [text(x) for x in self.r.lrange(self.keys.volunteers(), start, start + count - 1)]
+
+    def count(self) -> int:
+        return int(self.r.llen(self.keys.volunteers()))
+
+    def near(self, *, lat: float, lon: float, radius_km: float) -> list[tuple[str, float]]:
+        """All volunteers whose live position is within the radius, nearest first."""
+        rows: list[Any] = self.r.geosearch(
+            self.keys.volunteers_geo(),
+            longitude=lon,
+            latitude=lat,
+            radius=radius_km,
+            unit="km",
+            sort="ASC",
+            withdist=True,
+        )
+        return [(text(m), float(d)) for m, d in rows]
+
+    def available_near(
+        self, *, skill: Skill, lat: float, lon: float, radius_km: float, count: int
+    ) -> list[tuple[str, float]]:
+        """Nearest available volunteers with a skill, from the small per-skill GEO set."""
+        rows: list[Any] = self.r.geosearch(
+            self.keys.available(skill.value),
+            longitude=lon,
+            latitude=lat,
+            radius=radius_km,
+            unit="km",
+            sort="ASC",
+            count=count,
+            withdist=True,
+        )
+        return [(text(m), float(d)) for m, d in rows]
