@@ -14,9 +14,15 @@ import signal
 import time
 from dataclasses import dataclass
 
+from rq import SimpleWorker
+from rq.cron import CronScheduler
+
+import worker.jobs  # noqa: F401 - the job functions, imported once per process, not per job
 from service import jobs
-from service.bootstrap import redis_client
+from service.bootstrap import bootstrap, redis_client
 from service.config import Settings
+from service.logs import setup_logging
+from worker import context
 
 log = logging.getLogger("aidline.worker")
 
@@ -40,14 +46,10 @@ def roles(settings: Settings, *, processes: int, notify_processes: int) -> list[
 
 
 def work(role: Role, settings: Settings, burst: bool = False) -> None:
-    """One worker process: a SimpleWorker with the scheduler on, job modules imported up front."""
-    from rq import SimpleWorker
-
-    import worker.jobs  # noqa: F401 - import once, not per job
-    from service.logs import setup_logging
-
+    """One worker process: its dependencies built once, then a SimpleWorker with the scheduler on."""
     setup_logging(os.environ.get("AIDLINE_LOG_LEVEL", "INFO"))
     connection = redis_client(settings.redis_url)
+    context.install(bootstrap(settings, connection=connection))
     w = SimpleWorker(
         list(role.queues),
         connection=connection,
@@ -60,12 +62,8 @@ def work(role: Role, settings: Settings, burst: bool = False) -> None:
 
 def schedule(settings: Settings) -> None:
     """The sweep, every minute, through RQ's cron scheduler."""
-    from rq.cron import CronScheduler
-
-    from worker.jobs import sweep
-
     scheduler = CronScheduler(connection=redis_client(settings.redis_url), logging_level="WARNING")
-    scheduler.register(sweep, jobs.DEFAULT, interval=SWEEP_INTERVAL, job_timeout=120)
+    scheduler.register(worker.jobs.sweep, jobs.DEFAULT, interval=SWEEP_INTERVAL, job_timeout=120)
     scheduler.start()
 
 
@@ -81,10 +79,24 @@ def run(settings: Settings, *, processes: int, notify_processes: int, burst: boo
     children: dict[str, multiprocessing.process.BaseProcess] = {}
     stopping = False
 
-    def start(name: str) -> None:
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+
+    def main(name: str) -> None:
+        """A worker process: default handling of the stop signals (RQ installs its own), then its work."""
+        for signum in stop_signals:
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)  # one sent meanwhile takes effect now
         func, args = targets[name]
-        process = context.Process(target=func, args=args, name=f"aidline-{name}", daemon=False)
-        process.start()
+        func(*args)
+
+    def start(name: str) -> None:
+        """Fork a worker process with the stop signals blocked, so it never runs the supervisor's handler."""
+        process = context.Process(target=main, args=(name,), name=f"aidline-{name}", daemon=False)
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        try:
+            process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         children[name] = process
 
     def stop(signum: int, _frame: object) -> None:
@@ -102,7 +114,7 @@ def run(settings: Settings, *, processes: int, notify_processes: int, burst: boo
             if process.is_alive():
                 continue
             if burst or stopping or process.exitcode == 0:
-                children.pop(name)  # finished, or asked to stop (Ctrl-C reaches the whole group)
+                children.pop(name)  # finished, or asked to stop (Ctrl-C in a terminal reaches the whole group)
             else:
                 log.warning("%s exited with %s; restarting", name, process.exitcode)
                 start(name)
