@@ -5,35 +5,35 @@ Every test here uses this module's own redis-server (`private_redis`), which som
 
 from __future__ import annotations
 
-import json
 import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rq import Queue, SimpleWorker
 
-from service import clock, create_app, sweeper
-from service.bootstrap import Deps, bootstrap
+from service import create_app, sweeper
+from service.bootstrap import bootstrap
 from service.cli import create_token
+from service.clock import ManualClock
 from service.config import Settings
+from service.deps import Deps
 from service.jobs import MATCH_NEED, MATCH_QUEUES
 from service.models import Role
 from tests.conftest import NEED, VOLUNTEER
 from tests.e2e.conftest import (
     Background,
     RedisServer,
-    aidline,
     bin_path,
     flushed,
     live_offers_of,
     process_env,
     wait_for,
 )
+from worker import context
 
 VOLUNTEERS = 20
 CAPACITY = 2
@@ -46,16 +46,19 @@ def crash_settings(private_redis: RedisServer) -> Settings:
 
 
 @pytest.fixture
-def crash_deps(crash_settings: Settings, private_redis: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deps]:
-    """Deps on the private Redis, emptied first; built like production (fail-fast client)."""
-    flushed(private_redis.url).close()
-    monkeypatch.setenv("REDIS_URL", crash_settings.redis_url)
-    from worker import context
+def crash_clock() -> ManualClock:
+    return ManualClock()
 
-    context._cache.clear()
-    deps = bootstrap(crash_settings)
+
+@pytest.fixture
+def crash_deps(crash_settings: Settings, private_redis: RedisServer, crash_clock: ManualClock) -> Iterator[Deps]:
+    """Deps on the private Redis, emptied first; built like production (fail-fast client), with a clock
+    the test moves; installed for the jobs this process runs."""
+    flushed(private_redis.url).close()
+    deps = bootstrap(crash_settings, clock=crash_clock)
+    context.install(deps)
     yield deps
-    context._cache.clear()
+    context.install(None)
     deps.redis.close()
 
 
@@ -107,7 +110,7 @@ def submit_needs(client: Any, headers: dict[str, str], count: int = NEEDS) -> li
 
 
 def statuses(deps: Deps, need_ids: list[str]) -> dict[str, str]:
-    return {n.id: n.status for n in deps.store.get_needs(need_ids) if n is not None}
+    return {n.id: n.status for n in deps.store.needs.get_many(need_ids) if n is not None}
 
 
 def run_match_jobs(deps: Deps) -> None:
@@ -120,25 +123,25 @@ def run_match_jobs(deps: Deps) -> None:
 def assert_nothing_stuck_and_capacity_consistent(deps: Deps, need_ids: list[str], volunteer_ids: list[str]) -> None:
     """Every need is offered, assigned or escalated; each volunteer's load is exactly its live offers,
     within capacity; each need's live offers match its 'active' count and never exceed what it asked for."""
-    needs = deps.store.get_needs(need_ids)
+    needs = deps.store.needs.get_many(need_ids)
     assert all(n is not None for n in needs)
     stuck = {n.id: n.status for n in needs if n.status not in ("offered", "assigned", "escalated")}
     assert stuck == {}, f"needs left stuck: {stuck}"
     for need in needs:
-        live = [o for o in deps.store.need_offers(need.id) if o.status in ("pending", "accepted")]
+        live = [o for o in deps.store.offers.of_need(need.id) if o.status in ("pending", "accepted")]
         assert len(live) == need.active, (need.id, need.status, need.active, [(o.id, o.status) for o in live])
         assert len(live) <= need.volunteers_needed, need.id
         if need.status == "offered":
             assert live, f"{need.id} is offered but has no live offer"
-    pending_index = set(m.decode() for m in deps.redis.zrange(deps.store.k("offers", "pending"), 0, -1))
-    for volunteer in deps.store.get_volunteers(volunteer_ids):
+    pending_index = set(m.decode() for m in deps.redis.zrange(deps.store.keys.pending_offers(), 0, -1))
+    for volunteer in deps.store.volunteers.get_many(volunteer_ids):
         assert volunteer is not None
         live = live_offers_of(deps, volunteer.id)
         assert volunteer.load == len(live), f"{volunteer.id}: load {volunteer.load}, live offers {live}"
         assert volunteer.load <= volunteer.capacity, volunteer.id
-        pending = {o.id for o in deps.store.get_offers(live) if o.status == "pending"}
+        pending = {o.id for o in deps.store.offers.get_many(live) if o.status == "pending"}
         assert pending <= pending_index, "every pending offer is indexed for expiry by the sweeper"
-    total_capacity = sum(v.capacity for v in deps.store.get_volunteers(volunteer_ids) if v)
+    total_capacity = sum(v.capacity for v in deps.store.volunteers.get_many(volunteer_ids) if v)
     placed = sum(1 for n in needs if n.status in ("offered", "assigned"))
     assert placed == min(len(need_ids), total_capacity), "every unit of free capacity was offered"
 
@@ -148,27 +151,31 @@ HANGING_WORKER = textwrap.dedent(
     import sys, time, pathlib
     import redis
     from rq import Queue, SimpleWorker
-    from service import store as store_module
+    from service.bootstrap import bootstrap
+    from service.config import Settings
+    from service.store.offers import OfferStore
+    from worker import context
     import worker.jobs  # noqa: F401
 
     url, marker, hang_on, where = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    original = store_module.Store.reserve
+    original = OfferStore.reserve
     calls = 0
 
-    def reserve(self, **kwargs):
+    def reserve(self, reservation):
         global calls
         calls += 1
         if calls == hang_on and where == "before_reserve":
-            marker.write_text(kwargs["need_id"])
+            marker.write_text(reservation.need_id)
             time.sleep(3600)
-        result = original(self, **kwargs)
+        result = original(self, reservation)
         if calls == hang_on and where == "after_reserve":
-            marker.write_text(kwargs["need_id"])
+            marker.write_text(reservation.need_id)
             time.sleep(3600)
         return result
 
-    store_module.Store.reserve = reserve
+    OfferStore.reserve = reserve
     connection = redis.Redis.from_url(url)
+    context.install(bootstrap(Settings.from_env({}, redis_url=url), connection=connection))
     queues = [Queue(name, connection=connection) for name in ("urgent", "default", "low")]
     SimpleWorker(queues, connection=connection).work(burst=True, logging_level="WARNING")
     """
@@ -184,7 +191,7 @@ def test_worker_killed_in_the_middle_of_a_match_leaves_nothing_stuck_after_the_s
     dispatcher: dict[str, str],
     spawn: Callable[..., Background],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    crash_clock: ManualClock,
 ) -> None:
     """A worker is SIGKILLed while matching the 10th of 50 needs (just before, or just after, the
     atomic reservation). The sweep re-enqueues what was left queued or matching, a healthy worker
@@ -206,7 +213,7 @@ def test_worker_killed_in_the_middle_of_a_match_leaves_nothing_stuck_after_the_s
     assert before[hung] == ("matching" if where == "before_reserve" else "offered")
     assert sum(1 for s in before.values() if s == "queued") >= NEEDS - 10, "the crash interrupted the burst"
 
-    monkeypatch.setattr(sweeper, "STUCK_AFTER_SECONDS", 0)
+    crash_clock.advance(sweeper.STUCK_AFTER_SECONDS)
     report = sweeper.sweep(deps=crash_deps)
     left = sum(1 for s in before.values() if s in ("queued", "matching"))
     assert report["requeued"] == left
@@ -215,28 +222,18 @@ def test_worker_killed_in_the_middle_of_a_match_leaves_nothing_stuck_after_the_s
     assert_nothing_stuck_and_capacity_consistent(crash_deps, need_ids, volunteer_ids)
 
 
-def age_stuck_needs(deps: Deps, need_ids: list[str], seconds: int) -> int:
-    """Pretend the needs still queued or matching have been so for `seconds` (as after a long outage)."""
-    old = clock.iso(clock.now() - timedelta(seconds=seconds))
-    aged = 0
-    for need_id, status in statuses(deps, need_ids).items():
-        if status in ("queued", "matching"):
-            deps.redis.hset(deps.store.k("need", need_id), "status_at", old)
-            aged += 1
-    return aged
-
-
 @pytest.mark.slow
-def test_aidline_worker_sigkilled_during_a_burst_is_repaired_by_aidline_ops_sweep(
+def test_aidline_worker_sigkilled_during_a_burst_is_repaired_by_the_sweep(
     crash_client: Any,
     crash_deps: Deps,
+    crash_clock: ManualClock,
     dispatcher: dict[str, str],
     spawn: Callable[..., Background],
 ) -> None:
     """The real `aidline worker` (two match processes) is SIGKILLed, children and all, as soon as
     it has made its first offers for a burst of 50 needs. Where exactly it died is up to timing; the
-    outcome must not be: after `aidline ops sweep` (stuck needs aged past STUCK_AFTER_SECONDS) and a
-    burst worker, nothing is stuck and every reservation is accounted for."""
+    outcome must not be: once STUCK_AFTER_SECONDS have passed, after the sweep and a burst worker,
+    nothing is stuck and every reservation is accounted for."""
     volunteer_ids = register_volunteers(crash_client, dispatcher)
     env = process_env(crash_deps.settings.redis_url)
     need_ids = submit_needs(crash_client, dispatcher)
@@ -250,10 +247,10 @@ def test_aidline_worker_sigkilled_during_a_burst_is_repaired_by_aidline_ops_swee
     assert worker.alive(), worker.output()
     worker.kill()
 
-    aged = age_stuck_needs(crash_deps, need_ids, seconds=sweeper.STUCK_AFTER_SECONDS + 60)
-    swept = aidline("ops", "sweep", env=env)
-    report = json.loads(swept.stdout)
-    assert report["requeued"] == aged
+    left = sum(1 for s in statuses(crash_deps, need_ids).values() if s in ("queued", "matching"))
+    crash_clock.advance(sweeper.STUCK_AFTER_SECONDS + 60)
+    report = sweeper.sweep(deps=crash_deps)
+    assert report["requeued"] == left
     run_match_jobs(crash_deps)
 
     assert_nothing_stuck_and_capacity_consistent(crash_deps, need_ids, volunteer_ids)
@@ -295,7 +292,7 @@ def match_jobs_waiting(deps: Deps) -> list[str]:
     for name in MATCH_QUEUES:
         for job in Queue(name, connection=deps.redis).get_jobs():
             if job.func_name == MATCH_NEED:
-                found.append(job.args[0])
+                found.append(job.kwargs["need_id"])
     return found
 
 
@@ -359,9 +356,9 @@ def test_retried_need_with_the_same_idempotency_key_creates_one_need(client: Any
     listed = client.get("/api/v1/needs", headers=tokens.dispatcher).get_json()["items"]
     assert [n["id"] for n in listed] == [first.get_json()["id"]]
     waiting = [
-        j.args for q in MATCH_QUEUES for j in Queue(q, connection=connection).get_jobs() if j.func_name == MATCH_NEED
+        j.kwargs for q in MATCH_QUEUES for j in Queue(q, connection=connection).get_jobs() if j.func_name == MATCH_NEED
     ]
-    assert waiting == [(first.get_json()["id"],)], "one match job, not two"
+    assert waiting == [{"need_id": first.get_json()["id"]}], "one match job, not two"
 
 
 def test_retried_volunteer_with_the_same_idempotency_key_creates_one_volunteer(client: Any, tokens: Any) -> None:

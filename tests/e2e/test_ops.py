@@ -16,10 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
-from service import clock, create_app
-from service.bootstrap import Deps, bootstrap
+from service import create_app
+from service.bootstrap import bootstrap
 from service.cli import demo_volunteers
+from service.clock import ManualClock, SystemClock
 from service.config import Settings
+from service.deps import Deps
 from tests.conftest import RedisServer, Tokens
 from tests.e2e.conftest import aidline, free_port, process_env
 
@@ -279,19 +281,20 @@ def test_ops_requeue_failed_puts_failed_jobs_back_on_their_queue(
 
 
 def test_ops_sweep_requeues_a_need_stuck_for_over_a_minute(
-    env: dict[str, str], deps: Deps, connection: Any, make_need: Callable
+    env: dict[str, str], clock: ManualClock, connection: Any, make_need: Callable
 ) -> None:
-    need = make_need()
+    make_need()
     fresh = json.loads(aidline("ops", "sweep", env=env).stdout)
     assert fresh == {"requeued": 0, "expired_offers": 0, "escalated_or_overdue": 0}
 
-    connection.hset(deps.store.k("need", need["id"]), "status_at", clock.iso(clock.now() - timedelta(minutes=5)))
-    Queue("urgent", connection=connection).empty()  # the match job was lost (e.g. a crashed worker)
+    clock.set(SystemClock().now() - timedelta(minutes=5))
+    stuck_need = make_need()  # taken in five minutes ago ...
+    Queue("urgent", connection=connection).empty()  # ... and its match job lost (e.g. a crashed worker)
     stuck = json.loads(aidline("ops", "sweep", env=env).stdout)
     assert stuck["requeued"] == 1
     [job] = Queue("urgent", connection=connection).get_jobs()
     assert job.func_name == "worker.jobs.match_need"
-    assert job.args == (need["id"],)
+    assert job.kwargs == {"need_id": stuck_need["id"]}
 
 
 def test_demo_load_twice_adds_the_volunteers_once(env: dict[str, str], deps: Deps, tmp_path: Path) -> None:
@@ -302,11 +305,11 @@ def test_demo_load_twice_adds_the_volunteers_once(env: dict[str, str], deps: Dep
     second = aidline("demo", "load", "--tokens-file", str(tokens_file), env=env)
     assert f"demo volunteers: 0 added, {count} in the data set" in second.stderr
 
-    assert deps.store.volunteer_count() == count
+    assert deps.store.volunteers.count() == count
     printed = dict(line.removeprefix("export ").split("=", 1) for line in first.stdout.splitlines())
     assert set(printed) == {"DISPATCHER_TOKEN", "INTAKE_TOKEN", "OPS_TOKEN", "VOLUNTEER_TOKEN"}
     for name, token in printed.items():
-        record = deps.store.token_record(token)
+        record = deps.store.tokens.record(token)
         assert record is not None, name
         assert record["role"] == name.removesuffix("_TOKEN").lower()
     assert dict(line.removeprefix("export ").split("=", 1) for line in second.stdout.splitlines()) == printed, (
@@ -319,7 +322,7 @@ def test_token_create_prints_only_the_token(env: dict[str, str], deps: Deps) -> 
     done = aidline("token", "create", "--role", "ops", env=env)
     token = done.stdout.strip()
     assert done.stdout == token + "\n"
-    assert deps.store.token_record(token)["role"] == "ops"
+    assert deps.store.tokens.record(token)["role"] == "ops"
     refused = aidline("token", "create", "--role", "volunteer", env=env, check=False)
     assert refused.returncode == 2
     assert "--volunteer-id is required" in refused.stderr

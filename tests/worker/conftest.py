@@ -262,9 +262,6 @@ def settings(redis_server: RedisServer, notify_env: dict[str, str], monkeypatch:
     for name, value in notify_env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    from worker import context
-
-    context._cache.clear()
     return Settings.from_env()
 
 

@@ -13,6 +13,7 @@ from rq import Queue
 
 from service import jobs
 from service.config import Settings
+from service.models import Topic
 from service.privacy import mask_channel
 from tests.worker.conftest import DISPATCH_SECRET, RETRIES, Api, Receiver
 from worker import notifications
@@ -153,22 +154,13 @@ def test_planning_the_same_event_twice_makes_one_delivery_and_sends_once(
 ) -> None:
     need = make_need()  # its own send_notifications job for 'received' is queued
     [job] = [j for j in Queue(jobs.NOTIFY, connection=deps.redis).jobs if j.func_name == jobs.SEND_NOTIFICATIONS]
-    topic, need_id, volunteer_id, offer_id, reason, event_id = job.args
-    assert (topic, need_id) == ("received", need["id"])
+    assert (job.kwargs["topic"], job.kwargs["need_id"]) == ("received", need["id"])
 
     def plan() -> list[str]:
-        return notifications.plan_deliveries(
-            deps=deps,
-            topic=topic,
-            need_id=need_id,
-            volunteer_id=volunteer_id,
-            offer_id=offer_id,
-            reason=reason,
-            event_id=event_id,
-        )
+        return notifications.plan_deliveries(deps=deps, **{**job.kwargs, "topic": Topic(job.kwargs["topic"])})
 
     first, second = plan(), plan()
-    deps.jobs.enqueue(jobs.SEND_NOTIFICATIONS, *job.args, queue=jobs.NOTIFY)  # the job retried
+    deps.jobs.enqueue(jobs.SEND_NOTIFICATIONS, queue=jobs.NOTIFY, **job.kwargs)  # the job retried
     work()
 
     assert first == second and len(first) == 1
@@ -185,7 +177,7 @@ def test_an_offer_planned_twice_reaches_the_volunteer_once(
     offer = api.pending_offer(v["id"])
 
     again = notifications.plan_deliveries(
-        deps=deps, topic="offer", need_id=need["id"], volunteer_id=v["id"], offer_id=offer["id"]
+        deps=deps, topic=Topic.OFFER, need_id=need["id"], volunteer_id=v["id"], offer_id=offer["id"]
     )
     work()
 
@@ -202,8 +194,8 @@ def test_a_delivered_message_is_not_sent_again_when_its_job_runs_again(
     [delivery] = deliveries(api, need["id"], "received")
     assert delivery["status"] == "sent"
 
-    deps.jobs.enqueue(jobs.DELIVER, delivery["id"], queue=jobs.NOTIFY)
-    deps.jobs.enqueue(jobs.DELIVER, delivery["id"], queue=jobs.NOTIFY)
+    deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=delivery["id"])
+    deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=delivery["id"])
     work()
 
     assert notifications.deliver(deps=deps, delivery_id=delivery["id"]) == "already sent"
@@ -220,7 +212,7 @@ def test_a_failed_delivery_is_not_retried_again_by_a_stray_job(
     work()
     [delivery] = deliveries(api, need["id"], "offer")
 
-    deps.jobs.enqueue(jobs.DELIVER, delivery["id"], queue=jobs.NOTIFY)
+    deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=delivery["id"])
     work()
 
     [after] = deliveries(api, need["id"], "offer")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from service import create_app
-from service.bootstrap import Deps
 from service.config import Settings
+from service.deps import Deps
 from tests.worker.conftest import INBOUND_SECRET, Api, Receiver
 
 URL = "/api/v1/inbound/sms"

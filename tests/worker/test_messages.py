@@ -122,7 +122,7 @@ def test_a_planned_offer_keeps_an_sms_body_without_the_link(
     offer = api.pending_offer(v["id"])
     [planned] = [n for n in api.notifications(need["id"]) if n["topic"] == "offer"]
 
-    delivery = deps.store.get_delivery(planned["id"])
+    delivery = deps.store.deliveries.get(planned["id"])
 
     assert delivery["body"].endswith(f"http://aid.test/api/v1/offers/{offer['id']}")
     assert "http" not in delivery["sms_body"]

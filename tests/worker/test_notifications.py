@@ -86,7 +86,7 @@ def test_an_offer_schedules_one_reminder_halfway_through_its_window(
     registry = ScheduledJobRegistry(queue=Queue(jobs.NOTIFY, connection=deps.redis))
     scheduled = [Job.fetch(job_id, connection=deps.redis) for job_id in registry.get_job_ids()]
     reminders = [job for job in scheduled if job.func_name == jobs.REMIND_OFFER]
-    assert [job.args for job in reminders] == [(offer["id"],)]
+    assert [job.kwargs for job in reminders] == [{"offer_id": offer["id"]}]
     at = registry.get_scheduled_time(reminders[0])
     created, expires = (datetime.fromisoformat(offer[k].replace("Z", "+00:00")) for k in ("created_at", "expires_at"))
     assert abs((at - (created + (expires - created) / 2)).total_seconds()) <= 1
@@ -290,9 +290,9 @@ def test_a_need_escalated_again_after_a_reopen_alerts_the_dispatchers_again(
 # ---- sent by jobs on the notify queue, never inline ------------------------------------------------
 
 
-def notify_jobs(connection: Any) -> list[tuple[str | None, tuple]]:
-    """(function, arguments) of every job waiting on the notify queue, in order."""
-    return [(job.func_name, tuple(job.args)) for job in Queue(jobs.NOTIFY, connection=connection).get_jobs()]
+def notify_jobs(connection: Any) -> list[tuple[str | None, dict[str, Any]]]:
+    """(function, keyword arguments) of every job waiting on the notify queue, in order."""
+    return [(job.func_name, job.kwargs) for job in Queue(jobs.NOTIFY, connection=connection).get_jobs()]
 
 
 def test_submitting_a_need_queues_a_notify_job_and_sends_nothing_until_a_worker_runs(
@@ -300,8 +300,8 @@ def test_submitting_a_need_queues_a_notify_job_and_sends_nothing_until_a_worker_
 ) -> None:
     need = make_need()
 
-    assert [(func, args[:2]) for func, args in notify_jobs(connection)] == [
-        (jobs.SEND_NOTIFICATIONS, ("received", need["id"]))
+    assert [(func, kwargs["topic"], kwargs["need_id"]) for func, kwargs in notify_jobs(connection)] == [
+        (jobs.SEND_NOTIFICATIONS, "received", need["id"])
     ]
     assert receiver.requests == []
 
@@ -321,6 +321,8 @@ def test_accepting_an_offer_sends_nothing_inline(
     api.accept(api.pending_offer(v["id"]))
 
     assert len(receiver.requests) == before
-    assert [(func, args[0]) for func, args in notify_jobs(connection)] == [(jobs.SEND_NOTIFICATIONS, "assigned")]
+    assert [(func, kwargs["topic"]) for func, kwargs in notify_jobs(connection)] == [
+        (jobs.SEND_NOTIFICATIONS, "assigned")
+    ]
     work(queues=(jobs.NOTIFY,))
     assert len(receiver.requests) == before + 1

@@ -18,8 +18,10 @@ def test_jobs_enqueued_in_a_batch_reach_redis_together_at_the_end_of_the_block(d
     scheduled = ScheduledJobRegistry(queue=Queue(jobs.URGENT, connection=deps.redis))
 
     with queue.batch():
-        queue.enqueue(jobs.EXPIRE_OFFER, "off_1", queue=jobs.URGENT, at=datetime.now(UTC) + timedelta(minutes=5))
-        queue.enqueue(jobs.SEND_NOTIFICATIONS, "offer", "need_1", queue=jobs.NOTIFY)
+        queue.enqueue(
+            jobs.EXPIRE_OFFER, queue=jobs.URGENT, at=datetime.now(UTC) + timedelta(minutes=5), offer_id="off_1"
+        )
+        queue.enqueue(jobs.SEND_NOTIFICATIONS, queue=jobs.NOTIFY, topic="offer", need_id="need_1")
         assert notify.count == 0 and scheduled.count == 0, "nothing is sent before the block ends"
 
     assert [j.func_name for j in notify.jobs] == [jobs.SEND_NOTIFICATIONS]
@@ -29,8 +31,8 @@ def test_jobs_enqueued_in_a_batch_reach_redis_together_at_the_end_of_the_block(d
 def test_every_job_gets_a_retry_and_delivery_jobs_the_configured_backoff(deps: Any) -> None:
     queue = RQJobQueue(deps.redis, settings=deps.settings)
 
-    queue.enqueue(jobs.MATCH_NEED, "need_1", queue=jobs.DEFAULT)
-    queue.enqueue(jobs.DELIVER, "dlv_1", queue=jobs.NOTIFY)
+    queue.enqueue(jobs.MATCH_NEED, queue=jobs.DEFAULT, need_id="need_1")
+    queue.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id="dlv_1")
 
     [match] = Queue(jobs.DEFAULT, connection=deps.redis).jobs
     [deliver] = Queue(jobs.NOTIFY, connection=deps.redis).jobs
