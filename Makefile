@@ -41,6 +41,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check service worker tests bench
 	$(BIN)/ruff format --check service worker tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install lint
 	$(BIN)/pytest

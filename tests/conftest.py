@@ -1,4 +1,10 @@
-"""Shared fixtures: a real redis-server on a free port, the app, a test client, tokens, workers."""
+"""Shared fixtures: a real redis-server on a free port, the app, a test client, tokens, workers.
+
+Building the app is slow (flask-smorest, rq-dashboard, the limiter), so the app and the Deps it holds
+are built once per distinct settings and shared by every test with those settings; each test still
+starts from nothing: `connection` empties Redis (data, tokens, rate-limit counters) and `clock` is
+set back to the current time before the test runs.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +12,21 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from rq import SimpleWorker
 
 from service import create_app
 from service.bootstrap import bootstrap
-from service.clock import ManualClock
-from service.deps import Deps
 from service.cli import create_token
+from service.clock import ManualClock
 from service.config import Settings
+from service.deps import Deps
 from service.jobs import ALL_QUEUES
 from service.launcher import redis_command
 from service.models import Role
@@ -49,7 +56,7 @@ class RedisServer:
             pytest.fail("redis-server is not installed (make install installs it)")
         self.process = subprocess.Popen(redis_command(self.port, self.directory), stdout=subprocess.DEVNULL)
         client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while True:
             try:
                 if client.ping():
@@ -84,32 +91,78 @@ def settings(redis_server: RedisServer) -> Settings:
     return Settings.from_env({}, redis_url=redis_server.url, public_url="http://aid.test")
 
 
-@pytest.fixture
-def connection(redis_server: RedisServer) -> Iterator[redis.Redis]:
+@pytest.fixture(scope="session")
+def redis_client(redis_server: RedisServer) -> Iterator[redis.Redis]:
+    """One client of the test Redis for the whole run (the shared Deps hold it)."""
     client = redis.Redis.from_url(redis_server.url)
-    client.flushdb()
     yield client
     client.close()
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    """The time every service function and in-process job sees; it moves only when a test moves it."""
+def connection(redis_client: redis.Redis) -> redis.Redis:
+    """The test Redis, emptied for this test: no records, tokens, jobs or rate-limit counters left."""
+    redis_client.flushdb()
+    return redis_client
+
+
+@pytest.fixture(scope="session")
+def session_clock() -> ManualClock:
+    """The one clock the shared Deps hold; `clock` sets it back to the current time for each test."""
     return ManualClock()
 
 
 @pytest.fixture
-def deps(settings: Settings, connection: redis.Redis, clock: ManualClock) -> Iterator[Deps]:
-    """The test's dependencies, also installed for jobs run by in-process workers."""
-    built = bootstrap(settings, connection=connection, clock=clock)
+def clock(session_clock: ManualClock) -> ManualClock:
+    """The time every service function and in-process job sees; it moves only when a test moves it."""
+    session_clock.set(datetime.now(UTC))
+    return session_clock
+
+
+class Shared:
+    """Builds a thing once per distinct ingredients and hands the same one to every test using them.
+
+    Settings are told apart by value, anything else by identity (a test that brings its own clock or
+    connection gets its own Deps and app). The last few are kept.
+    """
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self._built: OrderedDict[tuple[Any, ...], tuple[tuple[Any, ...], Any]] = OrderedDict()
+
+    def once(self, kind: str, ingredients: tuple[Any, ...], build: Callable[[], Any]) -> Any:
+        key = (kind, *(repr(i) if isinstance(i, Settings) else id(i) for i in ingredients))
+        if key not in self._built:
+            self._built[key] = (ingredients, build())  # the ingredients are kept so their ids stay theirs
+            while len(self._built) > self.keep:
+                self._built.popitem(last=False)
+        self._built.move_to_end(key)
+        return self._built[key][1]
+
+
+@pytest.fixture(scope="session")
+def shared() -> Shared:
+    """Deps and apps shared between tests with the same settings."""
+    return Shared()
+
+
+@pytest.fixture
+def deps(settings: Settings, connection: redis.Redis, clock: ManualClock, shared: Shared) -> Iterator[Deps]:
+    """The test's dependencies (shared with tests of the same settings), also installed for in-process jobs."""
+    built = shared.once(
+        "deps", (settings, connection, clock), lambda: bootstrap(settings, connection=connection, clock=clock)
+    )
     context.install(built)
     yield built
     context.install(None)
 
 
 @pytest.fixture
-def app(settings: Settings, deps: Deps) -> Any:
-    return create_app({"TESTING": True, "SETTINGS": settings, "DEPS": deps})
+def app(settings: Settings, deps: Deps, shared: Shared) -> Any:
+    """The Flask app on `deps`, built once and shared by every test with the same settings."""
+    return shared.once(
+        "app", (settings, deps), lambda: create_app({"TESTING": True, "SETTINGS": settings, "DEPS": deps})
+    )
 
 
 @pytest.fixture
@@ -158,7 +211,7 @@ def run_jobs(connection: redis.Redis, queues: tuple[str, ...] = ALL_QUEUES, max_
     """Run queued jobs in this process until the queues are empty (scheduled ones are not waited for)."""
     from rq import Queue
 
-    worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
+    worker = context.JobContextWorker([Queue(q, connection=connection) for q in queues], connection=connection)
     worker.work(burst=True, max_jobs=max_jobs, logging_level="WARNING")
 
 

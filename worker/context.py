@@ -1,12 +1,19 @@
-"""The one set of dependencies a worker process runs its jobs with.
+"""What a worker process runs its jobs with: one set of dependencies, and each job's log context.
 
-`aidline worker` builds it once per process from its settings and connection (the composition
-root, service.bootstrap) and installs it here before the first job; tests install their own.
+`aidline worker` builds the dependencies once per process from its settings and connection (the
+composition root, service.bootstrap) and installs them here before the first job; tests install
+their own.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from rq import Queue, SimpleWorker
+from rq.job import Job
+
 from service.deps import Deps
+from service.logs import job_id_var, request_id_var
 
 _installed: Deps | None = None
 
@@ -22,3 +29,20 @@ def current_deps() -> Deps:
     if _installed is None:
         raise RuntimeError("no dependencies installed in this worker process: run jobs with `aidline worker`")
     return _installed
+
+
+class JobContextWorker(SimpleWorker):
+    """A non-forking worker that logs each job with its id and the request that led to it.
+
+    Jobs enqueued while a job runs carry the same request id, so one need can be followed from
+    the request to every job it caused.
+    """
+
+    def execute_job(self, job: Job, queue: Queue) -> Any:
+        job_token = job_id_var.set(job.id)
+        request_token = request_id_var.set((job.meta or {}).get("request_id"))
+        try:
+            return super().execute_job(job, queue)
+        finally:
+            request_id_var.reset(request_token)
+            job_id_var.reset(job_token)

@@ -14,7 +14,6 @@ import signal
 import time
 from dataclasses import dataclass
 
-from rq import SimpleWorker
 from rq.cron import CronScheduler
 
 import worker.jobs  # noqa: F401 - the job functions, imported once per process, not per job
@@ -50,7 +49,7 @@ def work(role: Role, settings: Settings, burst: bool = False) -> None:
     setup_logging(os.environ.get("AIDLINE_LOG_LEVEL", "INFO"))
     connection = redis_client(settings.redis_url)
     context.install(bootstrap(settings, connection=connection))
-    w = SimpleWorker(
+    w = context.JobContextWorker(
         list(role.queues),
         connection=connection,
         name=f"aidline-{role.name}-{os.getpid()}",
