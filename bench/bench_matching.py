@@ -8,6 +8,7 @@ Markdown table for the README. Not a test: nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import random
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -26,13 +28,13 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from service import clock, dispatch, jobs  # noqa: E402
-from service.bootstrap import Deps, bootstrap  # noqa: E402
+from service.bootstrap import bootstrap  # noqa: E402
 from service.config import Settings  # noqa: E402
+from service.deps import Deps  # noqa: E402
 from service.launcher import redis_command  # noqa: E402
 from service.matching import Candidate, Requirement, choose_volunteers  # noqa: E402
-from service.models import Location, Principal, Role  # noqa: E402
+from service.models import Location, Principal, Role, Volunteer  # noqa: E402
 from service.needs import submit_need  # noqa: E402
-from service.store import volunteer_fields  # noqa: E402
 from service.volunteers import build_volunteer  # noqa: E402
 
 # A province-sized box (about 450 x 450 km) in the north-east, with volunteers clustered in towns.
@@ -58,7 +60,7 @@ SKILL_MIX = [
 class NullJobs:
     """Drops follow-up jobs, for timing the match alone."""
 
-    def enqueue(self, func: str, *args: str, queue: str, at: datetime | None = None) -> None:
+    def enqueue(self, func: str, *, queue: str, at: datetime | None = None, **kwargs: str) -> None:
         return None
 
 
@@ -96,35 +98,25 @@ def place(rng: random.Random, towns: list[tuple[float, float]]) -> tuple[float, 
 def load_volunteers(deps: Deps, count: int, rng: random.Random, towns: list[tuple[float, float]]) -> float:
     """Register `count` on-duty volunteers through the store's own Lua script, pipelined."""
     started = time.perf_counter()
-    script = deps.store._save_volunteer
-    pipe = deps.redis.pipeline(transaction=False)
-    stamp = clock.iso(clock.now())
-    for i in range(count):
-        lat, lon = place(rng, towns)
-        v = build_volunteer(
-            volunteer_in={
-                "name": f"V{i}",
-                "phone": f"+8613{i:09d}",
-                "skills": rng.choice(SKILL_MIX),
-                "location": {"lat": lat, "lon": lon},
-                "capacity": rng.randint(1, 3),
-                "on_duty": True,
-            },
-        )
-        args: list = [deps.store.p, v.id, "create", stamp, v.idle_since, ""]
-        for name, value in volunteer_fields(v).items():
-            args += [name, _encode(value)]
-        script(args=args, client=pipe)
-        if i % 5000 == 4999:
-            pipe.execute()
-    pipe.execute()
+    now = deps.clock.now()
+
+    def volunteers() -> Iterator[Volunteer]:
+        for i in range(count):
+            lat, lon = place(rng, towns)
+            yield build_volunteer(
+                volunteer_in={
+                    "name": f"V{i}",
+                    "phone": f"+8613{i:09d}",
+                    "skills": rng.choice(SKILL_MIX),
+                    "location": {"lat": lat, "lon": lon},
+                    "capacity": rng.randint(1, 3),
+                    "on_duty": True,
+                },
+                now=now,
+            )
+
+    deps.store.volunteers.create_many(volunteers(), now_iso=clock.iso(now))
     return time.perf_counter() - started
-
-
-def _encode(value: object) -> str:
-    from service.store import _encode as encode
-
-    return encode(value)
 
 
 def need_body(rng: random.Random, towns: list[tuple[float, float]], kind: str = "errand_shopping") -> dict:
@@ -141,7 +133,7 @@ def need_body(rng: random.Random, towns: list[tuple[float, float]], kind: str = 
 def time_matches(deps: Deps, rng: random.Random, towns: list[tuple[float, float]], n: int) -> list[float]:
     """Milliseconds per match_need call, needs created by the intake function, follow-ups dropped."""
     principal = Principal(role=Role.DISPATCHER, token_id="bench")
-    quiet = Deps(settings=deps.settings, redis=deps.redis, store=deps.store, jobs=NullJobs(), geocoder=deps.geocoder)
+    quiet = dataclasses.replace(deps, jobs=NullJobs())
     kinds = ["errand_shopping", "transport", "coal_hauling", "plumbing_repair"]
     samples = []
     for i in range(n):
@@ -155,7 +147,7 @@ def time_matches(deps: Deps, rng: random.Random, towns: list[tuple[float, float]
 def linear_scan_ms(deps: Deps, rng: random.Random, towns: list[tuple[float, float]], repeats: int) -> float:
     """One match by reading every volunteer and choosing in Python: what the GEO index avoids."""
     times = []
-    ids = deps.store.volunteer_ids_range(start=0, count=deps.store.volunteer_count())
+    ids = deps.store.volunteers.ids_range(start=0, count=deps.store.volunteers.count())
     for _ in range(repeats):
         lat, lon = place(rng, towns)
         started = time.perf_counter()
@@ -164,7 +156,7 @@ def linear_scan_ms(deps: Deps, rng: random.Random, towns: list[tuple[float, floa
             pipe = deps.redis.pipeline(transaction=False)
             for vid in ids[start : start + 10_000]:
                 pipe.hmget(
-                    deps.store.k("vol", vid), "lat", "lon", "skills", "on_duty", "load", "capacity", "idle_since"
+                    deps.store.keys.volunteer(vid), "lat", "lon", "skills", "on_duty", "load", "capacity", "idle_since"
                 )
             for vid, row in zip(ids[start : start + 10_000], pipe.execute(), strict=True):
                 candidates.append(
@@ -214,7 +206,7 @@ def end_to_end_rate(
     for q in (jobs.NOTIFY,):
         deps.redis.delete(f"rq:queue:{q}")
     seconds = run_workers(settings, processes)
-    done = sum(1 for need in deps.store.get_needs(ids) if need and need.status in ("offered", "escalated"))
+    done = sum(1 for need in deps.store.needs.get_many(ids) if need and need.status in ("offered", "escalated"))
     return done / seconds
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import redis
 
 from service.models import Skill, Volunteer
-from service.store.codec import encode_fields, text, volunteer_from_hash
+from service.store.codec import encode_fields, text, volunteer_fields, volunteer_from_hash
+from service.store.errors import Refusal, Refused
 from service.store.keys import Keys
-from service.store.scripts import Scripts
+from service.store.scripts import Scripts, outcome
 
 
 class VolunteerStore:
@@ -35,17 +37,61 @@ class VolunteerStore:
         Raises Refused(EXISTS) on creating a known id, Refused(NO_VOLUNTEER) on updating an unknown one.
         """
         touched = self.scripts.run(
-            "save_volunteer",
-            {
-                "volunteer_id": volunteer_id,
-                "create": create,
-                "now_iso": now_iso,
-                "now_epoch": repr(round(now_epoch, 1)),
-                "withdraw_reason": withdraw_reason,
-                "fields": encode_fields(fields),
-            },
+            "save_volunteer", self._arguments(volunteer_id, fields, create, now_iso, now_epoch, withdraw_reason)
         )
         return [text(t) for t in touched or []]
+
+    @staticmethod
+    def _arguments(
+        volunteer_id: str,
+        fields: dict[str, Any],
+        create: bool,
+        now_iso: str,
+        now_epoch: float,
+        withdraw_reason: str = "volunteer went off duty",
+    ) -> dict[str, Any]:
+        return {
+            "volunteer_id": volunteer_id,
+            "create": create,
+            "now_iso": now_iso,
+            "now_epoch": repr(round(now_epoch, 1)),
+            "withdraw_reason": withdraw_reason,
+            "fields": encode_fields(fields),
+        }
+
+    def create_many(self, volunteers: Iterable[Volunteer], *, now_iso: str, batch: int = 5000) -> int:
+        """Create many volunteers, `batch` script calls per round trip; known ids are left as they are.
+
+        Returns how many were created.
+        """
+        created = 0
+        pending: list[Volunteer] = []
+
+        def flush() -> None:
+            nonlocal created
+            pipe = self.r.pipeline(transaction=False)
+            for v in pending:
+                self.scripts.queue(
+                    "save_volunteer",
+                    self._arguments(v.id, volunteer_fields(v), True, now_iso, v.idle_since),
+                    pipeline=pipe,
+                )
+            for reply in pipe.execute():
+                try:
+                    outcome(reply)
+                    created += 1
+                except Refused as refused:
+                    if refused.reason is not Refusal.EXISTS:
+                        raise
+            pending.clear()
+
+        for volunteer in volunteers:
+            pending.append(volunteer)
+            if len(pending) >= batch:
+                flush()
+        if pending:
+            flush()
+        return created
 
     def get(self, volunteer_id: str) -> Volunteer | None:
         data = self.r.hgetall(self.keys.volunteer(volunteer_id))
