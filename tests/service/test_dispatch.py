@@ -539,6 +539,33 @@ def test_assigned_volunteer_reports_en_route_on_site_and_done(
     assert get_volunteer(helper["id"])["load"] == 0  # done frees the volunteer
 
 
+def test_a_volunteer_who_finished_the_need_and_reports_again_gets_409_naming_the_status(
+    assigned, progress, tokens
+) -> None:
+    need, volunteer = assigned()
+    assert progress(need["id"], "done", tokens.volunteer(volunteer["id"])).status_code == 200
+
+    for step in ("en_route", "on_site", "done"):
+        response = progress(need["id"], step, tokens.volunteer(volunteer["id"]))
+        assert response.status_code == 409, response.get_json()
+        assert response.get_json()["errors"] == {"status": ["current status is done"]}
+
+
+def test_a_volunteer_who_finished_a_need_reopened_for_someone_else_may_not_report_on_it(
+    client, assigned, progress, tokens, volunteer_at, work, get_need, accept
+) -> None:
+    need, volunteer = assigned()
+    progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
+    client.post(f"/api/v1/track/{need['tracking_code']}/feedback", json={"rating": 2, "fixed": False})
+    other = volunteer_at(0.5)
+    work()
+    accept(the_pending_offer(get_need(need["id"])))
+    assert get_need(need["id"])["status"] == "assigned"
+
+    assert progress(need["id"], "en_route", tokens.volunteer(volunteer["id"])).status_code == 403
+    assert progress(need["id"], "en_route", tokens.volunteer(other["id"])).status_code == 200
+
+
 def test_feedback_closes_the_need_with_the_rating(client, assigned, progress, tokens) -> None:
     need, volunteer = assigned()
     assert progress(need["id"], "done", tokens.volunteer(volunteer["id"])).status_code == 200
