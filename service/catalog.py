@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from service.models import NeedKind, Priority, Skill
 
@@ -28,7 +29,7 @@ class KindSpec:
     deadlines: dict[Priority, int]
     accept_seconds: dict[Priority, int]
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name.value,
             "skills": [s.value for s in self.skills],
@@ -86,6 +87,6 @@ def kind_spec(kind: str | NeedKind) -> KindSpec:
     return KINDS[NeedKind(kind)]
 
 
-def catalog() -> dict:
+def catalog() -> dict[str, Any]:
     """Kinds and skills as clients see them, to build forms."""
     return {"kinds": [spec.to_dict() for spec in KINDS.values()], "skills": [s.value for s in Skill]}

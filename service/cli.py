@@ -101,7 +101,11 @@ def demo() -> None:
 
 
 def demo_volunteers() -> list[dict[str, Any]]:
-    return json.loads(resources.files("service").joinpath("data/demo_volunteers.json").read_text("utf-8"))
+    """The volunteers of the sample district (service/data/demo_volunteers.json)."""
+    rows: list[dict[str, Any]] = json.loads(
+        resources.files("service").joinpath("data/demo_volunteers.json").read_text("utf-8")
+    )
+    return rows
 
 
 def load_demo(deps: Deps) -> int:

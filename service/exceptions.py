@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class AidlineError(Exception):
     """Base of every error Aidline raises on purpose."""
 
     status = 400
 
-    def __init__(self, message: str, *, errors: dict | None = None) -> None:
+    def __init__(self, message: str, *, errors: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.errors = errors

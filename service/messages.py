@@ -95,6 +95,6 @@ def render(topic: str, locale: str, values: dict[str, Any]) -> tuple[str, str]:
     return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(shown)).strip()
 
 
-class _Blank(dict):
+class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return ""

@@ -5,15 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Any
 
 from service.exceptions import InvalidInput
 
 
-def _encode(payload: dict) -> str:
+def _encode(payload: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str | None) -> dict:
+def _decode(cursor: str | None) -> dict[str, Any]:
     if not cursor:
         return {}
     try:

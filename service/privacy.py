@@ -10,7 +10,7 @@ def mask_channel(url: str) -> str:
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         return url.split("://", 1)[0] + "://****"
-    return str(plugin.url(privacy=True))
+    return str(plugin.url(privacy=True))  # type: ignore[no-untyped-call]  # apprise is untyped
 
 
 def first_name(name: str) -> str:

@@ -38,7 +38,7 @@ def queue_stats(deps: Deps) -> dict[str, dict[str, int]]:
         stats[name] = {
             "queued": queue.count,
             "started": StartedJobRegistry(queue=queue).count,
-            "scheduled": ScheduledJobRegistry(queue=queue).count,
+            "scheduled": ScheduledJobRegistry(queue=queue).count,  # type: ignore[no-untyped-call]  # rq
             "failed": FailedJobRegistry(queue=queue).count,
         }
     return stats

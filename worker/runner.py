@@ -12,7 +12,9 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from rq.cron import CronScheduler
 
@@ -63,13 +65,13 @@ def schedule(settings: Settings) -> None:
     """The sweep, every minute, through RQ's cron scheduler."""
     scheduler = CronScheduler(connection=redis_client(settings.redis_url), logging_level="WARNING")
     scheduler.register(worker.jobs.sweep, jobs.DEFAULT, interval=SWEEP_INTERVAL, job_timeout=120)
-    scheduler.start()
+    scheduler.start()  # type: ignore[no-untyped-call]  # rq's cron scheduler is untyped
 
 
 def run(settings: Settings, *, processes: int, notify_processes: int, burst: bool = False) -> int:
     """Start the workers and supervise them until SIGINT or SIGTERM."""
     context = multiprocessing.get_context("fork")
-    targets: dict[str, tuple] = {
+    targets: dict[str, tuple[Callable[..., None], tuple[Any, ...]]] = {
         r.name: (work, (r, settings, burst))
         for r in roles(settings, processes=processes, notify_processes=notify_processes)
     }

@@ -16,7 +16,9 @@ from service.models import Principal, Role
 
 
 def deps() -> Deps:
-    return current_app.extensions["aidline"]
+    """The Deps this app was built with."""
+    built: Deps = current_app.extensions["aidline"]
+    return built
 
 
 def bearer_token() -> str | None:
@@ -40,7 +42,9 @@ def principal_for(token: str | None) -> Principal:
 
 
 def current_principal() -> Principal:
-    return g.principal
+    """Who is calling, as `requires` found it."""
+    principal: Principal = g.principal
+    return principal
 
 
 def requires(blp: Blueprint, *roles: Role) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

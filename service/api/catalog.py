@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask.views import MethodView
 
 from service.api.auth import requires
@@ -17,6 +19,6 @@ blp = Blueprint("catalog", __name__, url_prefix="/api/v1/catalog", description="
 class Catalog(MethodView):
     @requires(blp, *Role)
     @blp.response(200, CatalogSchema)
-    def get(self) -> dict:
+    def get(self) -> dict[str, Any]:
         """Need kinds with their default skills, radius and deadlines (minutes), and all skills."""
         return catalog()

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -16,7 +16,9 @@ from service.exceptions import AidlineError
 log = logging.getLogger("aidline.api")
 
 
-def error_response(code: int, message: str, errors: dict | None = None, headers: dict | None = None) -> Any:
+def error_response(
+    code: int, message: str, errors: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> Response:
     payload: dict[str, Any] = {
         "code": code,
         "status": HTTP_STATUS_CODES.get(code, "Error"),
@@ -31,7 +33,7 @@ def error_response(code: int, message: str, errors: dict | None = None, headers:
     return response
 
 
-def field_names(errors: dict, prefix: str = "") -> list[str]:
+def field_names(errors: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted names of the fields that failed, e.g. ['location.lat', 'phone']."""
     names: list[str] = []
     for key, value in errors.items():
