@@ -32,7 +32,7 @@ def world(client, tokens, deps, make_volunteer, make_need) -> World:
     need = make_need(headers=tokens.intake)
     other_intake = create_token(deps.store, Role.INTAKE, None)
     revoked = create_token(deps.store, Role.DISPATCHER, None)
-    deps.store.revoke_token(revoked)
+    deps.store.tokens.revoke(revoked)
     raw = {
         "dispatcher": tokens.token(Role.DISPATCHER),
         "ops": tokens.token(Role.OPS),
@@ -138,7 +138,7 @@ def test_a_token_stops_working_once_revoked(client, deps, tokens):
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/v1/needs", headers=headers).status_code == 200
 
-    assert deps.store.revoke_token(token) is True
+    assert deps.store.tokens.revoke(token) is True
 
     assert client.get("/api/v1/needs", headers=headers).status_code == 401
     assert client.get("/api/v1/needs", headers=tokens.dispatcher).status_code == 200, "other tokens keep working"
@@ -150,7 +150,7 @@ def test_a_volunteer_token_stops_working_once_revoked(client, deps, make_volunte
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get(f"/api/v1/volunteers/{v['id']}", headers=headers).status_code == 200
 
-    deps.store.revoke_token(token)
+    deps.store.tokens.revoke(token)
 
     assert client.get(f"/api/v1/volunteers/{v['id']}", headers=headers).status_code == 401
 

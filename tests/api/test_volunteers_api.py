@@ -138,7 +138,7 @@ def test_a_masked_channel_sent_back_keeps_its_real_secret(client, tokens, make_v
     response = client.patch(f"{URL}/{v['id']}", json={"channels": list(reversed(shown))}, headers=tokens.dispatcher)
 
     assert response.status_code == 200, response.get_json()
-    stored = deps.store.get_volunteer(v["id"]).channels
+    stored = deps.store.volunteers.get(v["id"]).channels
     assert stored == ["json://other.example.org/y", "json://user:s3cret@hooks.example.org/x"]
 
 
