@@ -4,7 +4,7 @@ PYTHON ?= python3
 PORT ?= 8000
 BIN := $(VENV)/bin
 
-.PHONY: install redis-server run test lint bench clean
+.PHONY: install redis-server run test lint fmt bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -36,6 +36,11 @@ redis-server:
 
 run: install
 	PORT=$(PORT) $(BIN)/aidline run
+
+# Formats and fixes what can be fixed by tools; `make lint` then checks the rest.
+fmt: $(BIN)/.installed
+	$(BIN)/ruff check --fix service worker tests bench
+	$(BIN)/ruff format service worker tests bench
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check service worker tests bench
