@@ -68,6 +68,27 @@ def schedule(settings: Settings) -> None:
     scheduler.start()  # type: ignore[no-untyped-call]  # rq's cron scheduler is untyped
 
 
+@dataclass
+class Backoff:
+    """When to restart a worker process that died: after 1 s, doubling to 30 s; reset once it stays up a minute."""
+
+    delay: float = 1.0
+    restart_at: float | None = None
+    started_at: float = 0.0
+
+    def schedule(self, now: float) -> float:
+        """Plan the next restart; returns the wait in seconds."""
+        wait = self.delay
+        self.restart_at = now + wait
+        self.delay = min(self.delay * 2, 30.0)
+        self.started_at = self.restart_at
+        return wait
+
+    def note_alive(self, now: float) -> None:
+        if now - self.started_at >= 60:
+            self.delay = 1.0
+
+
 def run(settings: Settings, *, processes: int, notify_processes: int, burst: bool = False) -> int:
     """Start the workers and supervise them until SIGINT or SIGTERM."""
     context = multiprocessing.get_context("fork")
@@ -109,15 +130,22 @@ def run(settings: Settings, *, processes: int, notify_processes: int, burst: boo
     for name in targets:
         start(name)
     print(f"aidline worker: {', '.join(targets)} started (pid {os.getpid()})", flush=True)
+    backoff = {name: Backoff() for name in targets}
     while not stopping:
         time.sleep(0.5)
+        now = time.monotonic()
         for name, process in list(children.items()):
             if process.is_alive():
+                backoff[name].note_alive(now)
                 continue
             if burst or stopping or process.exitcode == 0:
                 children.pop(name)  # finished, or asked to stop (Ctrl-C in a terminal reaches the whole group)
-            else:
-                log.warning("%s exited with %s; restarting", name, process.exitcode)
+                continue
+            if backoff[name].restart_at is None:
+                delay = backoff[name].schedule(now)
+                log.warning("%s exited with %s; restarting in %.0fs", name, process.exitcode, delay)
+            if now >= (backoff[name].restart_at or now):
+                backoff[name].restart_at = None
                 start(name)
         if not children:
             return 0
