@@ -196,6 +196,8 @@ class Need:
     feedback_comment: str | None = None
     flagged: bool = False
     requester_locale: Locale | None = None
+    radius_km: float | None = None
+    """How far to search for volunteers (the kind's radius unless a dispatcher widened it)."""
 
 
 @dataclass

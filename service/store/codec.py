@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -60,6 +61,10 @@ def _opt(value: str | None) -> str | None:
 
 def _csv(raw: str | None) -> list[str]:
     return [s for s in (raw or "").split(",") if s]
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def event_json(event: Event) -> str:
@@ -138,11 +143,13 @@ def need_fields(n: Need) -> dict[str, str]:
             "requester_locale": n.requester_locale,
             "tracking_code": n.tracking_code,
             "created_at": n.created_at,
+            "created_epoch": repr(_epoch(n.created_at)),
             "updated_at": n.updated_at,
             "status_at": n.created_at,
             "deadline": n.deadline,
             "created_by": n.created_by,
             "grid": n.grid,
+            "radius_km": n.radius_km,
             "offers_made": 0,
             "accepted": 0,
             "active": 0,
@@ -179,6 +186,7 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         feedback_comment=_opt(d.get("feedback_comment")),
         flagged=d.get("flagged") == "1",
         requester_locale=Locale(d["requester_locale"]) if d.get("requester_locale") else None,
+        radius_km=float(d["radius_km"]) if d.get("radius_km") else None,
     )
 
 

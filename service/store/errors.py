@@ -23,6 +23,7 @@ class Refusal(StrEnum):
     ALREADY_OFFERED = "already_offered"
     CODE_TAKEN = "code_taken"
     NOT_DUE = "not_due"
+    MAX_OFFERS = "max_offers"
 
 
 class Refused(Exception):

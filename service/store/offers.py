@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import redis
 
-from service.models import Event, Offer, OfferStatus, Skill
+from service.models import Event, Offer, OfferStatus, Priority, Skill
 from service.store.codec import event_json, offer_from_hash, text
 from service.store.keys import Keys
 from service.store.scripts import Scripts
@@ -48,6 +49,51 @@ class Reserved:
     first: bool
 
 
+@dataclass(frozen=True)
+class AcceptWindow:
+    """How long a volunteer has to answer an offer of one priority, and when that ends if offered now."""
+
+    seconds: int
+    expires_iso: str
+    expires_epoch: float
+
+
+@dataclass(frozen=True)
+class MatchRequest:
+    """One find-and-reserve step for a need: everything the script needs besides what Redis holds."""
+
+    need_id: str
+    now_iso: str
+    now_epoch: float
+    offer_ids: list[str]
+    accept: dict[Priority, AcceptWindow]
+    max_offers: int
+    first_ring_km: float
+    max_radius_km: float
+    tie_km: float
+    buckets: tuple[float, ...]
+    started_event: Event
+
+
+@dataclass(frozen=True)
+class MatchedOffer:
+    offer_id: str
+    volunteer_id: str
+    distance_km: float
+    code: str
+    expires_epoch: float
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """The offers one match step made, how many volunteers the need still misses, and whether the
+    step ran out of offer ids (call again)."""
+
+    offers: list[MatchedOffer]
+    missing: int
+    more: bool
+
+
 class OfferStore:
     """Reads offers; changes them only through the scripts."""
 
@@ -55,6 +101,52 @@ class OfferStore:
         self.r = client
         self.keys = keys
         self.scripts = scripts
+
+    def match(self, request: MatchRequest) -> MatchResult:
+        """Find the nearest eligible volunteers for the need and reserve them in one atomic step.
+
+        Raises Refused (no_need, need_status, max_offers) when the need cannot be matched now.
+        """
+        r = request
+        detail = self.scripts.run(
+            "match",
+            {
+                "need_id": r.need_id,
+                "now_iso": r.now_iso,
+                "now_epoch": repr(r.now_epoch),
+                "now_ms": str(int(r.now_epoch * 1000)),
+                "offer_ids": r.offer_ids,
+                "accept": {
+                    p.value: {
+                        "seconds": w.seconds,
+                        "expires_iso": w.expires_iso,
+                        "expires_epoch": repr(w.expires_epoch),
+                    }
+                    for p, w in r.accept.items()
+                },
+                "max_offers": r.max_offers,
+                "first_ring_km": r.first_ring_km,
+                "max_radius_km": r.max_radius_km,
+                "tie_km": r.tie_km,
+                "buckets": list(r.buckets),
+                "started_event": event_json(r.started_event),
+            },
+        )
+        data = json.loads(detail)
+        return MatchResult(
+            offers=[
+                MatchedOffer(
+                    offer_id=o["offer_id"],
+                    volunteer_id=o["volunteer_id"],
+                    distance_km=float(o["distance_km"]),
+                    code=o["code"],
+                    expires_epoch=float(o["expires_epoch"]),
+                )
+                for o in data["offers"] or []
+            ],
+            missing=int(data["missing"]),
+            more=bool(data["more"]),
+        )
 
     def reserve(self, reservation: Reservation) -> Reserved:
         """Reserve the volunteer for the need atomically, re-checking both; raises Refused otherwise."""

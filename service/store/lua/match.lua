@@ -1,0 +1,180 @@
+-- match.lua: find the nearest eligible volunteers for a need and reserve them, in one step.
+-- The choice is service.matching.choose_volunteers' (its specification): eligible means on duty,
+-- every required skill, load below capacity, not offered this need before, within the need's
+-- radius by great-circle distance; the best come first by (distance in 100 m steps, load,
+-- idle since, id). The search walks the smallest GEO set of available volunteers among the
+-- need's skills, ring by ring (each ring 4x the last), and asks GEOSEARCH for more members
+-- until it holds everyone who could tie with the last one chosen.
+-- KEYS: none (built from the prefix)
+-- ARGV[1]: key prefix
+-- ARGV[2]: JSON {need_id, now_iso, now_epoch, now_ms, offer_ids (ids to use, in order),
+--                accept: {priority: {seconds, expires_iso, expires_epoch}}, max_offers,
+--                first_ring_km, max_radius_km, tie_km, buckets (histogram bounds, seconds),
+--                started_event (JSON for queued -> matching)}
+-- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
+--                      missing: still missing after this call, more: offer ids ran out}},
+-- or a refusal: no_need, need_status (detail: the status), max_offers (detail: offers made).
+
+local a = cjson.decode(ARGV[2])
+local need_id, now_iso = a.need_id, a.now_iso
+local nkey = need_key(need_id)
+local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'offers_made', 'skills', 'lat', 'lon',
+  'priority', 'created_epoch', 'radius_km')
+if not n[1] then return refuse('no_need') end
+if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
+if n[1] == NEED.queued then
+  set_status(need_id, NEED.matching, now_iso)
+  push_event(need_id, a.started_event)
+end
+local missing = tonumber(n[3]) - tonumber(n[2])
+if missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, more = false})) end
+if tonumber(n[4]) >= tonumber(a.max_offers) then return refuse('max_offers', n[4]) end
+
+local lat, lon = tonumber(n[6]), tonumber(n[7])
+local max_km = tonumber(a.max_radius_km)
+if n[10] and n[10] ~= '' then max_km = math.min(max_km, tonumber(n[10])) end
+local tie = tonumber(a.tie_km)
+local skills = {}
+for s in string.gmatch(n[5] or '', '[^,]+') do table.insert(skills, s) end
+if #skills == 0 then skills = {'general'} end
+
+-- the smallest set of available volunteers among the required skills
+local search_skill, smallest = nil, nil
+for _, s in ipairs(skills) do
+  local size = redis.call('ZCARD', P .. 'avail:' .. s)
+  if smallest == nil or size < smallest then search_skill, smallest = s, size end
+end
+local set = P .. 'avail:' .. search_skill
+
+-- great-circle distance in km, computed as geopy's great_circle does (radius 6371.009 km)
+local rad = math.pi / 180
+local slat1, clat1 = math.sin(lat * rad), math.cos(lat * rad)
+local function great_circle(vlat, vlon)
+  local lat2, dlng = vlat * rad, (vlon - lon) * rad
+  local slat2, clat2 = math.sin(lat2), math.cos(lat2)
+  local cd, sd = math.cos(dlng), math.sin(dlng)
+  local y = math.sqrt((clat2 * sd) ^ 2 + (clat1 * slat2 - slat1 * clat2 * cd) ^ 2)
+  return 6371.009 * math.atan2(y, slat1 * slat2 + clat1 * clat2 * cd)
+end
+-- Python's round(): half to even
+local function band(km)
+  local x = km / tie
+  local f = math.floor(x)
+  local d = x - f
+  if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
+  return f
+end
+-- GEOSEARCH measures with Redis' own earth radius; a great-circle bound b is at most this far by it
+local REDIS_PER_GC = 6372.7976 / 6371.009 * (1 + 1e-9)
+
+local tried = nkey .. ':tried'
+local need_skills = n[5] or ''
+local checked = {}   -- volunteer id -> rank row or false
+local eligible = {}
+
+local function consider(vid)
+  if checked[vid] ~= nil then return end
+  checked[vid] = false
+  if redis.call('SISMEMBER', tried, vid) == 1 then return end
+  local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon', 'idle_since')
+  if v[1] ~= '1' or not v[3] or tonumber(v[2]) >= tonumber(v[3]) then return end
+  for _, s in ipairs(skills) do
+    if need_skills ~= '' and not in_csv(v[4], s) then return end
+  end
+  local km = great_circle(tonumber(v[5]), tonumber(v[6]))
+  if km > max_km then return end
+  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km}
+  checked[vid] = row
+  table.insert(eligible, row)
+end
+
+local function better(x, y)
+  for i = 1, 4 do
+    if x[i] ~= y[i] then return x[i] < y[i] end
+  end
+  return false
+end
+
+local chosen = {}
+local radius = math.min(tonumber(a.first_ring_km), max_km)
+while #chosen == 0 do
+  local search_km = math.min(radius, max_km) * 1.001
+  local count = missing + 16
+  while true do
+    local hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC',
+      'COUNT', count, 'WITHDIST')
+    for _, h in ipairs(hits) do consider(h[1]) end
+    local complete = #hits < count
+    if #eligible >= missing then
+      table.sort(eligible, better)
+      -- everyone who could tie with the last one chosen is nearer than its band's upper edge
+      local edge = (eligible[missing][1] + 0.5) * tie * REDIS_PER_GC
+      if complete or tonumber(hits[#hits][2]) >= edge then
+        for i = 1, missing do chosen[i] = eligible[i] end
+        break
+      end
+      if edge > search_km then search_km = edge end
+    elseif complete then
+      break
+    end
+    count = count * 4
+  end
+  if #chosen > 0 or radius >= max_km then break end
+  radius = radius * 4
+end
+if #chosen == 0 and #eligible > 0 then
+  -- fewer eligible than missing within the whole radius: offer to all of them
+  table.sort(eligible, better)
+  chosen = eligible
+end
+
+local accept = a.accept[n[8]]
+local made = tonumber(n[4])
+local offers = {}
+local more = false
+for i, row in ipairs(chosen) do
+  local offer_id = a.offer_ids[i]
+  if not offer_id then more = true; break end
+  local vid, km = row[4], row[5]
+  local vkey = vol_key(vid)
+  -- an SMS code free right now: a permutation of a counter, 4 digits while they last, then 6
+  local code
+  for attempt = 1, 12 do
+    local seq = redis.call('INCR', P .. 'offercode:seq')
+    local width, space = 4, 10000
+    if attempt > 6 then width, space = 6, 1000000 end
+    code = string.format('%0' .. width .. 'd', (seq * 7919 + 4271) % space)
+    if redis.call('SET', P .. 'offercode:' .. code, offer_id, 'NX', 'EX', accept.seconds + 86400) then break end
+    code = nil
+  end
+  redis.call('SADD', tried, vid)
+  redis.call('HINCRBY', vkey, 'load', 1)
+  sync_avail(vid)
+  local distance = string.format('%.3f', km)
+  redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vid,
+    'status', OFFER.pending, 'created_at', now_iso, 'expires_at', accept.expires_iso,
+    'expires_epoch', accept.expires_epoch, 'distance_km', distance, 'code', code or '')
+  redis.call('ZADD', nkey .. ':offers', a.now_ms, offer_id)
+  redis.call('ZADD', vkey .. ':offers', a.now_ms, offer_id)
+  redis.call('ZADD', P .. 'offers:pending', accept.expires_epoch, offer_id)
+  redis.call('HINCRBY', nkey, 'active', 1)
+  made = redis.call('HINCRBY', nkey, 'offers_made', 1)
+  push_event(need_id, cjson.encode({at = now_iso, type = EVENT.offered, actor = 'system', detail = {
+    offer_id = offer_id, volunteer_id = vid, distance_km = tonumber(string.format('%.2f', km)),
+    expires_at = accept.expires_iso}}))
+  if made == 1 and n[9] and n[9] ~= '' then
+    local since = math.max(tonumber(a.now_epoch) - tonumber(n[9]), 0)
+    local bucket = '+Inf'
+    for _, bound in ipairs(a.buckets) do
+      if since <= bound then bucket = string.format('%g', bound); break end
+    end
+    local hist = P .. 'hist:intake_to_first_offer'
+    redis.call('HINCRBY', hist, bucket, 1)
+    redis.call('HINCRBY', hist, '_count', 1)
+    redis.call('HINCRBYFLOAT', hist, '_sum', since)
+  end
+  table.insert(offers, {offer_id = offer_id, volunteer_id = vid, distance_km = km, code = code or '',
+    expires_epoch = accept.expires_epoch})
+end
+if #offers > 0 then set_status(need_id, NEED.offered, now_iso) end
+return ok(cjson.encode({offers = offers, missing = missing - #offers, more = more}))

@@ -1,0 +1,235 @@
+"""The one-step match script chooses exactly what the pure specification chooses.
+
+`service.matching.choose_volunteers` is the specification: nearest first in 100 m steps, then
+lower load, then longest idle, among volunteers on duty, with every required skill, below
+capacity, not offered the need before and within its radius. Hypothesis builds random fleets
+and needs (dense clusters, ties, full volunteers, volunteers tried before); match.lua, run on a
+real Redis, must pick the same volunteers in the same order.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service import clock
+from service.ids import new_id
+from service.matching import TIE_KM, Candidate, Requirement, choose_volunteers
+from service.models import (
+    Event,
+    EventType,
+    Locale,
+    Location,
+    Need,
+    NeedKind,
+    NeedStatus,
+    Priority,
+    Requester,
+    Skill,
+    Volunteer,
+)
+from service.store.offers import AcceptWindow, MatchRequest
+
+CENTRE = (46.8, 132.2)
+SKILLS = [Skill.GENERAL, Skill.DRIVING, Skill.HEAVY_LIFTING, Skill.PLUMBING]
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@st.composite
+def fleets(draw: Any) -> dict[str, Any]:
+    """Volunteers in a few tight clusters (so distances tie) and a need among them."""
+    spread = draw(st.sampled_from([0.0005, 0.003, 0.03, 0.2]))
+    clusters = draw(st.lists(st.tuples(st.floats(-0.3, 0.3), st.floats(-0.3, 0.3)), min_size=1, max_size=3))
+    size = draw(st.integers(1, 40))
+    volunteers = []
+    for i in range(size):
+        cx, cy = clusters[i % len(clusters)]
+        volunteers.append(
+            {
+                "lat": CENTRE[0] + cx + draw(st.floats(-spread, spread)),
+                "lon": CENTRE[1] + cy + draw(st.floats(-spread, spread)),
+                "skills": draw(st.sets(st.sampled_from(SKILLS[1:]), max_size=3)) | {Skill.GENERAL},
+                "capacity": draw(st.integers(1, 3)),
+                "load": draw(st.integers(0, 3)),
+                "on_duty": draw(st.booleans()) or draw(st.booleans()),
+                "idle_since": float(draw(st.integers(0, 3))),
+                "tried": draw(st.integers(0, 9)) == 0,
+            }
+        )
+    cx, cy = clusters[0]
+    return {
+        "volunteers": volunteers,
+        "need_at": (CENTRE[0] + cx + draw(st.floats(-0.01, 0.01)), CENTRE[1] + cy + draw(st.floats(-0.01, 0.01))),
+        "skills": draw(st.sets(st.sampled_from(SKILLS[1:]), max_size=2)),
+        "needed": draw(st.integers(1, 3)),
+        "radius_km": draw(st.sampled_from([0.5, 3.0, 12.0, 40.0])),
+    }
+
+
+def store_world(deps: Any, world: dict[str, Any]) -> tuple[str, list[Candidate], set[str]]:
+    """Write the fleet and the need; the candidates as the specification sees them, and who was tried."""
+    deps.redis.flushdb()
+    stamp = clock.iso(NOW)
+    candidates, tried = [], set()
+    volunteers = []
+    for i, v in enumerate(world["volunteers"]):
+        vid = f"vol_{i:03d}"
+        where = Location(round(v["lat"], 6), round(v["lon"], 6))
+        volunteers.append(
+            Volunteer(
+                id=vid,
+                name=f"V{i}",
+                phone=f"+861380000{i:04d}",
+                skills=sorted(v["skills"]),
+                home=where,
+                location=where,
+                capacity=v["capacity"],
+                load=min(v["load"], v["capacity"]),
+                on_duty=v["on_duty"],
+                channels=[],
+                locale=Locale.ZH,
+                team=None,
+                grid=None,
+                created_at=stamp,
+                updated_at=stamp,
+                location_at=stamp,
+                idle_since=v["idle_since"],
+            )
+        )
+        candidates.append(
+            Candidate(
+                volunteer_id=vid,
+                location=where,
+                skills=frozenset(s.value for s in v["skills"]),
+                on_duty=v["on_duty"],
+                load=min(v["load"], v["capacity"]),
+                capacity=v["capacity"],
+                idle_since=round(v["idle_since"], 1),
+            )
+        )
+        if v["tried"]:
+            tried.add(vid)
+    deps.store.volunteers.create_many(volunteers, now_iso=stamp)
+    need = Need(
+        id=new_id("need"),
+        kind=NeedKind.OTHER,
+        status=NeedStatus.QUEUED,
+        priority=Priority.NORMAL,
+        skills=sorted(world["skills"]),
+        location=Location(*world["need_at"]),
+        address=None,
+        vulnerability=[],
+        volunteers_needed=world["needed"],
+        description=None,
+        requester=Requester(),
+        tracking_code=new_id("trk"),
+        created_at=stamp,
+        updated_at=stamp,
+        deadline=clock.iso(NOW + timedelta(hours=1)),
+        created_by=None,
+        radius_km=world["radius_km"],
+    )
+    deps.store.needs.create(need, Event(at=stamp, type=EventType.CREATED, actor="test"))
+    if tried:
+        deps.redis.sadd(deps.store.keys.need_tried(need.id), *tried)
+    return need.id, candidates, tried
+
+
+def request(need_id: str, *, offers: int = 5) -> MatchRequest:
+    window = AcceptWindow(seconds=900, expires_iso=clock.iso(NOW + timedelta(minutes=15)), expires_epoch=0.0)
+    return MatchRequest(
+        need_id=need_id,
+        now_iso=clock.iso(NOW),
+        now_epoch=NOW.timestamp(),
+        offer_ids=[new_id("off") for _ in range(offers)],
+        accept={p: window for p in Priority},
+        max_offers=10,
+        first_ring_km=0.05,
+        max_radius_km=100.0,
+        tie_km=TIE_KM,
+        buckets=(1.0, 60.0),
+        started_event=Event(at=clock.iso(NOW), type=EventType.MATCHING_STARTED, actor="system"),
+    )
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(world=fleets())
+def test_the_script_chooses_what_the_specification_chooses(deps: Any, world: dict[str, Any]) -> None:
+    need_id, candidates, tried = store_world(deps, world)
+    requirement = Requirement(
+        location=Location(*world["need_at"]),
+        skills=frozenset(s.value for s in world["skills"]),
+        radius_km=world["radius_km"],
+    )
+    expected = choose_volunteers(requirement, candidates, exclude=tried, count=world["needed"])
+
+    result = deps.store.offers.match(request(need_id))
+
+    assert [o.volunteer_id for o in result.offers] == [c.volunteer_id for c in expected]
+    for offer, choice in zip(result.offers, expected, strict=True):
+        assert math.isclose(offer.distance_km, choice.distance_km, abs_tol=1e-9)
+    assert result.missing == world["needed"] - len(expected)
+
+
+def test_each_offer_gets_its_own_sms_code_and_takes_one_unit_of_capacity(deps: Any) -> None:
+    world = {
+        "volunteers": [
+            {
+                "lat": CENTRE[0] + i * 0.001,
+                "lon": CENTRE[1],
+                "skills": {Skill.GENERAL},
+                "capacity": 1,
+                "load": 0,
+                "on_duty": True,
+                "idle_since": 0.0,
+                "tried": False,
+            }
+            for i in range(3)
+        ],
+        "need_at": CENTRE,
+        "skills": set(),
+        "needed": 3,
+        "radius_km": 5.0,
+    }
+    need_id, _, _ = store_world(deps, world)
+
+    result = deps.store.offers.match(request(need_id))
+
+    codes = [o.code for o in result.offers]
+    assert len(codes) == 3 and len(set(codes)) == 3 and all(len(c) == 4 and c.isdigit() for c in codes)
+    assert [deps.store.volunteers.get(o.volunteer_id).load for o in result.offers] == [1, 1, 1]
+    assert deps.store.needs.get(need_id).status is NeedStatus.OFFERED
+    assert deps.redis.zcard(deps.store.keys.available("general")) == 0
+
+
+@pytest.mark.parametrize("offers", [1, 2])
+def test_when_offer_ids_run_out_the_script_says_so(deps: Any, offers: int) -> None:
+    world = {
+        "volunteers": [
+            {
+                "lat": CENTRE[0] + i * 0.001,
+                "lon": CENTRE[1],
+                "skills": {Skill.GENERAL},
+                "capacity": 1,
+                "load": 0,
+                "on_duty": True,
+                "idle_since": 0.0,
+                "tried": False,
+            }
+            for i in range(3)
+        ],
+        "need_at": CENTRE,
+        "skills": set(),
+        "needed": 3,
+        "radius_km": 5.0,
+    }
+    need_id, _, _ = store_world(deps, world)
+
+    result = deps.store.offers.match(request(need_id, offers=offers))
+
+    assert len(result.offers) == offers and result.more is True
