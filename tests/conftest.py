@@ -207,11 +207,19 @@ def tokens(deps: Deps) -> Tokens:
     return Tokens(deps)
 
 
+class InProcessWorker(context.JobContextWorker):
+    """The worker edge's job runner without RQ's listener for remote commands: nothing sends commands
+    to a worker inside a test, and stopping the listener can hold each burst up to a second."""
+
+    def subscribe(self) -> None:
+        pass
+
+
 def run_jobs(connection: redis.Redis, queues: tuple[str, ...] = ALL_QUEUES, max_jobs: int | None = None) -> None:
     """Run queued jobs in this process until the queues are empty (scheduled ones are not waited for)."""
     from rq import Queue
 
-    worker = context.JobContextWorker([Queue(q, connection=connection) for q in queues], connection=connection)
+    worker = InProcessWorker([Queue(q, connection=connection) for q in queues], connection=connection)
     worker.work(burst=True, max_jobs=max_jobs, logging_level="WARNING")
 
 

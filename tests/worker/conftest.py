@@ -3,8 +3,11 @@
 - ``receiver``: an HTTP server on a free port that records what apprise's ``json://`` plugin posts;
   it can be told to answer the first N requests to a path with 500.
 - ``smtp``: an aiosmtpd SMTP server on a free port (AUTH allowed without TLS) that keeps every mail.
-- ``settings`` (overrides the root fixture): the notification settings, set as AIDLINE_* variables
-  too, because jobs run by ``work`` build their own Deps from the environment.
+- ``settings`` (overrides the root fixture): the notification settings, read from AIDLINE_* variables
+  as a deployment would set them.
+
+The servers run once per test module, on the same ports, so the settings (and with them the shared
+app) stay the same from test to test; each test starts with nothing recorded.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -76,6 +80,12 @@ class Receiver:
         auth = f"{user}:{password}@" if user else ""
         return f"json://{auth}127.0.0.1:{self.port}{path}"
 
+    def reset(self) -> None:
+        """Forget every request and planned failure."""
+        with self._lock:
+            self.requests.clear()
+            self._failures.clear()
+
     def fail_first(self, count: int, path: str) -> None:
         with self._lock:
             self._failures[path] = count
@@ -126,13 +136,16 @@ def _handler(receiver_ref: list[Receiver]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@pytest.fixture(scope="module")
+def receiver_server() -> Iterator[Receiver]:
+    """The receiver of this test module, serving on one port until the module is done."""
     ref: list[Receiver] = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ref))
     server.daemon_threads = True
     ref.append(Receiver(server))
-    thread = threading.Thread(target=server.serve_forever, name="json-receiver", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="json-receiver", daemon=True
+    )
     thread.start()
     yield ref[0]
     server.shutdown()
@@ -141,12 +154,27 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def dead_url() -> Any:
+def receiver(receiver_server: Receiver) -> Receiver:
+    """The module's receiver with nothing recorded and no failures planned."""
+    receiver_server.reset()
+    return receiver_server
+
+
+@pytest.fixture(scope="module")
+def dead_port() -> Iterator[int]:
+    """A port held (bound, never listening) for this module: connecting to it is refused."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield int(s.getsockname()[1])
+
+
+@pytest.fixture
+def dead_url(dead_port: int) -> Any:
     """dead_url('/x') is a json:// URL on a port where nothing listens."""
 
     def _dead(path: str = "/dead", *, user: str | None = None, password: str | None = None) -> str:
         auth = f"{user}:{password}@" if user else ""
-        return f"json://{auth}127.0.0.1:{free_port()}{path}"
+        return f"json://{auth}127.0.0.1:{dead_port}{path}"
 
     return _dead
 
@@ -210,8 +238,9 @@ class SmtpServer:
         return f"mailto://{SMTP_USER}:{password}@127.0.0.1:{self.port}?from={sender}&to={to}"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
+@pytest.fixture(scope="module")
+def smtp_server() -> Iterator[SmtpServer]:
+    """The SMTP server of this test module."""
     box = MailBox()
     controller = Controller(
         box,
@@ -223,6 +252,13 @@ def smtp() -> Iterator[SmtpServer]:
     controller.start()
     yield SmtpServer(controller, box)
     controller.stop()
+
+
+@pytest.fixture
+def smtp(smtp_server: SmtpServer) -> SmtpServer:
+    """The module's SMTP server with an empty mailbox."""
+    smtp_server.mails.clear()
+    return smtp_server
 
 
 # ---- settings for the app and the worker ---------------------------------------------------------
@@ -257,12 +293,9 @@ def notify_env(receiver: Receiver, dead_url: Any) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(redis_server: RedisServer, notify_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The same settings for the app under test and for jobs, which read them from the environment."""
-    for name, value in notify_env.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("REDIS_URL", redis_server.url)
-    return Settings.from_env()
+def settings(redis_server: RedisServer, notify_env: dict[str, str]) -> Settings:
+    """The settings of the app under test and of in-process jobs, read from these AIDLINE_* variables."""
+    return Settings.from_env({**notify_env, "REDIS_URL": redis_server.url})
 
 
 # ---- helpers -------------------------------------------------------------------------------------
