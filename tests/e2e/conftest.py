@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from service.bootstrap import Deps
+from service.deps import Deps
 from tests.conftest import RedisServer, free_port
 
 __all__ = ["RedisServer", "free_port"]
@@ -106,7 +106,7 @@ class Background:
         self._signal_group(signal.SIGKILL)
         self.process.wait(timeout=10)
 
-    def stop(self, timeout: float = 20) -> None:
+    def stop(self, timeout: float = 60) -> None:
         """SIGTERM the leader and wait; SIGKILL the whole group if it does not exit in time."""
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
@@ -209,6 +209,22 @@ def flushed(url: str) -> redis.Redis:
     return client
 
 
+def wait_until_in_aof(url: str) -> None:
+    """Wait until Redis has written every write it answered to its AOF file, where a killed
+    redis-server cannot lose it (with appendfsync everysec, Redis holds writes back while an fsync
+    is still running)."""
+    client = redis.Redis.from_url(url)
+    try:
+        wait_for(
+            lambda: client.info("persistence")["aof_buffer_length"] == 0,
+            timeout=60,
+            interval=0.05,
+            what="Redis to write its AOF buffer to the file",
+        )
+    finally:
+        client.close()
+
+
 def live_offers_of(deps: Deps, volunteer_id: str) -> list[str]:
-    offers = deps.store.get_offers(deps.store.volunteer_offer_ids(volunteer_id, limit=10_000))
+    offers = deps.store.offers.get_many(deps.store.offers.ids_of_volunteer(volunteer_id, limit=10_000))
     return [o.id for o in offers if o.status in ("pending", "accepted")]

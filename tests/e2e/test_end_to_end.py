@@ -43,9 +43,9 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
         log,
     )
     try:
-        wait_for(lambda: listening(port) or not server.alive(), timeout=30, what="gunicorn to listen")
+        wait_for(lambda: listening(port) or not server.alive(), timeout=60, what="gunicorn to listen")
         assert server.alive(), server.output()
-        wait_for(lambda: Http(port).get("/healthz").status == 200, timeout=15, what="/healthz")
+        wait_for(lambda: Http(port).get("/healthz").status == 200, timeout=60, what="/healthz")
         yield Http(port)
     finally:
         server.stop()
@@ -75,7 +75,7 @@ def start_worker(spawn: Callable[..., Background], env: dict[str, str]) -> Calla
 
     def _start() -> Background:
         proc = spawn([bin_path("aidline"), "worker", "--processes", "1", "--notify-processes", "1"], env, "worker")
-        wait_for(lambda: workers_alive(env) >= 2 or not proc.alive(), timeout=30, what="the RQ workers to register")
+        wait_for(lambda: workers_alive(env) >= 2 or not proc.alive(), timeout=60, what="the RQ workers to register")
         assert proc.alive(), proc.output()
         return proc
 
@@ -92,7 +92,7 @@ def test_readyz_needs_a_live_worker(api: Http, env: dict[str, str], start_worker
     assert "no worker is alive" in down.json["message"]
 
     worker = start_worker()
-    ready = wait_for(lambda: (r := api.get("/readyz")).status == 200 and r, timeout=15, what="/readyz to be 200")
+    ready = wait_for(lambda: (r := api.get("/readyz")).status == 200 and r, timeout=60, what="/readyz to be 200")
     assert ready.json == {"status": "ready"}
 
     worker.stop()
@@ -144,7 +144,7 @@ def test_need_goes_from_intake_to_closed_over_http(
 
     offered = wait_for(
         lambda: (r := dispatcher.get(f"/api/v1/needs/{need_id}")).json["status"] == "offered" and r.json,
-        timeout=30,
+        timeout=60,
         interval=0.2,
         what="the worker to offer the need",
     )
