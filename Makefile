@@ -3,8 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 PORT ?= 8000
 BIN := $(VENV)/bin
+RUNS ?= 3
 
-.PHONY: install redis-server run test lint fmt bench clean
+.PHONY: install redis-server run test test-fast test-under-load lint fmt bench clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -50,6 +51,14 @@ lint: $(BIN)/.installed
 
 test: install lint
 	$(BIN)/pytest
+
+# The inner loop: unit, API and worker tests, no end-to-end tests and nothing marked slow.
+test-fast: install
+	$(BIN)/pytest -m "not slow" --ignore=tests/e2e
+
+# The whole suite RUNS times (default 3) while every core is kept busy by other processes.
+test-under-load: install
+	RUNS=$(RUNS) tests/run_under_load.sh $(BIN)/pytest
 
 bench: install
 	$(BIN)/python bench/bench_matching.py
