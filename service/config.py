@@ -6,10 +6,6 @@ import os
 from dataclasses import dataclass, field, fields
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    return tuple(float(part) for part in text.split(",") if part.strip())
-
-
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
 
@@ -22,9 +18,8 @@ class Settings:
     key_prefix: str = "aidline:"
     public_url: str = "http://127.0.0.1:8000"
     # matching
-    rings_km: tuple[float, ...] = (2.0, 5.0, 10.0, 25.0)
+    first_ring_km: float = 0.05
     max_radius_km: float = 25.0
-    ring_count: int = 16
     max_offers: int = 10
     auto_close_seconds: int = 72 * 3600
     reopen_window_seconds: int = 7 * 24 * 3600
@@ -68,8 +63,6 @@ class Settings:
             default = f.default
             if f.name == "grid_channels":
                 values[f.name] = _grid_channels(raw)
-            elif f.name == "rings_km":
-                values[f.name] = _floats(raw)
             elif f.name == "notify_retry_intervals":
                 values[f.name] = _ints(raw)
             elif f.name == "dispatcher_channels":

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from service import access, clock, jobs, lifecycle
-from service.catalog import kind_spec
+from service.catalog import ACCEPT_SECONDS, accept_windows, kind_spec
 from service.deps import Deps
 from service.exceptions import InvalidTransition
 from service.lifecycle import Action
-from service.matching import Candidate, Requirement, choose_volunteers, distance_km, search_rings
-from service.models import Event, EventType, Location, Need, NeedStatus, Principal, Role, Skill, Topic
+from service.matching import TIE_KM, distance_km
+from service.models import Event, EventType, Need, NeedStatus, Principal, Role, Topic
 from service.needs import change_status, load_need
 from service.notify import announce
-from service.offers import LOST_TO_ANOTHER_WORKER, reserve_volunteer, withdraw_pending
-from service.store import Refused, Transition
+from service.offers import LATENCY_BUCKETS, new_offer_id, withdraw_pending
+from service.store import Refusal, Refused
+from service.store.offers import AcceptWindow, MatchedOffer, MatchRequest
 
 
 @dataclass
@@ -29,127 +30,85 @@ class MatchOutcome:
 
 
 def max_radius_km(deps: Deps, need: Need) -> float:
-    return min(kind_spec(need.kind).radius_km, deps.settings.max_radius_km)
+    """How far to search for the need: its own radius (the kind's unless widened), never past the maximum."""
+    own = need.radius_km if need.radius_km is not None else kind_spec(need.kind).radius_km
+    return min(own, deps.settings.max_radius_km)
 
 
-def search_skill(pool_sizes: dict[Skill, int]) -> Skill:
-    """The required skill with the fewest available volunteers: the smallest GEO set to search."""
-    if not pool_sizes:
-        return Skill.GENERAL
-    return min(pool_sizes, key=lambda skill: pool_sizes[skill])
+OFFER_IDS_PER_STEP = 4
+"""Offer ids handed to one match step; a need asking for more volunteers takes another step."""
 
 
-def load_candidates(deps: Deps, ids: list[str]) -> list[Candidate]:
-    candidates = []
-    for vid, row in zip(ids, deps.store.volunteers.candidate_rows(ids), strict=True):
-        lat, lon, skills, on_duty, load, capacity, idle_since = row
-        if lat is None or lon is None or capacity is None:
-            continue  # deleted meanwhile
-        candidates.append(
-            Candidate(
-                volunteer_id=vid,
-                location=Location(float(lat), float(lon)),
-                skills=frozenset((skills or "").split(",")),
-                on_duty=on_duty == "1",
-                load=int(load or 0),
-                capacity=int(capacity),
-                idle_since=float(idle_since or 0),
-            )
+def match_request(deps: Deps, need_id: str, moment: datetime) -> MatchRequest:
+    """What one find-and-reserve step needs to know besides what Redis holds."""
+    windows = {}
+    for seconds in accept_windows():
+        expires = moment + timedelta(seconds=seconds)
+        windows[seconds] = AcceptWindow(
+            seconds=seconds, expires_iso=clock.iso(expires), expires_epoch=clock.epoch(expires)
         )
-    return candidates
+    return MatchRequest(
+        need_id=need_id,
+        now_iso=clock.iso(moment),
+        now_epoch=clock.epoch(moment),
+        offer_ids=[new_offer_id() for _ in range(OFFER_IDS_PER_STEP)],
+        accept=windows,
+        priority_seconds=dict(ACCEPT_SECONDS),
+        max_offers=deps.settings.max_offers,
+        first_ring_km=deps.settings.first_ring_km,
+        max_radius_km=deps.settings.max_radius_km,
+        tie_km=TIE_KM,
+        buckets=LATENCY_BUCKETS,
+        started_event=Event(at=clock.iso(moment), type=EventType.MATCHING_STARTED, actor="system"),
+    )
 
 
 def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
-    """Offer the need to the nearest eligible volunteers, ring by ring; escalate when nobody fits.
+    """Offer the need to the nearest eligible volunteers; escalate when nobody fits.
 
-    Safe to run any number of times, concurrently too: each reservation re-checks the need
-    and the volunteer inside one Lua step, so a need never gets more live offers than it
-    asked for and a volunteer never goes above capacity.
+    Finding and reserving is one atomic store step (match.lua), so any number of workers may
+    match at once: a need never gets more live offers than it asked for and a volunteer never
+    goes above capacity. Safe to run any number of times.
     """
     outcome = MatchOutcome(need_id=need_id)
-    need = deps.store.needs.get(need_id)
-    if need is None:
-        outcome.skipped = "no such need"
-        return outcome
-    if need.status not in lifecycle.MATCHABLE:
-        outcome.skipped = f"need is {need.status.value}"
-        return outcome
     moment = deps.clock.now()
-    start = None
-    if need.status is NeedStatus.QUEUED:
-        start = Transition(
-            allowed=lifecycle.allowed_from(Action.START_MATCHING),
-            to=lifecycle.target(Action.START_MATCHING),
-            now_iso=clock.iso(moment),
-            now_epoch=clock.epoch(moment),
-            event=Event(at=clock.iso(moment), type=EventType.MATCHING_STARTED, actor="system"),
-        )
-    begun = deps.store.needs.begin_matching(need_id, need.skills, start=start)
-    missing = need.volunteers_needed - need.active
-    if missing <= 0:
-        outcome.skipped = "enough offers are out"
-        return outcome
-    if need.offers_made >= deps.settings.max_offers:
-        outcome.escalated = f"{need.offers_made} offers made without enough acceptances"
-        escalate(deps=deps, need=need, reason=outcome.escalated)
-        return outcome
-
-    radius_max = max_radius_km(deps, need)
-    skill = search_skill(begun.pool_sizes)
-    tried = begun.tried
-    stop = False
-    for radius in search_rings(deps.settings.rings_km, radius_max):
-        missing, stop = offer_within(
-            deps=deps, need=need, radius=radius, skill=skill, tried=tried, missing=missing, outcome=outcome
-        )
-        if stop or missing <= 0:
+    while True:
+        try:
+            result = deps.store.offers.match(match_request(deps, need_id, moment))
+        except Refused as refused:
+            if refused.reason is Refusal.NO_NEED:
+                outcome.skipped = "no such need"
+            elif refused.reason is Refusal.MAX_OFFERS:
+                outcome.escalated = f"{refused.detail} offers made without enough acceptances"
+                escalate(deps=deps, need=load_need(deps=deps, need_id=need_id), reason=outcome.escalated)
+            else:
+                outcome.skipped = f"need is {refused.detail}"
+            return outcome
+        announce_offers(deps, need_id, result.offers)
+        outcome.offered += [o.offer_id for o in result.offers]
+        if not result.more:
             break
-    if missing > 0 and not stop:
-        wanted = ", ".join(s.value for s in need.skills) or "any skill"
-        reason = f"no available volunteer with {wanted} within {radius_max:g} km"
-        if escalate(deps=deps, need=load_need(deps=deps, need_id=need_id), reason=reason, unless_staffed=True):
-            outcome.escalated = reason
+    if result.missing <= 0:
+        if not outcome.offered:
+            outcome.skipped = "enough offers are out"
+        return outcome
+    need = load_need(deps=deps, need_id=need_id)
+    wanted = ", ".join(s.value for s in need.skills) or "any skill"
+    reason = f"no available volunteer with {wanted} within {max_radius_km(deps, need):g} km"
+    if escalate(deps=deps, need=need, reason=reason, unless_staffed=True):
+        outcome.escalated = reason
     return outcome
 
 
-def offer_within(
-    *, deps: Deps, need: Need, radius: float, skill: Skill, tried: set[str], missing: int, outcome: MatchOutcome
-) -> tuple[int, bool]:
-    """Offer to the nearest eligible volunteers within one ring; returns (still missing, stop matching).
-
-    A volunteer lost to another worker between choosing and reserving is skipped and the ring
-    is searched again; `tried` grows each time, so this ends.
-    """
-    requirement = Requirement(location=need.location, skills=frozenset(s.value for s in need.skills), radius_km=radius)
-    count = 0
-    while missing > 0:
-        count = max(count, missing + len(tried) + deps.settings.ring_count)
-        hits = deps.store.volunteers.available_near(
-            skill=skill, lat=need.location.lat, lon=need.location.lon, radius_km=radius, count=count
-        )
-        choices = choose_volunteers(
-            requirement, load_candidates(deps, [vid for vid, _ in hits]), exclude=tried, count=missing
-        )
-        lost = False
-        for choice in choices:
-            tried.add(choice.volunteer_id)
-            try:
-                offer_id = reserve_volunteer(
-                    deps=deps, need=need, volunteer_id=choice.volunteer_id, distance=choice.distance_km
-                )
-            except Refused as refused:
-                if refused.reason in LOST_TO_ANOTHER_WORKER:
-                    lost = True
-                    continue
-                return missing, True  # filled, closed or gone meanwhile
-            outcome.offered.append(offer_id)
-            missing -= 1
-        if lost:
-            continue
-        if len(hits) < count:
-            break  # this ring holds no more
-        count *= 4
-    return missing, False
+def announce_offers(deps: Deps, need_id: str, offers: list[MatchedOffer]) -> None:
+    """Each new offer's expiry timer and its notification, sent to the queue in one round trip."""
+    if not offers:
+        return
+    with jobs.batch(deps.jobs):
+        for offer in offers:
+            expires = datetime.fromtimestamp(offer.expires_epoch, UTC) + timedelta(seconds=1)
+            deps.jobs.enqueue(jobs.EXPIRE_OFFER, queue=jobs.URGENT, at=expires, offer_id=offer.offer_id)
+            announce(deps, Topic.OFFER, need_id, volunteer_id=offer.volunteer_id, offer_id=offer.offer_id)
 
 
 def escalate(*, deps: Deps, need: Need, reason: str, unless_staffed: bool = False) -> bool:

@@ -66,9 +66,3 @@ def choose_volunteers(
         ranked.append((round(km / TIE_KM), c.load, c.idle_since, c.volunteer_id, km))
     ranked.sort()
     return [Choice(volunteer_id=vid, distance_km=km) for _, _, _, vid, km in ranked[: max(count, 0)]]
-
-
-def search_rings(rings_km: tuple[float, ...], max_radius_km: float) -> list[float]:
-    """The ring radii to search, ascending, ending exactly at the maximum radius."""
-    rings = sorted({r for r in rings_km if 0 < r < max_radius_km})
-    return [*rings, max_radius_km]

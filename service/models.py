@@ -198,6 +198,8 @@ class Need:
     requester_locale: Locale | None = None
     radius_km: float | None = None
     """How far to search for volunteers (the kind's radius unless a dispatcher widened it)."""
+    accept_seconds: int | None = None
+    """How long a volunteer has to answer an offer of this need."""
 
 
 @dataclass

@@ -57,6 +57,8 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
             )
     else:
         deadline = moment + timedelta(seconds=spec.deadlines[priority])
+    # how far to search: the kind's radius, or what a dispatcher asked for; never past the maximum
+    radius_km = min(float(need_in.get("radius_km") or spec.radius_km), deps.settings.max_radius_km)
     requester = need_in.get("requester") or {}
     skills = need_in.get("skills")
     need = Need(
@@ -78,6 +80,8 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
         created_by=principal.token_id,
         grid=need_in.get("grid"),
         requester_locale=Locale(requester["locale"]) if requester.get("locale") else None,
+        radius_km=radius_km,
+        accept_seconds=spec.accept_seconds[priority],
     )
     deps.store.needs.create(
         need,

@@ -27,18 +27,6 @@ from service.store import Refusal, Refused, Reservation
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 """Histogram buckets in seconds for time from intake to first offer and to acceptance."""
 
-LOST_TO_ANOTHER_WORKER = frozenset(
-    {
-        Refusal.TRIED,
-        Refusal.OFF_DUTY,
-        Refusal.AT_CAPACITY,
-        Refusal.MISSING_SKILL,
-        Refusal.NO_VOLUNTEER,
-        Refusal.ALREADY_OFFERED,
-    }
-)
-"""Refusals that mean the chosen volunteer changed meanwhile: choose again."""
-
 ENDED_EVENTS = {
     OfferStatus.DECLINED: EventType.OFFER_DECLINED,
     OfferStatus.EXPIRED: EventType.OFFER_EXPIRED,

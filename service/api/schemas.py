@@ -246,6 +246,15 @@ class NeedCreateSchema(Schema):
     requester = fields.Nested(RequesterSchema)
     deadline = fields.AwareDateTime(metadata={"description": "ISO 8601 with time zone; defaults by kind"})
     grid = _text(50, allow_none=True)
+    radius_km = StrictFloat(
+        allow_nan=False,
+        validate=validate.Range(min=0.1, max=1000),
+        metadata={
+            "description": "How far to search for volunteers; defaults to the kind's radius. A dispatcher widens it "
+            "for a remote place. Capped at the service's maximum (AIDLINE_MAX_RADIUS_KM, default 25); the need "
+            "shows the radius used."
+        },
+    )
 
     @validates_schema
     def _has_a_place(self, data: dict, **_: Any) -> None:
@@ -303,6 +312,7 @@ class NeedSchema(ma.Schema):
     feedback_comment = fields.String(allow_none=True)
     flagged = fields.Boolean(required=True, metadata={"description": "A notification could not be delivered"})
     grid = fields.String(allow_none=True)
+    radius_km = fields.Float(allow_none=True, metadata={"description": "How far volunteers are searched for"})
 
 
 class NeedQuerySchema(NearArgsSchema):

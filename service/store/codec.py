@@ -150,6 +150,7 @@ def need_fields(n: Need) -> dict[str, str]:
             "created_by": n.created_by,
             "grid": n.grid,
             "radius_km": n.radius_km,
+            "accept_seconds": n.accept_seconds,
             "offers_made": 0,
             "accepted": 0,
             "active": 0,
@@ -187,6 +188,7 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         flagged=d.get("flagged") == "1",
         requester_locale=Locale(d["requester_locale"]) if d.get("requester_locale") else None,
         radius_km=float(d["radius_km"]) if d.get("radius_km") else None,
+        accept_seconds=int(d["accept_seconds"]) if d.get("accept_seconds") else None,
     )
 
 

@@ -66,7 +66,8 @@ class MatchRequest:
     now_iso: str
     now_epoch: float
     offer_ids: list[str]
-    accept: dict[Priority, AcceptWindow]
+    accept: dict[int, AcceptWindow]
+    priority_seconds: dict[Priority, int]
     max_offers: int
     first_ring_km: float
     max_radius_km: float
@@ -117,13 +118,14 @@ class OfferStore:
                 "now_ms": str(int(r.now_epoch * 1000)),
                 "offer_ids": r.offer_ids,
                 "accept": {
-                    p.value: {
+                    str(seconds): {
                         "seconds": w.seconds,
                         "expires_iso": w.expires_iso,
                         "expires_epoch": repr(w.expires_epoch),
                     }
-                    for p, w in r.accept.items()
+                    for seconds, w in r.accept.items()
                 },
+                "priority_seconds": {p.value: seconds for p, seconds in r.priority_seconds.items()},
                 "max_offers": r.max_offers,
                 "first_ring_km": r.first_ring_km,
                 "max_radius_km": r.max_radius_km,

@@ -158,22 +158,22 @@ HANGING_WORKER = textwrap.dedent(
     import worker.jobs  # noqa: F401
 
     url, marker, hang_on, where = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    original = OfferStore.reserve
+    original = OfferStore.match
     calls = 0
 
-    def reserve(self, reservation):
+    def match(self, request):
         global calls
         calls += 1
         if calls == hang_on and where == "before_reserve":
-            marker.write_text(reservation.need_id)
+            marker.write_text(request.need_id)
             time.sleep(3600)
-        result = original(self, reservation)
+        result = original(self, request)
         if calls == hang_on and where == "after_reserve":
-            marker.write_text(reservation.need_id)
+            marker.write_text(request.need_id)
             time.sleep(3600)
         return result
 
-    OfferStore.reserve = reserve
+    OfferStore.match = match
     connection = redis.Redis.from_url(url)
     context.install(bootstrap(Settings.from_env({}, redis_url=url), connection=connection))
     queues = [Queue(name, connection=connection) for name in ("urgent", "default", "low")]
@@ -210,7 +210,7 @@ def test_worker_killed_in_the_middle_of_a_match_leaves_nothing_stuck_after_the_s
 
     hung = marker.read_text()
     before = statuses(crash_deps, need_ids)
-    assert before[hung] == ("matching" if where == "before_reserve" else "offered")
+    assert before[hung] == ("queued" if where == "before_reserve" else "offered")
     assert sum(1 for s in before.values() if s == "queued") >= NEEDS - 10, "the crash interrupted the burst"
 
     crash_clock.advance(sweeper.STUCK_AFTER_SECONDS + 60)  # past the stuck threshold, also for the crashed run

@@ -270,6 +270,25 @@ def test_volunteer_beyond_the_kinds_radius_is_not_offered(volunteer_at, make_nee
     assert got["assignments"] == []
 
 
+def test_a_dispatcher_widens_a_needs_radius_to_reach_a_remote_volunteer(
+    volunteer_at, make_need, work, get_need
+) -> None:
+    far = volunteer_at(15.0, skills=["general"])
+    need = make_need(kind="meal_delivery", radius_km=20)
+
+    work()
+
+    got = get_need(need["id"])
+    assert got["radius_km"] == 20
+    assert the_pending_offer(got)["volunteer_id"] == far["id"]
+
+
+def test_a_needs_radius_is_capped_at_the_services_maximum(make_need, deps) -> None:
+    need = make_need(kind="meal_delivery", radius_km=400)
+
+    assert need["radius_km"] == deps.settings.max_radius_km
+
+
 def test_need_nobody_fits_is_escalated_at_once(client, tokens, volunteer_at, make_need, work, get_need) -> None:
     volunteer_at(1.0, skills=["plumbing"])  # no driving
     need = make_need()

@@ -1,4 +1,4 @@
-"""choose_volunteers and search_rings: pure rules, no Redis, no clock."""
+"""choose_volunteers: the pure rule of who is offered a need, no Redis, no clock."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from service.matching import Candidate, Requirement, choose_volunteers, distance_km, search_rings
+from service.matching import Candidate, Requirement, choose_volunteers, distance_km
 from service.models import Location
 
 HERE = Location(lat=46.34, lon=132.25)
@@ -152,22 +152,3 @@ def test_count_beyond_the_eligible_returns_all_eligible() -> None:
 @pytest.mark.parametrize("count", [0, -1])
 def test_count_of_zero_or_less_chooses_nobody(count: int) -> None:
     assert choose_volunteers(requirement(), [candidate("a", 1.0)], count=count) == []
-
-
-@pytest.mark.parametrize(
-    "rings, max_radius, expected",
-    [
-        ((2.0, 5.0, 10.0, 25.0), 25.0, [2.0, 5.0, 10.0, 25.0]),
-        ((2.0, 5.0, 10.0, 25.0), 10.0, [2.0, 5.0, 10.0]),
-        ((2.0, 5.0, 10.0, 25.0), 7.0, [2.0, 5.0, 7.0]),
-        ((10.0, 2.0, 5.0), 25.0, [2.0, 5.0, 10.0, 25.0]),
-        ((2.0, 2.0, 5.0), 25.0, [2.0, 5.0, 25.0]),
-        ((0.0, -3.0, 4.0), 25.0, [4.0, 25.0]),
-        ((), 25.0, [25.0]),
-        ((30.0, 50.0), 25.0, [25.0]),
-    ],
-)
-def test_search_rings_ascend_and_end_exactly_at_the_maximum_radius(
-    rings: tuple[float, ...], max_radius: float, expected: list[float]
-) -> None:
-    assert search_rings(rings, max_radius) == expected

@@ -8,7 +8,8 @@
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {need_id, now_iso, now_epoch, now_ms, offer_ids (ids to use, in order),
---                accept: {priority: {seconds, expires_iso, expires_epoch}}, max_offers,
+--                accept: {seconds: {seconds, expires_iso, expires_epoch}} for every accept window,
+--                priority_seconds: {priority: seconds} (for needs that do not carry their window), max_offers,
 --                first_ring_km, max_radius_km, tie_km, buckets (histogram bounds, seconds),
 --                started_event (JSON for queued -> matching)}
 -- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
@@ -19,7 +20,7 @@ local a = cjson.decode(ARGV[2])
 local need_id, now_iso = a.need_id, a.now_iso
 local nkey = need_key(need_id)
 local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'offers_made', 'skills', 'lat', 'lon',
-  'priority', 'created_epoch', 'radius_km')
+  'priority', 'created_epoch', 'radius_km', 'accept_seconds')
 if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
 if n[1] == NEED.queued then
@@ -128,7 +129,9 @@ if #chosen == 0 and #eligible > 0 then
   chosen = eligible
 end
 
-local accept = a.accept[n[8]]
+local window = n[11]
+if not window or window == '' then window = tostring(a.priority_seconds[n[8]]) end
+local accept = a.accept[window]
 local made = tonumber(n[4])
 local offers = {}
 local more = false
