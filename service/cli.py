@@ -82,7 +82,8 @@ def token_revoke(token_or_id: str) -> None:
     "--notify-processes", type=int, default=None, help="Notify worker processes; 0 = match workers also notify."
 )
 @click.option("--burst", is_flag=True, help="Exit when the queues are empty.")
-def worker(processes: int | None, notify_processes: int | None, burst: bool) -> None:
+@click.option("--match-only", is_flag=True, help="Only match (urgent, default, low); a notify worker runs elsewhere.")
+def worker(processes: int | None, notify_processes: int | None, burst: bool, match_only: bool) -> None:
     """Run the RQ workers (urgent, default, low, notify) with the scheduler and the sweep."""
     settings = Settings.from_env()
     sys.exit(
@@ -91,6 +92,7 @@ def worker(processes: int | None, notify_processes: int | None, burst: bool) -> 
             processes=settings.worker_processes if processes is None else processes,
             notify_processes=settings.notify_processes if notify_processes is None else notify_processes,
             burst=burst,
+            match_only=match_only,
         )
     )
 

@@ -38,9 +38,15 @@ class Role:
     queues: tuple[str, ...]
 
 
-def roles(settings: Settings, *, processes: int, notify_processes: int) -> list[Role]:
-    """Match workers take urgent, default, low in that order; notify workers take notify."""
-    match_queues = jobs.MATCH_QUEUES if notify_processes else jobs.ALL_QUEUES
+def roles(settings: Settings, *, processes: int, notify_processes: int, match_only: bool = False) -> list[Role]:
+    """Match workers take urgent, default, low in that order; notify workers take notify.
+
+    With no notify processes the match workers also notify, unless `match_only` (notifications
+    then wait for a notify worker elsewhere).
+    """
+    if match_only:
+        notify_processes = 0
+    match_queues = jobs.MATCH_QUEUES if notify_processes or match_only else jobs.ALL_QUEUES
     found = [Role(f"match-{i + 1}", match_queues) for i in range(processes)]
     found += [Role(f"notify-{i + 1}", (jobs.NOTIFY,)) for i in range(notify_processes)]
     return found
@@ -89,12 +95,14 @@ class Backoff:
             self.delay = 1.0
 
 
-def run(settings: Settings, *, processes: int, notify_processes: int, burst: bool = False) -> int:
+def run(
+    settings: Settings, *, processes: int, notify_processes: int, burst: bool = False, match_only: bool = False
+) -> int:
     """Start the workers and supervise them until SIGINT or SIGTERM."""
     context = multiprocessing.get_context("fork")
     targets: dict[str, tuple[Callable[..., None], tuple[Any, ...]]] = {
         r.name: (work, (r, settings, burst))
-        for r in roles(settings, processes=processes, notify_processes=notify_processes)
+        for r in roles(settings, processes=processes, notify_processes=notify_processes, match_only=match_only)
     }
     if not burst:
         targets["scheduler"] = (schedule, (settings,))

@@ -54,3 +54,41 @@ class Store:
 
     def ping(self) -> bool:
         return bool(self.r.ping())
+
+    ACTIVITY = (
+        "need:*",
+        "needs:*",
+        "offer:*",
+        "offers:*",
+        "offercode:*",
+        "track:*",
+        "delivery:*",
+        "hist:*",
+        "stats:*",
+        "once:*",
+        "idem:*",
+    )
+
+    def clear_activity(self) -> int:
+        """Forget every need, offer, delivery and counter, keeping the volunteers (back to no load).
+
+        For demos, drills and benchmarks on a private Redis, never on a live one. Returns the
+        number of volunteers whose load was freed.
+        """
+        freed = 0
+        for pattern in ("vol:*:offers",):
+            for key in self.r.scan_iter(match=self.keys.prefix + pattern, count=1000):
+                volunteer_id = key.decode()[len(self.keys.prefix) + len("vol:") : -len(":offers")]
+                self.r.delete(key)
+                self.volunteers.save(volunteer_id, {"load": 0}, create=False, now_iso="", now_epoch=0.0)
+                freed += 1
+        for pattern in self.ACTIVITY:
+            batch = []
+            for key in self.r.scan_iter(match=self.keys.prefix + pattern, count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    self.r.delete(*batch)
+                    batch.clear()
+            if batch:
+                self.r.delete(*batch)
+        return freed

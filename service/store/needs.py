@@ -150,6 +150,15 @@ class NeedStore:
         raw = self.r.hget(self.keys.need(need_id), name)
         return text(raw) if raw else None
 
+    def holders(self, need_ids: list[str]) -> dict[str, tuple[NeedStatus | None, list[str]]]:
+        """Each need's status and the volunteers holding a live offer on it, as one consistent snapshot."""
+        flat = self.scripts.run("holders", {"need_ids": need_ids}) or []
+        out: dict[str, tuple[NeedStatus | None, list[str]]] = {}
+        for i, need_id in enumerate(need_ids):
+            status, holders = text(flat[2 * i]), text(flat[2 * i + 1])
+            out[need_id] = (NeedStatus(status) if status else None, [h for h in holders.split(",") if h])
+        return out
+
     def transition(self, need_id: str, change: Transition) -> NeedStatus:
         """Apply one status change atomically; returns the status before, or raises Refused."""
         return NeedStatus(self.scripts.run("transition", change.arguments(need_id)))

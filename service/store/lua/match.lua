@@ -10,7 +10,8 @@
 -- ARGV[2]: JSON {need_id, now_iso, now_epoch, now_ms, offer_ids (ids to use, in order),
 --                accept: {seconds: {seconds, expires_iso, expires_epoch}} for every accept window,
 --                priority_seconds: {priority: seconds} (for needs that do not carry their window), max_offers,
---                first_ring_km, max_radius_km, tie_km, buckets (histogram bounds, seconds),
+--                first_ring_km, max_radius_km (for needs without their own radius_km), tie_km,
+--                buckets (histogram bounds, seconds),
 --                started_event (JSON for queued -> matching)}
 -- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
 --                      missing: still missing after this call, more: offer ids ran out}},
@@ -32,8 +33,9 @@ if missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, more = fa
 if tonumber(n[4]) >= tonumber(a.max_offers) then return refuse('max_offers', n[4]) end
 
 local lat, lon = tonumber(n[6]), tonumber(n[7])
+-- the need's own radius, capped when it was set; needs recorded without one use the maximum
 local max_km = tonumber(a.max_radius_km)
-if n[10] and n[10] ~= '' then max_km = math.min(max_km, tonumber(n[10])) end
+if n[10] and n[10] ~= '' then max_km = tonumber(n[10]) end
 local tie = tonumber(a.tie_km)
 local skills = {}
 for s in string.gmatch(n[5] or '', '[^,]+') do table.insert(skills, s) end
