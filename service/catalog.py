@@ -87,11 +87,6 @@ def kind_spec(kind: str | NeedKind) -> KindSpec:
     return KINDS[NeedKind(kind)]
 
 
-def accept_windows() -> frozenset[int]:
-    """Every accept window (seconds) any kind and priority uses."""
-    return frozenset(seconds for spec in KINDS.values() for seconds in spec.accept_seconds.values())
-
-
 def catalog() -> dict[str, Any]:
     """Kinds and skills as clients see them, to build forms."""
     return {"kinds": [spec.to_dict() for spec in KINDS.values()], "skills": [s.value for s in Skill]}

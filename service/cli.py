@@ -204,6 +204,9 @@ def ops_status(as_json: bool) -> None:
     click.echo(f"workers: {len(report['workers'])}")
     for w in report["workers"]:
         click.echo(f"  {w['name']}  {w['state']}  {','.join(w['queues'])}")
+    click.echo(
+        f"waiting: {report['waiting']['match']} needs to match, {report['waiting']['announcements']} announcements"
+    )
     click.echo("needs: " + ", ".join(f"{k} {v}" for k, v in report["needs"].items() if v))
     click.echo(f"escalated: {' '.join(report['escalated']) or '-'}")
     click.echo(f"overdue: {' '.join(report['overdue']) or '-'}")

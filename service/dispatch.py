@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
-from service import access, clock, jobs, lifecycle
-from service.catalog import ACCEPT_SECONDS, accept_windows, kind_spec
+from service import access, clock, lifecycle
+from service.backlog import (
+    DRAIN_SECONDS,
+    MATCH,
+    MATCH_BATCH,
+    NOTIFY,
+    announce,
+    enqueue_drain,
+    schedule_expiry,
+    wait_for_match,
+)
+from service.catalog import ACCEPT_SECONDS, kind_spec
 from service.deps import Deps
 from service.exceptions import InvalidTransition
 from service.lifecycle import Action
 from service.matching import TIE_KM, distance_km
 from service.models import Event, EventType, Need, NeedStatus, Principal, Role, Topic
 from service.needs import change_status, load_need
-from service.notify import announce
 from service.offers import LATENCY_BUCKETS, new_offer_id, withdraw_pending
 from service.store import Refusal, Refused
-from service.store.offers import AcceptWindow, MatchedOffer, MatchRequest
+from service.store.offers import MatchRequest, MatchResult
 
 
 @dataclass
@@ -35,31 +44,18 @@ def max_radius_km(deps: Deps, need: Need) -> float:
     return min(own, deps.settings.max_radius_km)
 
 
-OFFER_IDS_PER_STEP = 4
-"""Offer ids handed to one match step; a need asking for more volunteers takes another step."""
-
-
 def match_request(deps: Deps, need_id: str, moment: datetime) -> MatchRequest:
     """What one find-and-reserve step needs to know besides what Redis holds."""
-    windows = {}
-    for seconds in accept_windows():
-        expires = moment + timedelta(seconds=seconds)
-        windows[seconds] = AcceptWindow(
-            seconds=seconds, expires_iso=clock.iso(expires), expires_epoch=clock.epoch(expires)
-        )
     return MatchRequest(
         need_id=need_id,
-        now_iso=clock.iso(moment),
         now_epoch=clock.epoch(moment),
-        offer_ids=[new_offer_id() for _ in range(OFFER_IDS_PER_STEP)],
-        accept=windows,
-        priority_seconds=dict(ACCEPT_SECONDS),
+        offer_id=new_offer_id(),
+        priority_seconds=ACCEPT_SECONDS,
         max_offers=deps.settings.max_offers,
         first_ring_km=deps.settings.first_ring_km,
         max_radius_km=deps.settings.max_radius_km,
         tie_km=TIE_KM,
         buckets=LATENCY_BUCKETS,
-        started_event=Event(at=clock.iso(moment), type=EventType.MATCHING_STARTED, actor="system"),
     )
 
 
@@ -71,23 +67,19 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
     goes above capacity. Safe to run any number of times.
     """
     outcome = MatchOutcome(need_id=need_id)
-    moment = deps.clock.now()
-    while True:
-        try:
-            result = deps.store.offers.match(match_request(deps, need_id, moment))
-        except Refused as refused:
-            if refused.reason is Refusal.NO_NEED:
-                outcome.skipped = "no such need"
-            elif refused.reason is Refusal.MAX_OFFERS:
-                outcome.escalated = f"{refused.detail} offers made without enough acceptances"
-                escalate(deps=deps, need=load_need(deps=deps, need_id=need_id), reason=outcome.escalated)
-            else:
-                outcome.skipped = f"need is {refused.detail}"
-            return outcome
-        announce_offers(deps, need_id, result.offers)
-        outcome.offered += [o.offer_id for o in result.offers]
-        if not result.more:
-            break
+    try:
+        result = deps.store.offers.match(match_request(deps, need_id, deps.clock.now()))
+    except Refused as refused:
+        if refused.reason is Refusal.NO_NEED:
+            outcome.skipped = "no such need"
+        elif refused.reason is Refusal.MAX_OFFERS:
+            outcome.escalated = f"{refused.detail} offers made without enough acceptances"
+            escalate(deps=deps, need=load_need(deps=deps, need_id=need_id), reason=outcome.escalated)
+        else:
+            outcome.skipped = f"need is {refused.detail}"
+        return outcome
+    follow_up(deps, result)
+    outcome.offered = [o.offer_id for o in result.offers]
     if result.missing <= 0:
         if not outcome.offered:
             outcome.skipped = "enough offers are out"
@@ -100,15 +92,38 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
     return outcome
 
 
-def announce_offers(deps: Deps, need_id: str, offers: list[MatchedOffer]) -> None:
-    """Each new offer's expiry timer and its notification, sent to the queue in one round trip."""
-    if not offers:
-        return
-    with jobs.batch(deps.jobs):
-        for offer in offers:
-            expires = datetime.fromtimestamp(offer.expires_epoch, UTC) + timedelta(seconds=1)
-            deps.jobs.enqueue(jobs.EXPIRE_OFFER, queue=jobs.URGENT, at=expires, offer_id=offer.offer_id)
-            announce(deps, Topic.OFFER, need_id, volunteer_id=offer.volunteer_id, offer_id=offer.offer_id)
+def follow_up(deps: Deps, result: MatchResult) -> None:
+    """Enqueue what a match step armed: the notify drain for its offers, the expiry timer."""
+    if result.arm_notify:
+        enqueue_drain(deps, NOTIFY)
+    if result.arm_expiry_at is not None:
+        schedule_expiry(deps, result.arm_expiry_at)
+
+
+def drain_matches(*, deps: Deps) -> int:
+    """Match waiting needs, most urgent first, a small batch at a time; returns how many were taken.
+
+    The drain's flag is cleared as it starts, and re-armed while needs are left, so another
+    worker joins in and a need added meanwhile is never left without a drain. After
+    DRAIN_SECONDS it hands over to a fresh job.
+    """
+    deps.store.backlog.disarm(MATCH)
+    started = deps.clock.now()
+    taken = 0
+    while True:
+        batch = deps.store.backlog.take_waiting(MATCH_BATCH)
+        if not batch:
+            break
+        if deps.store.backlog.waiting_count() and deps.store.backlog.arm(MATCH):
+            enqueue_drain(deps, MATCH)  # more waiting: let a free worker join in
+        for need_id in batch:
+            match_need(deps=deps, need_id=need_id)
+        taken += len(batch)
+        if (deps.clock.now() - started).total_seconds() >= DRAIN_SECONDS:
+            break
+    if deps.store.backlog.waiting_count() and deps.store.backlog.arm(MATCH):
+        enqueue_drain(deps, MATCH)
+    return taken
 
 
 def escalate(*, deps: Deps, need: Need, reason: str, unless_staffed: bool = False) -> bool:
@@ -157,7 +172,7 @@ def rematch_need(*, deps: Deps, need_id: str, principal: Principal) -> Need:
         clear_tried=not replacing_team,
         fields={"committed_deadline": ""} if replacing_team else None,
     )
-    deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+    wait_for_match(deps, need)
     return need
 
 
@@ -205,7 +220,7 @@ def rematch_escalated_near(*, deps: Deps, volunteer_id: str) -> list[str]:
             continue
         if need.volunteers_needed - need.active <= 0:
             continue
-        deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+        wait_for_match(deps, need)
         queued.append(need.id)
     return queued
 

@@ -16,6 +16,9 @@ REMATCH_NEAR = "worker.jobs.rematch_escalated_near"
 SEND_NOTIFICATIONS = "worker.jobs.send_notifications"
 DELIVER = "worker.jobs.deliver"
 SWEEP = "worker.jobs.sweep"
+DRAIN_MATCHES = "worker.jobs.drain_matches"
+DRAIN_NOTIFICATIONS = "worker.jobs.drain_notifications"
+EXPIRE_DUE_OFFERS = "worker.jobs.expire_due_offers"
 
 URGENT, DEFAULT, LOW, NOTIFY = "urgent", "default", "low", "notify"
 MATCH_QUEUES = (URGENT, DEFAULT, LOW)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from service import access, clock, jobs, lifecycle, paging
+from service.backlog import announce, wait_for_match
 from service.catalog import kind_spec
 from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
@@ -30,7 +31,6 @@ from service.models import (
     Topic,
     Vulnerability,
 )
-from service.notify import announce
 from service.store import Refusal, Refused, Release, Transition
 
 
@@ -92,7 +92,7 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
             detail={"kind": need.kind.value, "priority": need.priority.value, "channel": principal.role.value},
         ),
     )
-    deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+    wait_for_match(deps, need)
     announce(deps, Topic.RECEIVED, need.id)
     return need
 
@@ -282,7 +282,7 @@ def reopen_need(*, deps: Deps, need_id: str, reason: str | None, actor: str) -> 
         clear_tried=True,
         fields={"status_reason": reason or "", "rating": "", "feedback_comment": ""},
     )
-    deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+    wait_for_match(deps, need)
     return need
 
 

@@ -7,13 +7,10 @@ the store's refusals to the errors people see.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from service import access, clock, jobs, lifecycle
-from service.catalog import kind_spec
+from service.backlog import announce, schedule_expiry, wait_for_match
 from service.deps import Deps
 from service.exceptions import Forbidden, InvalidTransition, NotFound
 from service.ids import new_id
@@ -21,7 +18,6 @@ from service.lifecycle import Action
 from service.matching import distance_km
 from service.models import Event, EventType, Need, NeedStatus, Offer, OfferStatus, Principal, Role, Topic
 from service.needs import load_need
-from service.notify import announce
 from service.store import Refusal, Refused, Reservation
 
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
@@ -68,13 +64,6 @@ def new_offer_id() -> str:
     return new_id("off")
 
 
-def offer_codes() -> Iterator[str]:
-    """Candidate short codes for SMS replies ('YES 4821'); the reservation takes the first free one."""
-    for digits in (4, 4, 4, 4, 4, 6, 6, 6, 6, 6):
-        yield "".join(secrets.choice("0123456789") for _ in range(digits))
-    raise RuntimeError("could not find a free offer code")
-
-
 def since_intake(deps: Deps, need: Need) -> float:
     return max((deps.clock.now() - clock.parse(need.created_at)).total_seconds(), 0.0)
 
@@ -85,68 +74,43 @@ def observe_once(deps: Deps, name: str, need: Need) -> None:
         deps.store.stats.observe(name, since_intake(deps, need), LATENCY_BUCKETS)
 
 
-def reserve_volunteer(
-    *,
-    deps: Deps,
-    need: Need,
-    volunteer_id: str,
-    distance: float | None = None,
-    direct: bool = False,
-    actor: str = "system",
-) -> str:
-    """Reserve one volunteer atomically: a pending offer, or a direct assignment. Returns the offer id.
+def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str) -> str:
+    """Reserve one volunteer for the need as an accepted offer (a dispatcher's choice); the offer id.
 
-    Raises Refused when the need or the volunteer no longer allows it.
+    One atomic store step re-checks the need and the volunteer's capacity; raises Refused when
+    they no longer allow it.
     """
     moment = deps.clock.now()
-    accept_seconds = kind_spec(need.kind).accept_seconds[need.priority]
-    expires = moment + timedelta(seconds=accept_seconds)
-    if distance is None:
-        volunteer = deps.store.volunteers.get(volunteer_id)
-        distance = distance_km(need.location, volunteer.location) if volunteer else 0.0
+    volunteer = deps.store.volunteers.get(volunteer_id)
+    distance = distance_km(need.location, volunteer.location) if volunteer else 0.0
     offer_id = new_offer_id()
-    detail: dict[str, Any] = {"offer_id": offer_id, "volunteer_id": volunteer_id, "distance_km": round(distance, 2)}
-    event = Event(
-        at=clock.iso(moment),
-        type=EventType.ASSIGNED_BY_DISPATCHER if direct else EventType.OFFERED,
-        actor=actor,
-        detail=detail if direct else {**detail, "expires_at": clock.iso(expires)},
-    )
     committed = clock.parse(need.deadline)
-    for code in [""] if direct else offer_codes():
-        try:
-            deps.store.offers.reserve(
-                Reservation(
-                    need_id=need.id,
-                    volunteer_id=volunteer_id,
-                    offer_id=offer_id,
-                    now_iso=clock.iso(moment),
-                    now_epoch=clock.epoch(moment),
-                    expires_iso=clock.iso(expires),
-                    expires_epoch=clock.epoch(expires),
-                    distance_km=distance,
-                    skills=need.skills,
-                    code=code,
-                    code_ttl=accept_seconds + 86400,
-                    event=event,
-                    direct=direct,
-                    committed_iso=clock.iso(committed),
-                    committed_epoch=clock.epoch(committed),
-                    since_intake=since_intake(deps, need),
-                    latency_buckets=LATENCY_BUCKETS,
-                )
-            )
-        except Refused as refused:
-            if refused.reason is Refusal.CODE_TAKEN:
-                continue
-            raise
-        break
-    if not direct:
-        with jobs.batch(deps.jobs):
-            deps.jobs.enqueue(
-                jobs.EXPIRE_OFFER, queue=jobs.URGENT, at=expires + timedelta(seconds=1), offer_id=offer_id
-            )
-            announce(deps, Topic.OFFER, need.id, volunteer_id=volunteer_id, offer_id=offer_id)
+    deps.store.offers.reserve(
+        Reservation(
+            need_id=need.id,
+            volunteer_id=volunteer_id,
+            offer_id=offer_id,
+            now_iso=clock.iso(moment),
+            now_epoch=clock.epoch(moment),
+            expires_iso=clock.iso(moment),
+            expires_epoch=clock.epoch(moment),
+            distance_km=distance,
+            skills=need.skills,
+            code="",
+            code_ttl=0,
+            event=Event(
+                at=clock.iso(moment),
+                type=EventType.ASSIGNED_BY_DISPATCHER,
+                actor=actor,
+                detail={"offer_id": offer_id, "volunteer_id": volunteer_id, "distance_km": round(distance, 2)},
+            ),
+            direct=True,
+            committed_iso=clock.iso(committed),
+            committed_epoch=clock.epoch(committed),
+            since_intake=since_intake(deps, need),
+            latency_buckets=LATENCY_BUCKETS,
+        )
+    )
     return offer_id
 
 
@@ -250,6 +214,18 @@ def expire_offer(*, deps: Deps, offer_id: str) -> bool:
     return True
 
 
+def expire_due_offers(*, deps: Deps, limit: int = 1000) -> int:
+    """Expire every pending offer past its accept-by time, then re-arm the timer for the next one."""
+    expired = 0
+    for offer_id in deps.store.offers.due_ids(now_epoch=clock.epoch(deps.clock.now()), limit=limit):
+        if expire_offer(deps=deps, offer_id=offer_id):
+            expired += 1
+    earliest = deps.store.offers.arm_next_expiry()
+    if earliest is not None:
+        schedule_expiry(deps, earliest)
+    return expired
+
+
 def release_offer(
     *,
     deps: Deps,
@@ -284,7 +260,7 @@ def release_offer(
     if rematch:
         need = deps.store.needs.get(offer.need_id)
         if need is not None:
-            deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+            wait_for_match(deps, need)
     volunteer = deps.store.volunteers.get(offer.volunteer_id)
     if volunteer is not None and volunteer.on_duty:
         deps.jobs.enqueue(jobs.REMATCH_NEAR, queue=jobs.DEFAULT, volunteer_id=volunteer.id)
@@ -331,7 +307,7 @@ def assign_volunteer(*, deps: Deps, need_id: str, volunteer_id: str, principal: 
         )
         need = load_need(deps=deps, need_id=need_id)
     try:
-        reserve_volunteer(deps=deps, need=need, volunteer_id=volunteer_id, direct=True, actor=principal.actor)
+        assign_directly(deps=deps, need=need, volunteer_id=volunteer_id, actor=principal.actor)
     except Refused as refused:
         raise refusal_error(refused, doing="assign", need=need) from None
     announce(deps, Topic.ASSIGNED_BY_DISPATCHER, need_id, volunteer_id=volunteer_id)

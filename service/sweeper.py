@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service import clock, dispatch, jobs, offers
+from service import backlog, clock, dispatch, offers
 from service.deps import Deps
 from service.models import NeedStatus
 
@@ -23,11 +23,28 @@ def sweep(*, deps: Deps) -> dict[str, int]:
                 continue  # fully offered: the offers' own expiry moves it on
             changed = deps.store.needs.field(need.id, "status_at") or need.updated_at
             if (moment - clock.parse(changed)).total_seconds() >= STUCK_AFTER_SECONDS:
-                deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need.id)
+                backlog.wait_for_match(deps, need)
                 requeued += 1
     expired = 0
     for offer_id in deps.store.offers.due_ids(now_epoch=clock.epoch(moment) - 5):
         if offers.expire_offer(deps=deps, offer_id=offer_id):
             expired += 1
     escalated = len(dispatch.check_deadlines(deps=deps))
+    rearm(deps)
     return {"requeued": requeued, "expired_offers": expired, "escalated_or_overdue": escalated}
+
+
+def rearm(deps: Deps) -> None:
+    """Enqueue a drain for every backlog with work left, and arm the expiry timer.
+
+    The drains' flags are not trusted here: a drain job lost with its worker keeps its flag up
+    for a while, and a second drain is harmless (matching is atomic; the outbox has one reader).
+    """
+    if deps.store.backlog.waiting_count():
+        backlog.enqueue_drain(deps, backlog.MATCH)
+    if deps.store.backlog.outbox_count():
+        backlog.enqueue_drain(deps, backlog.NOTIFY)
+    stale = clock.epoch(deps.clock.now()) - STUCK_AFTER_SECONDS  # its job should have run by now
+    earliest = deps.store.offers.arm_next_expiry(unless_armed_since=stale)
+    if earliest is not None:
+        backlog.schedule_expiry(deps, earliest)

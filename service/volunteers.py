@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from service import clock, jobs, paging
+from service.backlog import wait_for_match
 from service.deps import Deps
 from service.exceptions import NotFound
 from service.ids import new_id
@@ -109,7 +110,7 @@ def _save(*, deps: Deps, volunteer_id: str, fields: dict[str, Any], before: Volu
     for need_id in dict.fromkeys(touched):
         need = deps.store.needs.get(need_id)
         if need is not None:
-            deps.jobs.enqueue(jobs.MATCH_NEED, queue=jobs.queue_for(need), need_id=need_id)
+            wait_for_match(deps, need)
     after = get_volunteer(deps=deps, volunteer_id=volunteer_id)
     if after.on_duty and after.load < after.capacity:
         gained = (not before.on_duty) or before.capacity < after.capacity or set(after.skills) - set(before.skills)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from rq import get_current_job
+
 from service import dispatch, offers, sweeper
 from service.models import Topic
 from worker import notifications
@@ -31,6 +33,24 @@ def match_need(need_id: str) -> dict[str, Any]:
         },
     )
     return {"offered": outcome.offered, "escalated": outcome.escalated, "skipped": outcome.skipped}
+
+
+def drain_matches() -> int:
+    """Match the waiting needs, most urgent first, in small batches."""
+    taken = dispatch.drain_matches(deps=current_deps())
+    log.info("drain", extra={"matched": taken})
+    return taken
+
+
+def drain_notifications() -> int:
+    """Plan the waiting announcements: who hears about each event, one delivery per recipient."""
+    job = get_current_job()
+    return notifications.drain_notifications(deps=current_deps(), owner=job.id if job else "outside-a-job")
+
+
+def expire_due_offers() -> int:
+    """Expire the offers past their accept-by time; the timer re-arms for the next one."""
+    return offers.expire_due_offers(deps=current_deps())
 
 
 def expire_offer(offer_id: str) -> bool:

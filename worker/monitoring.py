@@ -52,6 +52,10 @@ def status_report(deps: Deps) -> dict[str, Any]:
         "queues": queue_stats(deps),
         "workers": [{"name": w.name, "state": str(w.get_state()), "queues": w.queue_names()} for w in workers],
         "needs": by_status,
+        "waiting": {
+            "match": deps.store.backlog.waiting_count(),
+            "announcements": deps.store.backlog.outbox_count(),
+        },
         "escalated": deps.store.needs.ids_with_status(NeedStatus.ESCALATED, limit=50),
         "overdue": deps.store.needs.overdue_ids(now_epoch=clock.epoch(deps.clock.now()))[:50],
     }
@@ -86,6 +90,12 @@ class AidlineCollector(Collector):
         workers = GaugeMetricFamily("aidline_workers", "RQ workers alive")
         workers.add_metric([], live_worker_count(self.deps))
         yield workers
+        waiting = GaugeMetricFamily(
+            "aidline_backlog", "Work waiting for the drains: needs to match, announcements to plan", labels=["backlog"]
+        )
+        waiting.add_metric(["match"], store.backlog.waiting_count())
+        waiting.add_metric(["notify"], store.backlog.outbox_count())
+        yield waiting
         needs = GaugeMetricFamily("aidline_needs", "Needs by status", labels=["status"])
         for status, count in store.needs.count_by_status().items():
             needs.add_metric([status], count)

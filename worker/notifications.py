@@ -15,10 +15,10 @@ from zoneinfo import ZoneInfo
 from rq import get_current_job
 
 from service import clock, jobs
+from service.backlog import DRAIN_SECONDS, NOTIFY, announce, enqueue_drain
 from service.deps import Deps
 from service.messages import render
 from service.models import Event, EventType, Need, OfferStatus, Topic
-from service.notify import announce
 from service.privacy import first_name, mask_channel
 
 log = logging.getLogger("aidline.notify")
@@ -173,6 +173,48 @@ def plan_deliveries(
         if created:
             deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=did)
         planned.append(did)
+    return planned
+
+
+NOTIFY_BATCH = 50
+"""Announcements planned per round trip of the notify drain."""
+
+
+def drain_notifications(*, deps: Deps, owner: str) -> int:
+    """Plan the announcements waiting in the outbox, oldest first; returns how many.
+
+    One drain at a time holds the outbox (a lock renewed per batch), so reading a batch and then
+    trimming it is safe; a drain that dies leaves its batch in the outbox for the next one, and
+    planning twice delivers once. The flag is cleared before the last look, so an announcement
+    added meanwhile re-arms a drain.
+    """
+    planned = 0
+    backlog = deps.store.backlog
+    started = deps.clock.now()
+    while backlog.lock(NOTIFY, owner=owner, ttl_seconds=60):
+        batch = backlog.peek_outbox(NOTIFY_BATCH)
+        if not batch:
+            backlog.disarm(NOTIFY)
+            if backlog.outbox_count() == 0:
+                break
+            continue
+        for item in batch:
+            plan_deliveries(
+                deps=deps,
+                topic=Topic(item["topic"]),
+                need_id=item["need_id"],
+                volunteer_id=item.get("volunteer_id", ""),
+                offer_id=item.get("offer_id", ""),
+                reason=item.get("reason", ""),
+                event_id=item.get("event_id", ""),
+            )
+        backlog.trim_outbox(len(batch))
+        planned += len(batch)
+        if (deps.clock.now() - started).total_seconds() >= DRAIN_SECONDS:
+            break
+    backlog.unlock(NOTIFY, owner=owner)
+    if backlog.outbox_count() and backlog.arm(NOTIFY):
+        enqueue_drain(deps, NOTIFY)
     return planned
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import redis
 
+from service.store.backlog import BacklogStore
 from service.store.codec import volunteer_fields
 from service.store.deliveries import DeliveryStore
 from service.store.errors import Refusal, Refused
@@ -51,11 +52,13 @@ class Store:
         self.tokens = TokenStore(client, self.keys)
         self.stats = StatStore(client, self.keys)
         self.idempotency = IdempotencyStore(client, self.keys)
+        self.backlog = BacklogStore(client, self.keys)
 
     def ping(self) -> bool:
         return bool(self.r.ping())
 
     ACTIVITY = (
+        "backlog:*",
         "need:*",
         "needs:*",
         "offer:*",

@@ -82,6 +82,19 @@ class Keys:
     def delivery_attempts(self, delivery_id: str) -> str:
         return self._k("delivery", delivery_id, "attempts")
 
+    # backlogs that workers drain
+    def waiting(self) -> str:
+        return self._k("backlog:waiting")
+
+    def outbox(self) -> str:
+        return self._k("backlog:outbox")
+
+    def armed(self, name: str) -> str:
+        return self._k("backlog:armed", name)
+
+    def lock(self, name: str) -> str:
+        return self._k("backlog:lock", name)
+
     # tokens, counters, markers
     def token(self, digest: str) -> str:
         return self._k("token", digest)

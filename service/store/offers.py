@@ -50,30 +50,18 @@ class Reserved:
 
 
 @dataclass(frozen=True)
-class AcceptWindow:
-    """How long a volunteer has to answer an offer of one priority, and when that ends if offered now."""
-
-    seconds: int
-    expires_iso: str
-    expires_epoch: float
-
-
-@dataclass(frozen=True)
 class MatchRequest:
     """One find-and-reserve step for a need: everything the script needs besides what Redis holds."""
 
     need_id: str
-    now_iso: str
     now_epoch: float
-    offer_ids: list[str]
-    accept: dict[int, AcceptWindow]
+    offer_id: str
     priority_seconds: dict[Priority, int]
     max_offers: int
     first_ring_km: float
     max_radius_km: float
     tie_km: float
     buckets: tuple[float, ...]
-    started_event: Event
 
 
 @dataclass(frozen=True)
@@ -87,12 +75,14 @@ class MatchedOffer:
 
 @dataclass(frozen=True)
 class MatchResult:
-    """The offers one match step made, how many volunteers the need still misses, and whether the
-    step ran out of offer ids (call again)."""
+    """The offers one match step made, and how many volunteers the need still misses."""
 
     offers: list[MatchedOffer]
     missing: int
-    more: bool
+    arm_notify: bool = False
+    """This step armed the notify drain: enqueue it."""
+    arm_expiry_at: float | None = None
+    """This step armed the expiry timer: schedule the expiry job at this epoch."""
 
 
 class OfferStore:
@@ -113,25 +103,14 @@ class OfferStore:
             "match",
             {
                 "need_id": r.need_id,
-                "now_iso": r.now_iso,
                 "now_epoch": repr(r.now_epoch),
-                "now_ms": str(int(r.now_epoch * 1000)),
-                "offer_ids": r.offer_ids,
-                "accept": {
-                    str(seconds): {
-                        "seconds": w.seconds,
-                        "expires_iso": w.expires_iso,
-                        "expires_epoch": repr(w.expires_epoch),
-                    }
-                    for seconds, w in r.accept.items()
-                },
+                "offer_id": r.offer_id,
                 "priority_seconds": {p.value: seconds for p, seconds in r.priority_seconds.items()},
                 "max_offers": r.max_offers,
                 "first_ring_km": r.first_ring_km,
                 "max_radius_km": r.max_radius_km,
                 "tie_km": r.tie_km,
                 "buckets": list(r.buckets),
-                "started_event": event_json(r.started_event),
             },
         )
         data = json.loads(detail)
@@ -147,7 +126,8 @@ class OfferStore:
                 for o in data["offers"] or []
             ],
             missing=int(data["missing"]),
-            more=bool(data["more"]),
+            arm_notify=bool(data.get("arm_notify")),
+            arm_expiry_at=float(data["arm_expiry"]) if data.get("arm_expiry") else None,
         )
 
     def reserve(self, reservation: Reservation) -> Reserved:
@@ -248,6 +228,14 @@ class OfferStore:
     def id_for_code(self, code: str) -> str | None:
         raw = self.r.get(self.keys.offer_code(code))
         return text(raw) if raw else None
+
+    def arm_next_expiry(self, *, unless_armed_since: float = 1e18) -> float | None:
+        """Arm the expiry timer for the earliest pending offer; the epoch to schedule it at, or None.
+
+        With `unless_armed_since`, a timer armed for that moment or later is left as it is (None).
+        """
+        earliest = self.scripts.run("next_expiry", {"unless_armed_since": repr(unless_armed_since)})
+        return float(earliest) if earliest else None
 
     def due_ids(self, *, now_epoch: float, limit: int = 1000) -> list[str]:
         """Pending offers whose accept-by time has passed."""

@@ -58,7 +58,17 @@ def source(name: str) -> str:
 class Scripts:
     """The registered scripts of one Redis client; each call sends the prefix and one JSON argument."""
 
-    NAMES = ("save_volunteer", "match", "reserve", "accept", "release", "transition", "create_delivery", "holders")
+    NAMES = (
+        "save_volunteer",
+        "match",
+        "reserve",
+        "accept",
+        "release",
+        "transition",
+        "create_delivery",
+        "holders",
+        "next_expiry",
+    )
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.prefix = prefix

@@ -20,7 +20,7 @@ from service.cli import create_token
 from service.clock import ManualClock
 from service.config import Settings
 from service.deps import Deps
-from service.jobs import MATCH_NEED, MATCH_QUEUES
+from service.jobs import DRAIN_MATCHES, MATCH_QUEUES, URGENT
 from service.models import Role
 from tests.conftest import NEED, VOLUNTEER
 from tests.e2e.conftest import (
@@ -287,13 +287,9 @@ def test_redis_killed_and_restarted_keeps_everything_that_was_acknowledged(
 
 
 def match_jobs_waiting(deps: Deps) -> list[str]:
-    """The need ids of the match jobs waiting in the queues, in queue order."""
-    found = []
-    for name in MATCH_QUEUES:
-        for job in Queue(name, connection=deps.redis).get_jobs():
-            if job.func_name == MATCH_NEED:
-                found.append(job.kwargs["need_id"])
-    return found
+    """The needs waiting for a match, in the order the drains take them, if a drain job is queued for them."""
+    drains = [job for job in Queue(URGENT, connection=deps.redis).get_jobs() if job.func_name == DRAIN_MATCHES]
+    return deps.store.backlog.waiting_ids() if drains else []
 
 
 def assert_503_json(reply: Any) -> None:
@@ -344,7 +340,7 @@ def test_api_answers_503_json_while_redis_is_down_and_recovers_without_a_restart
 # --- idempotent retries (shared test Redis; nothing is killed) ---------------------------------
 
 
-def test_retried_need_with_the_same_idempotency_key_creates_one_need(client: Any, tokens: Any, connection: Any) -> None:
+def test_retried_need_with_the_same_idempotency_key_creates_one_need(client: Any, tokens: Any, deps: Deps) -> None:
     headers = {**tokens.dispatcher, "Idempotency-Key": "intake-7f3a"}
     first = client.post("/api/v1/needs", json=NEED, headers=headers)
     again = client.post("/api/v1/needs", json=NEED, headers=headers)
@@ -355,10 +351,7 @@ def test_retried_need_with_the_same_idempotency_key_creates_one_need(client: Any
     assert "Idempotent-Replayed" not in first.headers
     listed = client.get("/api/v1/needs", headers=tokens.dispatcher).get_json()["items"]
     assert [n["id"] for n in listed] == [first.get_json()["id"]]
-    waiting = [
-        j.kwargs for q in MATCH_QUEUES for j in Queue(q, connection=connection).get_jobs() if j.func_name == MATCH_NEED
-    ]
-    assert waiting == [{"need_id": first.get_json()["id"]}], "one match job, not two"
+    assert deps.store.backlog.waiting_ids() == [first.get_json()["id"]], "one need waiting, not two"
 
 
 def test_retried_volunteer_with_the_same_idempotency_key_creates_one_volunteer(client: Any, tokens: Any) -> None:

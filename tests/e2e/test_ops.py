@@ -105,8 +105,10 @@ def test_metrics_report_queue_depth_and_needs_by_status(client: Any, make_need: 
     make_need()
     make_need(priority="low", vulnerability=[])
     before = scrape(client)
-    assert value(before, "aidline_queue_depth", queue="urgent") >= 1
-    assert value(before, "aidline_queue_depth", queue="low") >= 1
+    assert value(before, "aidline_backlog", backlog="match") == 2
+    assert value(before, "aidline_backlog", backlog="notify") == 2, "two 'received' announcements"
+    assert value(before, "aidline_queue_depth", queue="urgent") == 1, "one drain job for both"
+    assert value(before, "aidline_queue_depth", queue="notify") == 1
     assert value(before, "aidline_needs", status="queued") == 2
     for queue in ("urgent", "default", "low", "notify"):
         assert ("aidline_queue_depth", frozenset({("queue", queue)})) in before
@@ -116,6 +118,7 @@ def test_metrics_report_queue_depth_and_needs_by_status(client: Any, make_need: 
     assert value(after, "aidline_needs", status="queued") == 0
     assert value(after, "aidline_needs", status="escalated") == 2, "no volunteers: both escalate"
     assert value(after, "aidline_queue_depth", queue="urgent") == 0
+    assert value(after, "aidline_backlog", backlog="match") == 0
 
 
 def test_intake_to_first_offer_histogram_counts_a_match(
@@ -248,14 +251,16 @@ def test_ops_status_prints_queues_workers_and_needs(env: dict[str, str], make_ne
     lines = out.splitlines()
     assert lines[0].split() == ["queue", "queued", "started", "scheduled", "failed"]
     urgent = next(line.split() for line in lines if line.startswith("urgent"))
-    assert urgent[1] == "2", out
+    assert urgent[1] == "1", out  # one drain job for both needs
     assert "workers: 0" in lines
+    assert "waiting: 2 needs to match, 2 announcements" in lines
     assert "needs: queued 2" in lines
     assert "escalated: -" in lines
 
     report = json.loads(aidline("ops", "status", "--json", env=env).stdout)
     assert report["needs"]["queued"] == 2
-    assert report["queues"]["urgent"]["queued"] == 2
+    assert report["queues"]["urgent"]["queued"] == 1
+    assert report["waiting"] == {"match": 2, "announcements": 2}
     assert report["workers"] == []
 
 
@@ -283,7 +288,7 @@ def test_ops_requeue_failed_puts_failed_jobs_back_on_their_queue(
 
 
 def test_ops_sweep_requeues_a_need_stuck_for_over_a_minute(
-    env: dict[str, str], clock: ManualClock, connection: Any, make_need: Callable
+    env: dict[str, str], clock: ManualClock, connection: Any, deps: Deps, make_need: Callable
 ) -> None:
     make_need()
     fresh = json.loads(aidline("ops", "sweep", env=env).stdout)
@@ -291,12 +296,14 @@ def test_ops_sweep_requeues_a_need_stuck_for_over_a_minute(
 
     clock.set(SystemClock().now() - timedelta(minutes=5))
     stuck_need = make_need()  # taken in five minutes ago ...
-    Queue("urgent", connection=connection).empty()  # ... and its match job lost (e.g. a crashed worker)
+    deps.store.backlog.take_waiting(10)  # ... and lost with a drain that crashed
+    Queue("urgent", connection=connection).empty()
+    deps.store.backlog.disarm("match")
     stuck = json.loads(aidline("ops", "sweep", env=env).stdout)
     assert stuck["requeued"] == 1
-    [job] = Queue("urgent", connection=connection).get_jobs()
-    assert job.func_name == "worker.jobs.match_need"
-    assert job.kwargs == {"need_id": stuck_need["id"]}
+    assert deps.store.backlog.waiting_ids() == [stuck_need["id"]]
+    drains = {job.func_name for job in Queue("urgent", connection=connection).get_jobs()}
+    assert drains == {"worker.jobs.drain_matches"}
 
 
 def test_demo_load_twice_adds_the_volunteers_once(env: dict[str, str], deps: Deps, tmp_path: Path) -> None:

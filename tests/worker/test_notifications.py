@@ -287,42 +287,65 @@ def test_a_need_escalated_again_after_a_reopen_alerts_the_dispatchers_again(
     assert len(receiver.messages("/dispatch")) == 2, "every escalation is news to the dispatchers"
 
 
-# ---- sent by jobs on the notify queue, never inline ------------------------------------------------
+# ---- sent by the notify drain, never inline --------------------------------------------------------
 
 
-def notify_jobs(connection: Any) -> list[tuple[str | None, dict[str, Any]]]:
-    """(function, keyword arguments) of every job waiting on the notify queue, in order."""
-    return [(job.func_name, job.kwargs) for job in Queue(jobs.NOTIFY, connection=connection).get_jobs()]
+def announcements(deps: Any) -> list[tuple[str, str]]:
+    """(topic, need id) of every announcement waiting in the outbox, oldest first."""
+    return [(item["topic"], item["need_id"]) for item in deps.store.backlog.peek_outbox(100)]
 
 
-def test_submitting_a_need_queues_a_notify_job_and_sends_nothing_until_a_worker_runs(
-    make_need: Any, work: Any, connection: Any, receiver: Receiver
+def notify_jobs(connection: Any) -> list[str | None]:
+    """The functions of the jobs waiting on the notify queue."""
+    return [job.func_name for job in Queue(jobs.NOTIFY, connection=connection).get_jobs()]
+
+
+def test_submitting_a_need_announces_it_and_sends_nothing_until_a_worker_runs(
+    deps: Any, make_need: Any, work: Any, connection: Any, receiver: Receiver
 ) -> None:
     need = make_need()
 
-    assert [(func, kwargs["topic"], kwargs["need_id"]) for func, kwargs in notify_jobs(connection)] == [
-        (jobs.SEND_NOTIFICATIONS, "received", need["id"])
-    ]
+    assert announcements(deps) == [("received", need["id"])]
+    assert notify_jobs(connection) == [jobs.DRAIN_NOTIFICATIONS]
     assert receiver.requests == []
 
     work(queues=(jobs.NOTIFY,))
 
     assert len(receiver.messages("/sms")) == 1
+    assert announcements(deps) == []
+
+
+def test_many_announcements_arm_one_drain_job(deps: Any, make_need: Any, connection: Any) -> None:
+    needs = [make_need() for _ in range(5)]
+
+    assert announcements(deps) == [("received", n["id"]) for n in needs]
+    assert notify_jobs(connection) == [jobs.DRAIN_NOTIFICATIONS]
+
+
+def test_an_announcement_after_a_drain_ended_arms_a_new_one(
+    deps: Any, make_need: Any, work: Any, connection: Any, receiver: Receiver
+) -> None:
+    make_need()
+    work(queues=(jobs.NOTIFY,))
+    make_need()  # the drain disarmed as it ended: this arms a new one
+
+    assert notify_jobs(connection) == [jobs.DRAIN_NOTIFICATIONS]
+    work(queues=(jobs.NOTIFY,))
+    assert announcements(deps) == []
+    assert len(receiver.messages("/sms")) == 2
 
 
 def test_accepting_an_offer_sends_nothing_inline(
-    volunteer: Any, make_need: Any, work: Any, api: Api, connection: Any, receiver: Receiver
+    volunteer: Any, make_need: Any, work: Any, api: Api, deps: Any, receiver: Receiver
 ) -> None:
     v = volunteer()
-    make_need()
+    need = make_need()
     work()
     before = len(receiver.requests)
 
     api.accept(api.pending_offer(v["id"]))
 
     assert len(receiver.requests) == before
-    assert [(func, kwargs["topic"]) for func, kwargs in notify_jobs(connection)] == [
-        (jobs.SEND_NOTIFICATIONS, "assigned")
-    ]
+    assert announcements(deps) == [("assigned", need["id"])]
     work(queues=(jobs.NOTIFY,))
     assert len(receiver.requests) == before + 1

@@ -10,6 +10,25 @@ local function need_key(id) return P .. 'need:' .. id end
 local function vol_key(id) return P .. 'vol:' .. id end
 local function offer_key(id) return P .. 'offer:' .. id end
 
+-- A UTC time as service.clock.iso writes it (whole seconds): 2026-11-29T12:00:00Z
+local function iso(epoch)
+  local t = math.floor(epoch)
+  local days = math.floor(t / 86400)
+  local rest = t - days * 86400
+  -- days since 1970-01-01 to a civil date (H. Hinnant's algorithm)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day, math.floor(rest / 3600),
+    math.floor(rest % 3600 / 60), rest % 60)
+end
+
 local function ok(detail) return {'ok', detail or ''} end
 local function refuse(reason, detail) return {reason, detail or ''} end
 
@@ -106,4 +125,22 @@ end
 local function back_to_matching_if_empty(need_id, now_iso)
   local n = redis.call('HMGET', need_key(need_id), 'status', 'active')
   if n[1] == NEED.offered and tonumber(n[2]) == 0 then set_status(need_id, NEED.matching, now_iso) end
+end
+
+-- The backlogs (service/store/backlog.py): announcements wait in the outbox; a drain job is armed
+-- by whoever sets its flag (that caller enqueues the job).
+local function announce(topic, need_id, volunteer_id, offer_id)
+  redis.call('RPUSH', P .. 'backlog:outbox', cjson.encode({topic = topic, need_id = need_id,
+    volunteer_id = volunteer_id or '', offer_id = offer_id or '', reason = '', event_id = ''}))
+  return redis.call('SET', P .. 'backlog:armed:notify', '1', 'NX', 'EX', 120) ~= false
+end
+
+-- The expiry timer is armed for the earliest pending offer: true when `epoch` is earlier than
+-- the time it is armed for (or nothing is armed), so the caller schedules the expiry job then.
+local function arm_expiry(epoch)
+  local key = P .. 'backlog:armed:expiry'
+  local armed = redis.call('GET', key)
+  if armed and tonumber(armed) <= tonumber(epoch) then return false end
+  redis.call('SET', key, epoch)
+  return true
 end

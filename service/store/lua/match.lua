@@ -7,18 +7,23 @@
 -- until it holds everyone who could tie with the last one chosen.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
--- ARGV[2]: JSON {need_id, now_iso, now_epoch, now_ms, offer_ids (ids to use, in order),
---                accept: {seconds: {seconds, expires_iso, expires_epoch}} for every accept window,
---                priority_seconds: {priority: seconds} (for needs that do not carry their window), max_offers,
+-- ARGV[2]: JSON {need_id, now_epoch, offer_id (the first offer's id; more get -2, -3, ...),
+--                priority_seconds: {priority: accept window in seconds} (for needs that do not
+--                carry their own window), max_offers,
 --                first_ring_km, max_radius_km (for needs without their own radius_km), tie_km,
 --                buckets (histogram bounds, seconds),
---                started_event (JSON for queued -> matching)}
+--                }
+-- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
+-- earliest pending offer.
 -- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
---                      missing: still missing after this call, more: offer ids ran out}},
+--                      missing: still missing after this call,
+--                      arm_notify: the notify drain must be enqueued,
+--                      arm_expiry: the expiry job must be scheduled at this epoch, or ''}},
 -- or a refusal: no_need, need_status (detail: the status), max_offers (detail: offers made).
 
 local a = cjson.decode(ARGV[2])
-local need_id, now_iso = a.need_id, a.now_iso
+local need_id, now_epoch = a.need_id, tonumber(a.now_epoch)
+local now_iso = iso(now_epoch)
 local nkey = need_key(need_id)
 local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'offers_made', 'skills', 'lat', 'lon',
   'priority', 'created_epoch', 'radius_km', 'accept_seconds')
@@ -26,10 +31,11 @@ if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
 if n[1] == NEED.queued then
   set_status(need_id, NEED.matching, now_iso)
-  push_event(need_id, a.started_event)
+  push_event(need_id, cjson.encode({at = now_iso, type = EVENT.matching_started, actor = 'system', detail = {}}))
 end
 local missing = tonumber(n[3]) - tonumber(n[2])
-if missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, more = false})) end
+if missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false,
+  arm_expiry = ''})) end
 if tonumber(n[4]) >= tonumber(a.max_offers) then return refuse('max_offers', n[4]) end
 
 local lat, lon = tonumber(n[6]), tonumber(n[7])
@@ -100,27 +106,30 @@ end
 
 local chosen = {}
 local radius = math.min(tonumber(a.first_ring_km), max_km)
+local count = missing + 16  -- grows with what the rings show, and is kept from one ring to the next
 while #chosen == 0 do
   local search_km = math.min(radius, max_km) * 1.001
-  local count = missing + 16
   while true do
     local hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC',
       'COUNT', count, 'WITHDIST')
     for _, h in ipairs(hits) do consider(h[1]) end
-    local complete = #hits < count
+    local complete = #hits < count  -- every member within search_km is in hits
     if #eligible >= missing then
       table.sort(eligible, better)
       -- everyone who could tie with the last one chosen is nearer than its band's upper edge
       local edge = (eligible[missing][1] + 0.5) * tie * REDIS_PER_GC
-      if complete or tonumber(hits[#hits][2]) >= edge then
+      local reach = math.min(edge, max_km * 1.001)
+      if (complete and search_km >= reach) or (not complete and tonumber(hits[#hits][2]) >= edge) then
         for i = 1, missing do chosen[i] = eligible[i] end
         break
       end
-      if edge > search_km then search_km = edge end
+      if search_km < reach then search_km = reach end
+      if not complete then count = count * 4 end
     elseif complete then
       break
+    else
+      count = count * 4
     end
-    count = count * 4
   end
   if #chosen > 0 or radius >= max_km then break end
   radius = radius * 4
@@ -131,15 +140,17 @@ if #chosen == 0 and #eligible > 0 then
   chosen = eligible
 end
 
-local window = n[11]
-if not window or window == '' then window = tostring(a.priority_seconds[n[8]]) end
-local accept = a.accept[window]
+local window = tonumber(n[11])
+if not window then window = tonumber(a.priority_seconds[n[8]]) end
+local expires_epoch = now_epoch + window
+local accept = {seconds = window, expires_iso = iso(expires_epoch), expires_epoch = string.format('%.3f', expires_epoch)}
+local now_ms = string.format('%d', math.floor(now_epoch * 1000))
 local made = tonumber(n[4])
 local offers = {}
-local more = false
+local arm_notify, arm_expiry_at = false, ''
 for i, row in ipairs(chosen) do
-  local offer_id = a.offer_ids[i]
-  if not offer_id then more = true; break end
+  local offer_id = a.offer_id
+  if i > 1 then offer_id = offer_id .. '-' .. i end
   local vid, km = row[4], row[5]
   local vkey = vol_key(vid)
   -- an SMS code free right now: a permutation of a counter, 4 digits while they last, then 6
@@ -159,8 +170,8 @@ for i, row in ipairs(chosen) do
   redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vid,
     'status', OFFER.pending, 'created_at', now_iso, 'expires_at', accept.expires_iso,
     'expires_epoch', accept.expires_epoch, 'distance_km', distance, 'code', code or '')
-  redis.call('ZADD', nkey .. ':offers', a.now_ms, offer_id)
-  redis.call('ZADD', vkey .. ':offers', a.now_ms, offer_id)
+  redis.call('ZADD', nkey .. ':offers', now_ms, offer_id)
+  redis.call('ZADD', vkey .. ':offers', now_ms, offer_id)
   redis.call('ZADD', P .. 'offers:pending', accept.expires_epoch, offer_id)
   redis.call('HINCRBY', nkey, 'active', 1)
   made = redis.call('HINCRBY', nkey, 'offers_made', 1)
@@ -168,7 +179,7 @@ for i, row in ipairs(chosen) do
     offer_id = offer_id, volunteer_id = vid, distance_km = tonumber(string.format('%.2f', km)),
     expires_at = accept.expires_iso}}))
   if made == 1 and n[9] and n[9] ~= '' then
-    local since = math.max(tonumber(a.now_epoch) - tonumber(n[9]), 0)
+    local since = math.max(now_epoch - tonumber(n[9]), 0)
     local bucket = '+Inf'
     for _, bound in ipairs(a.buckets) do
       if since <= bound then bucket = string.format('%g', bound); break end
@@ -178,8 +189,11 @@ for i, row in ipairs(chosen) do
     redis.call('HINCRBY', hist, '_count', 1)
     redis.call('HINCRBYFLOAT', hist, '_sum', since)
   end
+  if announce('offer', need_id, vid, offer_id) then arm_notify = true end
+  if arm_expiry(accept.expires_epoch) then arm_expiry_at = accept.expires_epoch end
   table.insert(offers, {offer_id = offer_id, volunteer_id = vid, distance_km = km, code = code or '',
     expires_epoch = accept.expires_epoch})
 end
 if #offers > 0 then set_status(need_id, NEED.offered, now_iso) end
-return ok(cjson.encode({offers = offers, missing = missing - #offers, more = more}))
+return ok(cjson.encode({offers = offers, missing = missing - #offers, arm_notify = arm_notify,
+  arm_expiry = arm_expiry_at}))

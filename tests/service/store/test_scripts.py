@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from service import lifecycle
+from service import clock, lifecycle
 from service.models import Event, EventType, NeedStatus, OfferStatus
 from service.store import Refusal, Refused, Transition
 from service.store.scripts import Scripts, constants, source
@@ -86,3 +89,14 @@ def test_a_missing_record_is_its_own_refusal(deps: Any) -> None:
         deps.store.needs.transition("need_missing", change(NeedStatus.MATCHING, NeedStatus.QUEUED))
 
     assert (refused.value.reason, refused.value.detail) == (Refusal.NO_NEED, None)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(micros=st.integers(min_value=0, max_value=4_102_444_800_000_000))
+def test_the_scripts_write_times_as_the_clock_does(deps: Any, micros: int) -> None:
+    """Times reach the scripts as epochs of the clock's microsecond moments."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    lib = (LUA / "lib.lua").read_text()
+    script = f"{constants()}\n{lib}\nreturn iso(tonumber(ARGV[2]))"
+    text = deps.redis.eval(script, 0, "aidline:", repr(clock.epoch(moment)))
+    assert text.decode() == clock.iso(moment)

@@ -1,0 +1,75 @@
+"""Work waiting for the workers: needs to match, announcements to plan, offers to expire.
+
+Every need to match waits in one backlog ordered by urgency, then arrival; drain jobs take it
+in small batches, most urgent first, so RQ's per-job cost is paid per batch, not per need, and
+an urgent need waits behind at most one batch. Announcements wait in an outbox that one drain
+plans at a time. Pending offers are expired by one timer armed for the earliest of them. The
+sweep re-arms anything a crash left unarmed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from service import jobs
+from service.deps import Deps
+from service.ids import new_id
+from service.models import Need, Topic
+
+MATCH, NOTIFY, EXPIRY = "match", "notify", "expiry"
+"""The drains and their armed flags."""
+
+URGENCY = {jobs.URGENT: 0, jobs.DEFAULT: 1, jobs.LOW: 2}
+"""Urgency classes in the match backlog: every urgent need comes before every default one."""
+
+MATCH_BATCH = 20
+"""Needs a match drain takes at once: small, so an urgent need arriving meanwhile waits little."""
+
+DRAIN_SECONDS = 2.0
+"""A drain job hands over to a fresh one after this long, so other queues get their turn."""
+
+
+def waiting_score(need: Need, at: datetime) -> float:
+    """Urgency class first, then arrival in milliseconds."""
+    return URGENCY[jobs.queue_for(need)] * 1e13 + int(at.timestamp() * 1000)
+
+
+def wait_for_match(deps: Deps, need: Need) -> None:
+    """Put the need in the match backlog and make sure a drain job will take it."""
+    if deps.store.backlog.add_waiting(need.id, score=waiting_score(need, deps.clock.now()), arm=MATCH):
+        enqueue_drain(deps, MATCH)
+
+
+def announce(
+    deps: Deps, topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+) -> None:
+    """Queue the notifications for one event; the notify drain works out recipients and channels.
+
+    An offer's own id names its events (the offer, its reminder). Any other announcement
+    carries a fresh event id, so an event that happens again (a second escalation) is told
+    again, while planning it twice still delivers only once.
+    """
+    announcement = {
+        "topic": topic.value,
+        "need_id": need_id,
+        "volunteer_id": volunteer_id,
+        "offer_id": offer_id,
+        "reason": reason,
+        "event_id": "" if offer_id else new_id("evt"),
+    }
+    if deps.store.backlog.add_announcement(announcement, arm=NOTIFY):
+        enqueue_drain(deps, NOTIFY)
+
+
+def enqueue_drain(deps: Deps, name: str) -> None:
+    """Enqueue the drain job for a backlog whose flag the caller just armed."""
+    if name == MATCH:
+        deps.jobs.enqueue(jobs.DRAIN_MATCHES, queue=jobs.URGENT)
+    elif name == NOTIFY:
+        deps.jobs.enqueue(jobs.DRAIN_NOTIFICATIONS, queue=jobs.NOTIFY)
+
+
+def schedule_expiry(deps: Deps, epoch: float) -> None:
+    """Schedule the expiry job just after the earliest pending offer falls due."""
+    at = datetime.fromtimestamp(epoch, UTC) + timedelta(seconds=1)
+    deps.jobs.enqueue(jobs.EXPIRE_DUE_OFFERS, queue=jobs.URGENT, at=at)
