@@ -65,6 +65,11 @@ class Keys:
     def available(self, skill: str) -> str:
         return self._k("avail", skill)
 
+    def available_pair(self, skill: str, other: str) -> str:
+        """Available volunteers with both skills (neither 'general'), the pair in name order."""
+        first, second = sorted((skill, other))
+        return self._k("avail", f"{first}+{second}")
+
     # offers
     def offer(self, offer_id: str) -> str:
         return self._k("offer", offer_id)

@@ -64,20 +64,48 @@ local function in_csv(skills_csv, skill)
   return string.find(',' .. skills_csv .. ',', ',' .. skill .. ',', 1, true) ~= nil
 end
 
--- Put the volunteer in, or take them out of, the per-skill sets of available volunteers.
--- A volunteer is only ever in the sets of their own skills, so those are all that need
--- touching; every_skill also clears the others (after the skills themselves changed).
+-- The GEO set of available volunteers with two skills (besides 'general', which everyone has):
+-- needs that ask for two skills search it instead of reading and rejecting one by one.
+local function pair_key(a, b)
+  if b < a then a, b = b, a end
+  return P .. 'avail:' .. a .. '+' .. b
+end
+
+local function skill_pairs(skills_csv)
+  local own = {}
+  for s in string.gmatch(skills_csv, '[^,]+') do
+    if s ~= 'general' then table.insert(own, s) end
+  end
+  local keys = {}
+  for i = 1, #own do
+    for j = i + 1, #own do keys[pair_key(own[i], own[j])] = true end
+  end
+  return keys
+end
+
+-- Put the volunteer in, or take them out of, the sets of available volunteers: one per skill
+-- and one per pair of skills. A volunteer is only ever in the sets of their own skills, so
+-- those are all that need touching; every_skill also clears the others (after the skills
+-- themselves changed).
 local function sync_avail(vol_id, every_skill)
   local v = redis.call('HMGET', vol_key(vol_id), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon')
   local available = v[1] == '1' and tonumber(v[2]) < tonumber(v[3])
   local skills = v[4] or ''
+  local own_pairs = skill_pairs(skills)
   if every_skill then
-    for _, s in ipairs(SKILLS) do
+    for i, s in ipairs(SKILLS) do
       if not in_csv(skills, s) then redis.call('ZREM', P .. 'avail:' .. s, vol_id) end
+      for j = i + 1, #SKILLS do
+        local key = pair_key(s, SKILLS[j])
+        if not own_pairs[key] then redis.call('ZREM', key, vol_id) end
+      end
     end
   end
   for s in string.gmatch(skills, '[^,]+') do
     local key = P .. 'avail:' .. s
+    if available then redis.call('GEOADD', key, v[6], v[5], vol_id) else redis.call('ZREM', key, vol_id) end
+  end
+  for key in pairs(own_pairs) do
     if available then redis.call('GEOADD', key, v[6], v[5], vol_id) else redis.call('ZREM', key, vol_id) end
   end
   return available

@@ -2,8 +2,8 @@
 -- The choice is service.matching.choose_volunteers' (its specification): eligible means on duty,
 -- every required skill, load below capacity, not offered this need before, within the need's
 -- radius by great-circle distance; the best come first by (distance in 100 m steps, load,
--- idle since, id). The search walks the smallest GEO set of available volunteers among the
--- need's skills, ring by ring (each ring 4x the last), and asks GEOSEARCH for more members
+-- idle since, id). The search walks the smallest GEO set of available volunteers holding one
+-- or two of the need's skills, ring by ring (each ring 4x the last), and asks GEOSEARCH for more members
 -- until it holds everyone who could tie with the last one chosen.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
@@ -47,13 +47,18 @@ local skills = {}
 for s in string.gmatch(n[5] or '', '[^,]+') do table.insert(skills, s) end
 if #skills == 0 then skills = {'general'} end
 
--- the smallest set of available volunteers among the required skills
-local search_skill, smallest = nil, nil
-for _, s in ipairs(skills) do
-  local size = redis.call('ZCARD', P .. 'avail:' .. s)
-  if smallest == nil or size < smallest then search_skill, smallest = s, size end
+-- the smallest set of available volunteers holding required skills: one skill's, or two skills'
+local set, smallest = nil, nil
+local function weigh(key)
+  local size = redis.call('ZCARD', key)
+  if smallest == nil or size < smallest then set, smallest = key, size end
 end
-local set = P .. 'avail:' .. search_skill
+for i, s in ipairs(skills) do
+  weigh(P .. 'avail:' .. s)
+  for j = i + 1, #skills do
+    if s ~= 'general' and skills[j] ~= 'general' then weigh(pair_key(s, skills[j])) end
+  end
+end
 
 -- great-circle distance in km, computed as geopy's great_circle does (radius 6371.009 km)
 local rad = math.pi / 180
