@@ -1,13 +1,19 @@
-"""Aidline's flask-smorest Blueprint: a JSON parser that answers 400 to any body it cannot parse."""
+"""Aidline's flask-smorest Blueprint: a JSON parser that answers 400 to any body it cannot parse, and the
+answers every operation can give through the app's shared machinery (JSON bodies, body size, idempotent
+retries, rate limits, Redis), documented on each operation."""
 
 from __future__ import annotations
 
+import functools
 import typing
 
 import flask
 import flask_smorest
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
+
+from service.api.schemas import ErrorSchema
+from service.exceptions import InvalidInput
 
 
 class AidlineParser(FlaskParser):
@@ -24,5 +30,99 @@ class AidlineParser(FlaskParser):
             abort(400, exc=exc, messages={"json": ["JSON body nested too deep or with a number too long."]})
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "Retrying with the same key and body returns the first answer (marked Idempotent-Replayed: "
+    "true) and creates nothing; the same key with another body is a 422. Keys are kept 24 hours per token and path.",
+}
+
+SHARED_ANSWERS = {
+    400: "The body is not valid JSON (or is nested too deep)",
+    409: "A request with the same Idempotency-Key is still being processed; retry shortly",
+    413: "The body is larger than 64 KB",
+    415: "The body is not JSON (send Content-Type: application/json)",
+    422: "The Idempotency-Key is longer than 200 characters, or was already used with another body",
+    429: "Over the rate limit of this token (or address); Retry-After says when to try again",
+    503: "The data store is unavailable; nothing was changed, retry shortly (Retry-After)",
+}
+
+
 class Blueprint(flask_smorest.Blueprint):
+    """`rate_limited`: its operations count against the rate limit; `uses_redis`: they read Redis (503 when it
+    is down); `form_bodies`: they also take form posts, so a body that is not JSON is not a 415."""
+
     ARGUMENTS_PARSER = AidlineParser()
+
+    def __init__(
+        self,
+        *args: typing.Any,
+        rate_limited: bool = True,
+        uses_redis: bool = True,
+        form_bodies: bool = False,
+        **kwargs: typing.Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.rate_limited = rate_limited
+        self.uses_redis = uses_redis
+        self.form_bodies = form_bodies
+        self._prepare_doc_cbks.append(self._prepare_shared_doc)
+
+    def arguments(
+        self, schema: typing.Any, *, location: str = "json", required: bool = True, **kwargs: typing.Any
+    ) -> typing.Any:
+        """As flask-smorest's; and a JSON body documented as required must be sent: a request without one is
+        a 422 (naming the missing fields when the schema has required ones), never taken for an empty object."""
+        decorator = super().arguments(schema, location=location, required=required, **kwargs)
+        if location != "json" or not required:
+            return decorator
+
+        def body_required(func: typing.Callable[..., typing.Any]) -> typing.Any:
+            @functools.wraps(func)
+            def parsed(*args: typing.Any, **kw: typing.Any) -> typing.Any:
+                if not flask.request.get_data(cache=True):
+                    raise InvalidInput("send the body as JSON", errors={"json": ["Missing request body."]})
+                return func(*args, **kw)
+
+            return decorator(parsed)
+
+        return body_required
+
+    def _prepare_shared_doc(
+        self, doc: dict[str, typing.Any], doc_info: dict[str, typing.Any], *, method: str, **_: typing.Any
+    ) -> dict[str, typing.Any]:
+        """Document what the app answers around every view: see create_app's before_request hooks and ops."""
+        responses = doc.setdefault("responses", {})
+
+        def answer(code: int, description: str) -> None:
+            if code in responses and isinstance(responses[code], dict):
+                if description not in responses[code]["description"]:
+                    responses[code]["description"] += f"; or: {description[0].lower()}{description[1:]}"
+                return
+            responses[code] = {
+                "description": description,
+                "content": {"application/json": {"schema": ErrorSchema}},
+            }
+
+        body = doc.get("requestBody")
+        for content in (body or {}).get("content", {}).values():
+            rules = getattr(content.get("schema"), "BODY_RULES", None)
+            if rules:
+                content["schema"] = {"allOf": [content["schema"]], **rules}
+        if method in ("post", "put", "patch"):
+            if body is not None or self.form_bodies:  # form_bodies: the body is documented by hand, as JSON or form
+                answer(400, SHARED_ANSWERS[400])
+            answer(413, SHARED_ANSWERS[413])
+            if not self.form_bodies:
+                answer(415, SHARED_ANSWERS[415])
+        if method == "post":
+            doc.setdefault("parameters", []).append(dict(IDEMPOTENCY_KEY))
+            answer(409, SHARED_ANSWERS[409])
+            answer(422, SHARED_ANSWERS[422])
+        if self.rate_limited:
+            answer(429, SHARED_ANSWERS[429])
+        if self.uses_redis:
+            answer(503, SHARED_ANSWERS[503])
+        return doc

@@ -12,7 +12,7 @@ from service.api.schemas import HealthSchema
 from service.exceptions import ServiceUnavailable
 from worker.monitoring import live_worker_count
 
-blp = Blueprint("health", __name__, url_prefix="", description="Health")
+blp = Blueprint("health", __name__, url_prefix="", description="Health", rate_limited=False, uses_redis=False)
 
 
 @blp.route("/healthz")

@@ -13,12 +13,20 @@ from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_sc
 
 from service import offers
 from service.api.auth import deps, errors
-from service.api.blueprint import Blueprint
+from service.api.blueprint import IDEMPOTENCY_KEY, Blueprint
+from service.api.schemas import ErrorSchema
 from service.exceptions import Forbidden, InvalidInput
 
-blp = Blueprint("inbound", __name__, url_prefix="/api/v1/inbound", description="Inbound SMS replies")
+blp = Blueprint("inbound", __name__, url_prefix="/api/v1/inbound", description="Inbound SMS replies", form_bodies=True)
 
-REPLY = re.compile(r"^\s*(YES|Y|OK|ACCEPT|是|接受|NO|N|DECLINE|否|拒绝)\s*[:#]?\s*(\d{4,8})\s*$", re.IGNORECASE)
+REPLY = re.compile(  # in any letter case; spelled out so that the OpenAPI document can state the same pattern
+    r"^\s*([Yy](?:[Ee][Ss])?|[Oo][Kk]|[Aa][Cc][Cc][Ee][Pp][Tt]|是|接受|[Nn][Oo]?|[Dd][Ee][Cc][Ll][Ii][Nn][Ee]|否|拒绝)"
+    r"\s*[:#]?\s*([0-9]{4,8})\s*$"
+)
+REPLY_TEXT = [
+    validate.Length(min=1, max=1600),
+    validate.Regexp(REPLY, error="Not YES <code> or NO <code> (also Y, OK, ACCEPT, 是, 接受; N, DECLINE, 否, 拒绝)."),
+]
 ACCEPT_WORDS = {"YES", "Y", "OK", "ACCEPT", "是", "接受"}
 
 
@@ -28,17 +36,29 @@ class InboundSmsSchema(ma.Schema):
     class Meta:
         unknown = EXCLUDE
 
-    sender = fields.String(data_key="from", validate=validate.Length(max=32))
-    text = fields.String(data_key="body", validate=validate.Length(max=1600))
-    From = fields.String(validate=validate.Length(max=32))
-    Body = fields.String(validate=validate.Length(max=1600))
+    sender = fields.String(
+        data_key="from", validate=validate.Length(min=1, max=32), metadata={"description": "The sender's phone number"}
+    )
+    text = fields.String(data_key="body", validate=REPLY_TEXT, metadata={"description": "The reply, e.g. YES 4821"})
+    From = fields.String(validate=validate.Length(min=1, max=32), metadata={"description": "As from (form posts)"})
+    Body = fields.String(validate=REPLY_TEXT, metadata={"description": "As body (form posts)"})
 
     @validates_schema
-    def _has_text(self, data: dict, **_: Any) -> None:
+    def _has_text(self, data: dict[str, Any], **_: Any) -> None:
         if not (data.get("text") or data.get("Body")):
             raise ValidationError("Missing the message text.", "body")
         if not (data.get("sender") or data.get("From")):
             raise ValidationError("Missing the sender's phone number.", "from")
+
+
+INBOUND_BODY = {
+    "allOf": [
+        InboundSmsSchema,
+        {"anyOf": [{"required": ["from"]}, {"required": ["From"]}]},
+        {"anyOf": [{"required": ["body"]}, {"required": ["Body"]}]},
+    ]
+}
+"""The sender (from or From) and the text (body or Body) are both required."""
 
 
 class InboundResultSchema(ma.Schema):
@@ -64,8 +84,8 @@ class InboundSms(MethodView):
         requestBody={
             "required": True,
             "content": {
-                "application/json": {"schema": InboundSmsSchema},
-                "application/x-www-form-urlencoded": {"schema": InboundSmsSchema},
+                "application/json": {"schema": INBOUND_BODY},
+                "application/x-www-form-urlencoded": {"schema": INBOUND_BODY},
             },
         },
         parameters=[
@@ -74,9 +94,22 @@ class InboundSms(MethodView):
                 "in": "header",
                 "schema": {"type": "string"},
                 "required": False,
-                "description": "The shared secret (or ?secret=...)",
-            }
+                "description": "The shared secret (or ?secret=...); 403 when it is wrong or missing",
+            },
+            {
+                "name": "secret",
+                "in": "query",
+                "schema": {"type": "string"},
+                "required": False,
+                "description": "The shared secret, for gateways that cannot send a header",
+            },
+            dict(IDEMPOTENCY_KEY),
         ],
+    )
+    @blp.alt_response(
+        403,
+        schema=ErrorSchema,
+        description="Wrong or missing shared secret, or inbound SMS is not configured (AIDLINE_INBOUND_SMS_SECRET)",
     )
     @errors(blp, 404, 409, 422)
     def post(self, message: dict[str, str]) -> dict[str, str]:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 import marshmallow as ma
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from service.models import Locale, NeedKind, NeedStatus, OfferStatus, Priority, Skill, Vulnerability
 
-E164 = validate.Regexp(r"^\+[1-9]\d{6,14}$", error="Must be a phone number in E.164 form, like +8613800000001.")
+E164 = validate.Regexp(r"^\+[1-9][0-9]{6,14}$", error="Must be a phone number in E.164 form, like +8613800000001.")
 
 
 class StrictBoolean(fields.Boolean):
@@ -59,6 +59,10 @@ class Schema(ma.Schema):
     class Meta:
         unknown = RAISE
 
+    BODY_RULES: ClassVar[dict[str, Any]] = {}
+    """JSON Schema keywords about a request body as a whole, which its fields alone cannot state (such as one
+    of two fields being required): documented with the body, and enforced by the schema's own validators."""
+
     @ma.pre_load
     def _no_surrogates(self, data: Any, **_: Any) -> Any:
         bad = _surrogate_fields(data)
@@ -72,6 +76,14 @@ def _apprise_url(value: str) -> None:
 
     if apprise.Apprise.instantiate(value) is None:
         raise ValidationError("Not a notification URL that apprise understands (e.g. json://host/path).")
+
+
+CHANNEL_URL = validate.Regexp(r"^[A-Za-z0-9]+://", error="Must be an apprise URL, scheme://..., e.g. json://host/path.")
+CHANNEL_DESCRIPTION = (
+    "Notification channels as apprise URLs (https://github.com/caronc/apprise), tried in order, e.g. "
+    "json://hooks.example.org/aidline or twilio://SID:TOKEN@+15550001111/+8613800000001. Beyond the pattern, "
+    "each URL must be one apprise understands: 422 otherwise."
+)
 
 
 MAX_LAT = 85.05112
@@ -122,7 +134,9 @@ class CatalogSchema(ma.Schema):
 
 _SKILLS = fields.List(fields.Enum(Skill, by_value=True), validate=validate.Length(max=20))
 _CHANNELS = fields.List(
-    fields.String(validate=[validate.Length(min=1, max=500), _apprise_url]), validate=validate.Length(max=5)
+    fields.String(validate=[validate.Length(min=1, max=500), CHANNEL_URL, _apprise_url]),
+    validate=validate.Length(max=5),
+    metadata={"description": CHANNEL_DESCRIPTION},
 )
 
 
@@ -133,10 +147,10 @@ class VolunteerCreateSchema(Schema):
     location = fields.Nested(LocationSchema, required=True, metadata={"description": "Home location"})
     capacity = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=5))
     channels = fields.List(
-        fields.String(validate=[validate.Length(min=1, max=500), _apprise_url]),
+        fields.String(validate=[validate.Length(min=1, max=500), CHANNEL_URL, _apprise_url]),
         load_default=list,
         validate=validate.Length(max=5),
-        metadata={"description": "Notification channels as apprise URLs, tried in order"},
+        metadata={"description": CHANNEL_DESCRIPTION},
     )
     locale = fields.Enum(Locale, by_value=True, load_default=Locale.ZH)
     team = _text(50, allow_none=True)
@@ -187,26 +201,35 @@ class VolunteerSchema(ma.Schema):
 
 class PageArgsSchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
-    cursor = fields.String(validate=validate.Length(min=1, max=200))
+    cursor = fields.String(
+        validate=[
+            validate.Length(min=1, max=200),
+            validate.Regexp(r"^[A-Za-z0-9_-]+$", error="Not a cursor returned by this list."),
+        ],
+        metadata={"description": "The next_cursor of the previous page, as given (422 for any other value)"},
+    )
+
+
+_NEAR_LAT = (  # a decimal within -85.05112..85.05112 (MAX_LAT), digit by digit
+    r"-?(?:(?:[0-7]?[0-9]|8[0-4])(?:\.[0-9]+)?|85(?:\.0(?:[0-4][0-9]*|5(?:0[0-9]*|1(?:0[0-9]*|1(?:[01][0-9]*|20*)?)?)?)?)?)"
+)
+_NEAR_LON = r"-?(?:(?:1[0-7][0-9]|[0-9]?[0-9])(?:\.[0-9]+)?|180(?:\.0+)?)"  # a decimal within -180..180
+NEAR_POINT = validate.Regexp(
+    f"^{_NEAR_LAT},{_NEAR_LON}$",
+    error="Must be 'lat,lon' in decimal degrees, e.g. 46.33,132.21, with lat within -85.05112..85.05112 "
+    "and lon within -180..180.",
+)
 
 
 class NearArgsSchema(PageArgsSchema):
     near = fields.String(
-        validate=validate.Length(max=60), metadata={"description": "lat,lon: only records within radius_km"}
+        validate=[validate.Length(max=60), NEAR_POINT],
+        metadata={
+            "description": "lat,lon in decimal degrees, e.g. 46.33,132.21 (lat within -85.05112..85.05112, "
+            "lon within -180..180): only records within radius_km of that point"
+        },
     )
     radius_km = fields.Float(load_default=10.0, allow_nan=False, validate=validate.Range(min=0.01, max=500))
-
-    @validates_schema
-    def _near_is_a_point(self, data: dict, **_: Any) -> None:
-        if "near" not in data:
-            return
-        try:
-            lat_text, lon_text = data["near"].split(",")
-            lat, lon = float(lat_text), float(lon_text)
-        except ValueError as exc:
-            raise ValidationError("Must be 'lat,lon', e.g. 46.33,132.21.", "near") from exc
-        if not (-MAX_LAT <= lat <= MAX_LAT and -180 <= lon <= 180) or lat != lat or lon != lon:
-            raise ValidationError("Latitude must be within -85.05112..85.05112 and longitude within -180..180.", "near")
 
 
 class VolunteerQuerySchema(NearArgsSchema):
@@ -229,6 +252,10 @@ class RequesterSchema(Schema):
 
 
 class NeedCreateSchema(Schema):
+    """A place is required: location, or an address to geocode."""
+
+    BODY_RULES = {"anyOf": [{"required": ["location"]}, {"required": ["address"]}]}
+
     kind = fields.Enum(NeedKind, by_value=True, required=True)
     skills = fields.List(
         fields.Enum(Skill, by_value=True),
@@ -236,7 +263,13 @@ class NeedCreateSchema(Schema):
         metadata={"description": "Required skills; defaults to the kind's"},
     )
     location = fields.Nested(LocationSchema)
-    address = _text(300, metadata={"description": "Kept as given; geocoded when no location is sent"})
+    address = _text(
+        300,
+        metadata={
+            "description": "Kept as given; geocoded when no location is sent (422 when no geocoder is configured "
+            "or the address is not found, 503 when the geocoder cannot be reached)"
+        },
+    )
     priority = fields.Enum(Priority, by_value=True, load_default=Priority.NORMAL)
     vulnerability = fields.List(
         fields.Enum(Vulnerability, by_value=True), load_default=list, validate=validate.Length(max=5)
@@ -244,7 +277,12 @@ class NeedCreateSchema(Schema):
     volunteers_needed = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=20))
     description = fields.String(validate=validate.Length(max=2000), allow_none=True)
     requester = fields.Nested(RequesterSchema)
-    deadline = fields.AwareDateTime(metadata={"description": "ISO 8601 with time zone; defaults by kind"})
+    deadline = fields.AwareDateTime(
+        metadata={
+            "description": "ISO 8601 with time zone, in the future (422 otherwise); defaults to the kind's deadline "
+            "for the priority"
+        }
+    )
     grid = _text(50, allow_none=True)
     radius_km = StrictFloat(
         allow_nan=False,
@@ -257,12 +295,12 @@ class NeedCreateSchema(Schema):
     )
 
     @validates_schema
-    def _has_a_place(self, data: dict, **_: Any) -> None:
+    def _has_a_place(self, data: dict[str, Any], **_: Any) -> None:
         if "location" not in data and not data.get("address"):
             raise ValidationError("Send location {lat, lon} or an address.", "location")
 
     @ma.post_load
-    def _plain_values(self, data: dict, **_: Any) -> dict:
+    def _plain_values(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["kind"] = data["kind"].value
         data["priority"] = data["priority"].value
         data["vulnerability"] = [v.value for v in data["vulnerability"]]

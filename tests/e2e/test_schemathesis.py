@@ -1,19 +1,29 @@
-"""Property-based checks of the API against its own OpenAPI document (schemathesis): for every
-operation, generated requests never get a 5xx, and every answer matches the documented schema."""
+"""Property-based checks of the API against its own OpenAPI document with every check schemathesis has (what
+`st run --checks all` runs): for every operation, in the examples, coverage and fuzzing phases, and in stateful
+sequences that follow one answer into the next request, valid requests are accepted, invalid ones are rejected,
+nothing answers 5xx, every answer has a documented status, content type and shape, and token-protected
+operations refuse requests without a token."""
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
+from flask import Flask
+from hypothesis import HealthCheck, Phase, settings
+from marshmallow import ValidationError, fields
+from rq import Worker
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.config import SchemathesisConfig
+from schemathesis.core.parameters import ParameterLocation
 
+from service import create_app
 from service.api.schemas import MAX_LAT
+from service.config import Settings
+from service.models import Location
 from tests.conftest import VOLUNTEER, Tokens
 
 pytestmark = [
@@ -22,12 +32,59 @@ pytestmark = [
 ]
 
 OPENAPI = "/api/v1/openapi.json"
+SMS_SECRET = "inbound-sms-secret-of-the-test"
+MAX_EXAMPLES = 25
+"""Generated requests per operation in the fuzzing phase (the coverage phase adds its own, a fixed set)."""
+
+CONFIG = SchemathesisConfig.from_dict(
+    {"seed": 20240101, "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"}}
+)
+SETTINGS = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # one app and one set of records for all requests of an operation
+    ],
+)
+
+
+def document_app() -> Flask:
+    """An app serving the OpenAPI document at collection time; it is never sent a request needing Redis (the
+    document is static). Requests of the tests go to the `app` fixture."""
+    return create_app(
+        {"TESTING": True, "SETTINGS": Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", rate_limit="")}
+    )
+
+
+SCHEMA = schemathesis.openapi.from_wsgi(OPENAPI, document_app(), config=CONFIG)
+
+
+class EveryAddressFound:
+    """A geocoder that places every address in the sample district, without a network."""
+
+    def locate(self, address: str) -> Location:
+        return Location(lat=46.34, lon=132.25)
 
 
 @pytest.fixture
-def api_schema(app: Any) -> Any:
-    """The app's own OpenAPI document, served in process (WSGI): no network, no server."""
-    return schemathesis.openapi.from_wsgi(OPENAPI, app)
+def app(settings: Settings, deps: Any) -> Flask:
+    """The app with its options on: inbound SMS (a shared secret) and a geocoder. No rate limit, so that the 429s
+    it documents do not cut a run short."""
+    configured = dataclasses.replace(settings, inbound_sms_secret=SMS_SECRET, rate_limit="")
+    wired = dataclasses.replace(deps, settings=configured, geocoder=EveryAddressFound())
+    return create_app({"TESTING": True, "SETTINGS": configured, "DEPS": wired})
+
+
+@pytest.fixture
+def worker_alive(deps: Any) -> None:
+    """A worker's heartbeat, so that /readyz answers ready, as in a running service."""
+    worker = Worker(["default"], connection=deps.redis, name="schemathesis-heartbeat")
+    worker.register_birth()
+    worker.heartbeat()
 
 
 @pytest.fixture
@@ -60,78 +117,106 @@ def test_openapi_document_is_served_and_covers_the_api(client: Any) -> None:
         assert path in paths, path
 
 
-def operation_labels() -> list[tuple[str, bool]]:
-    """('METHOD /path', takes input?) for every operation in the OpenAPI document, read at collection
-    time from an app that is never given a request needing Redis (the document itself is static)."""
-    from service import create_app
-    from service.config import Settings
+# --- what JSON Schema cannot say --------------------------------------------------------------------
 
-    app = create_app(
-        {"TESTING": True, "SETTINGS": Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", rate_limit="")}
-    )
-    document = app.test_client().get(OPENAPI).get_json()
-    return [
-        (f"{method.upper()} {path}", bool(item.get("parameters") or spec.get("parameters") or spec.get("requestBody")))
-        for path, item in document["paths"].items()
-        for method, spec in item.items()
-        if method in ("get", "post", "put", "patch", "delete")
-    ]
-
-
-OPERATIONS = [label for label, _ in operation_labels()]
-CASES = [
-    pytest.param(label, mode, id=f"{label}-{mode.value}")
-    for label, takes_input in operation_labels()
-    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    if takes_input or mode is GenerationMode.POSITIVE  # nothing to get wrong without input
+CHANNELS = [
+    "json://hooks.example.org/aidline",
+    "ntfy://ntfy.sh/aidline-grid-2",
+    "mailtos://user:password@smtp.example.org?from=aid@example.org&to=captain@example.org",
+    "tgram://123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/123456789",
+    "twilio://AC1234567890abcdef1234567890abcd:0123456789abcdef0123456789abcdef@+15550001111/+8613800000001",
 ]
-CHECKS = [not_a_server_error, response_schema_conformance]
-READINESS = "GET /readyz"  # 503 is its documented answer while no worker runs: the probe, not a failure
+DEADLINE = fields.AwareDateTime()
 
 
-@pytest.mark.parametrize("label, mode", CASES)
+def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
+    """Requests reach real records: path parameters name the test's volunteer, need, offer and tracking code
+    (unless the path is what a negative request gets wrong), and inbound SMS carries the shared secret.
+
+    A valid (positive) request also gets what a JSON Schema cannot state, each rule said in words in the
+    document, with its 422 (or 404): records that exist, channel URLs apprise understands, a deadline in the
+    future, a cursor the list returned, and an Idempotency-Key not used before with another body. Everything
+    else it holds is sent as generated, and must be accepted."""
+    meta = case.meta
+    if meta is None:
+        return
+    if pin_paths and case.path_parameters and not meta.is_negative_at(ParameterLocation.PATH):
+        case.path_parameters = {name: known.get(name, value) for name, value in case.path_parameters.items()}
+    if case.operation.path == "/api/v1/inbound/sms":
+        case.headers = {**(case.headers or {}), "X-Aidline-Secret": SMS_SECRET}
+    if meta.generation.mode is not GenerationMode.POSITIVE:
+        return
+    body = case.body
+    if isinstance(body, dict):
+        if isinstance(body.get("channels"), list):
+            body["channels"] = [CHANNELS[i % len(CHANNELS)] for i in range(len(body["channels"]))]
+        if isinstance(body.get("deadline"), str):
+            try:
+                deadline = DEADLINE.deserialize(body["deadline"])
+            except ValidationError:
+                pass  # the document calls it valid: the app must too, so send it as it is
+            else:
+                if deadline <= datetime.now(UTC) + timedelta(hours=1):
+                    body["deadline"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        if isinstance(body.get("volunteer_id"), str):
+            body["volunteer_id"] = known["volunteer_id"]
+    if case.query:
+        case.query = {name: value for name, value in case.query.items() if name not in ("cursor", "secret")}
+    if case.headers and isinstance(case.headers.get("Idempotency-Key"), str):
+        case.headers = {**case.headers, "Idempotency-Key": f"{case.id}-{case.headers['Idempotency-Key']}"[:200]}
+
+
+# --- every operation, every phase, every check --------------------------------------------------------
+
+
+@SCHEMA.parametrize()
+@SETTINGS
 def test_operation_conforms_to_the_openapi_document(
-    label: str, mode: GenerationMode, app: Any, tokens: Tokens, known_ids: dict[str, str]
+    case: Any, app: Flask, tokens: Tokens, known_ids: dict[str, str], worker_alive: None
 ) -> None:
-    """Valid (positive) and invalid (negative) requests, as a dispatcher: never a 5xx, and every
-    documented answer has the documented shape. Valid requests address real records (a volunteer,
-    a need with a pending offer, its tracking code), so they reach past the 404s."""
-    method, path = label.split(" ", 1)
-    operation = schemathesis.openapi.from_wsgi(OPENAPI, app)[path][method]
-    real = {name: value for name, value in known_ids.items() if "{" + name + "}" in path}
-    strategy = (
-        operation.as_strategy(generation_mode=mode, path_parameters=real or None)
-        if (mode is GenerationMode.POSITIVE)
-        else operation.as_strategy(generation_mode=mode)
-    )
+    """Valid (positive) and invalid (negative) requests, as a dispatcher, under every check. Valid requests
+    address real records (a volunteer, a need with a pending offer, its tracking code), so they reach past
+    the 404s. The token is sent by the test, not generated, so schemathesis also checks that operations
+    refuse requests without it or with a wrong one."""
+    meaningful(case, known_ids, pin_paths=True)
+    case.call_and_validate(app=app, headers=tokens.dispatcher)
 
-    @given(case=strategy)
-    @settings(
-        max_examples=20,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
-    )
-    def requests_conform(case: Any) -> None:
-        if label == READINESS:
-            response = case.call_and_validate(headers=tokens.dispatcher, checks=[response_schema_conformance])
-            assert response.status_code in (200, 503)
-        else:
-            case.call_and_validate(headers=tokens.dispatcher, checks=CHECKS)
 
-    try:
-        requests_conform()
-    except Unsatisfiable:
-        if mode is GenerationMode.POSITIVE:
-            raise
-        pytest.skip(f"the document leaves no way to send {label} an invalid request")
+def test_sequences_of_requests_conform_to_the_openapi_document(
+    app: Flask, tokens: Tokens, known_ids: dict[str, str], worker_alive: None
+) -> None:
+    """The stateful phase: requests chained through the links between operations (the id a POST answers
+    is used by the next request), every check on every answer."""
+
+    class Workflow(SCHEMA.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:
+            meaningful(case, known_ids, pin_paths=False)
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"app": app, "headers": tokens.dispatcher}
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            # as case.call_and_validate does: the checks know the token was sent by the test, not generated
+            case.validate_response(
+                response,
+                additional_checks=additional_checks,
+                headers=tokens.dispatcher,
+                transport_kwargs=kwargs,
+                recorder=self.recorder,
+            )
+
+    # Generation only, as schemathesis runs its stateful phase: replaying a sequence to shrink it would meet the
+    # records the first run left behind, and report that instead of the failure.
+    Workflow.run(
+        settings=settings(SETTINGS, phases=[Phase.generate], max_examples=MAX_EXAMPLES, stateful_step_count=10)
+    )
 
 
 def test_every_operation_is_exercised() -> None:
-    assert len(OPERATIONS) >= 20
-    assert "POST /api/v1/needs" in OPERATIONS
-    assert "POST /api/v1/track/{code}/feedback" in OPERATIONS
+    operations = {result.ok().label for result in SCHEMA.get_all_operations()}
+    assert len(operations) >= 20
+    assert "POST /api/v1/needs" in operations
+    assert "POST /api/v1/track/{code}/feedback" in operations
 
 
 # --- found by the run above: the extreme coordinates the document allows -----------------------

@@ -153,7 +153,11 @@ def request(need_id: str) -> MatchRequest:
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],  # not on a busy machine
+)
 @given(world=fleets())
 def test_the_script_chooses_what_the_specification_chooses(deps: Any, world: dict[str, Any]) -> None:
     need_id, candidates, tried = store_world(deps, world)

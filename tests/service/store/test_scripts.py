@@ -91,7 +91,9 @@ def test_a_missing_record_is_its_own_refusal(deps: Any) -> None:
     assert (refused.value.reason, refused.value.detail) == (Refusal.NO_NEED, None)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(micros=st.integers(min_value=0, max_value=4_102_444_800_000_000))
 def test_the_scripts_write_times_as_the_clock_does(deps: Any, micros: int) -> None:
     """Times reach the scripts as epochs of the clock's microsecond moments."""
