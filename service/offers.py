@@ -12,7 +12,7 @@ from typing import Any
 from service import access, clock, jobs, lifecycle
 from service.backlog import announce, schedule_expiry, wait_for_match
 from service.deps import Deps
-from service.exceptions import Forbidden, InvalidTransition, NotFound
+from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
 from service.ids import new_id
 from service.lifecycle import Action
 from service.matching import distance_km
@@ -294,7 +294,10 @@ def assign_volunteer(*, deps: Deps, need_id: str, volunteer_id: str, principal: 
     need = load_need(deps=deps, need_id=need_id)
     lifecycle.check(Action.ASSIGN, need.status)
     if deps.store.volunteers.get(volunteer_id) is None:
-        raise NotFound(f"volunteer {volunteer_id} not found")
+        # the need in the path exists: a volunteer named in the body that does not is bad input
+        raise InvalidInput(
+            f"no volunteer {volunteer_id}", errors={"json": {"volunteer_id": ["No volunteer with this id."]}}
+        )
     if need.active >= need.volunteers_needed:
         # the dispatcher's choice takes the place of an offer still waiting for an answer
         withdraw_pending(

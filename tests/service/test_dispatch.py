@@ -558,6 +558,17 @@ def test_assigned_volunteer_reports_en_route_on_site_and_done(
     assert get_volunteer(helper["id"])["load"] == 0  # done frees the volunteer
 
 
+def test_assigning_a_volunteer_who_does_not_exist_is_422_naming_the_field(client, tokens, make_need) -> None:
+    need = make_need()
+
+    response = client.post(
+        f"/api/v1/needs/{need['id']}/assign", json={"volunteer_id": "vol_nobody"}, headers=tokens.dispatcher
+    )
+
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"json": {"volunteer_id": ["No volunteer with this id."]}}
+
+
 def test_a_volunteer_who_finished_the_need_and_reports_again_gets_409_naming_the_status(
     assigned, progress, tokens
 ) -> None:
