@@ -62,7 +62,19 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
 
 def gunicorn_command(gunicorn: str, port: int) -> list[str]:
     """The API as in production: gunicorn with the application factory."""
-    return [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4", "service:create_app()"]
+    # no request-line limit in gunicorn: the app answers an over-long one with its own JSON 414
+    return [
+        gunicorn,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "2",
+        "--threads",
+        "4",
+        "--limit-request-line",
+        "0",
+        "service:create_app()",
+    ]
 
 
 def say(message: str, *, blank_line_first: bool = False) -> None:

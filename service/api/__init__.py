@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -103,4 +104,32 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return None
 
     ops.init_idempotency(app, deps)
+    app.wsgi_app = LimitRequestLine(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+MAX_REQUEST_LINE = 8190
+"""Longest request target answered; gunicorn runs without its own limit so this answer is JSON."""
+
+
+class LimitRequestLine:
+    """Answers an over-long request target with the JSON 414 every other error has."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        target = environ.get("RAW_URI") or environ.get("PATH_INFO", "") + "?" + environ.get("QUERY_STRING", "")
+        if len(target) <= MAX_REQUEST_LINE:
+            return self.app(environ, start_response)
+        body = json.dumps(
+            {
+                "code": 414,
+                "status": "Request-URI Too Long",
+                "message": f"the request target is longer than {MAX_REQUEST_LINE} characters",
+            }
+        ).encode()
+        start_response(
+            "414 Request-URI Too Long", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
+        return [body]

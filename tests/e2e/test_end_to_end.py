@@ -3,6 +3,7 @@ and nothing but HTTP and the `aidline` command between the test and the service.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -211,6 +212,13 @@ def test_every_answer_carries_a_request_id(api: Http) -> None:
     assert sent.headers["x-request-id"] == "e2e-trace-1"
     generated = api.get("/healthz")
     assert len(generated.headers["x-request-id"]) >= 16
+
+
+def test_an_over_long_request_target_is_a_json_414(api: Http) -> None:
+    reply = api.get("/api/v1/needs?" + "x" * 9000)
+    assert reply.status == 414
+    assert reply.headers["content-type"] == "application/json"
+    assert json.loads(reply.text)["code"] == 414
 
 
 def test_gunicorn_log_has_no_tracebacks(api: Http, tmp_path_factory: pytest.TempPathFactory) -> None:
