@@ -80,15 +80,9 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
         return outcome
     follow_up(deps, result)
     outcome.offered = [o.offer_id for o in result.offers]
-    if result.missing <= 0:
-        if not outcome.offered:
-            outcome.skipped = "enough offers are out"
-        return outcome
-    need = load_need(deps=deps, need_id=need_id)
-    wanted = ", ".join(s.value for s in need.skills) or "any skill"
-    reason = f"no available volunteer with {wanted} within {max_radius_km(deps, need):g} km"
-    if escalate(deps=deps, need=need, reason=reason, unless_staffed=True):
-        outcome.escalated = reason
+    outcome.escalated = result.escalated
+    if result.missing <= 0 and not outcome.offered:
+        outcome.skipped = "enough offers are out"
     return outcome
 
 

@@ -49,6 +49,10 @@ _RULES: dict[Action, tuple[frozenset[S], S]] = {
 }
 
 
+ESCALATES_FROM = _RULES[Action.ESCALATE][0]
+"""Statuses from which a need is escalated to dispatchers."""
+
+
 def allowed_from(action: Action) -> frozenset[S]:
     """The statuses from which an action may be taken."""
     return _RULES[action][0]

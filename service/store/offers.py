@@ -83,6 +83,8 @@ class MatchResult:
     """This step armed the notify drain: enqueue it."""
     arm_expiry_at: float | None = None
     """This step armed the expiry timer: schedule the expiry job at this epoch."""
+    escalated: str | None = None
+    """Why this step escalated the need (nobody, or not enough, within its radius)."""
 
 
 class OfferStore:
@@ -128,6 +130,7 @@ class OfferStore:
             missing=int(data["missing"]),
             arm_notify=bool(data.get("arm_notify")),
             arm_expiry_at=float(data["arm_expiry"]) if data.get("arm_expiry") else None,
+            escalated=data.get("escalated") or None,
         )
 
     def reserve(self, reservation: Reservation) -> Reserved:

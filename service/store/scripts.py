@@ -42,6 +42,7 @@ def constants() -> str:
             _lua_set("MATCHABLE", lifecycle.MATCHABLE),
             _lua_set("ACCEPTS_OFFERS", lifecycle.ACCEPTS_OFFERS),
             _lua_set("IN_PROGRESS", lifecycle.IN_PROGRESS),
+            _lua_set("ESCALATES_FROM", lifecycle.ESCALATES_FROM),
         ]
     )
 

@@ -157,9 +157,9 @@ end
 
 -- The backlogs (service/store/backlog.py): announcements wait in the outbox; a drain job is armed
 -- by whoever sets its flag (that caller enqueues the job).
-local function announce(topic, need_id, volunteer_id, offer_id)
+local function announce(topic, need_id, volunteer_id, offer_id, event_id)
   redis.call('RPUSH', P .. 'backlog:outbox', cjson.encode({topic = topic, need_id = need_id,
-    volunteer_id = volunteer_id or '', offer_id = offer_id or '', reason = '', event_id = ''}))
+    volunteer_id = volunteer_id or '', offer_id = offer_id or '', reason = '', event_id = event_id or ''}))
   return redis.call('SET', P .. 'backlog:armed:notify', '1', 'NX', 'EX', 120) ~= false
 end
 

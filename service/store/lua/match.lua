@@ -3,22 +3,23 @@
 -- every required skill, load below capacity, not offered this need before, within the need's
 -- radius by great-circle distance; the best come first by (distance in 100 m steps, load,
 -- idle since, id). The search walks the smallest GEO set of available volunteers holding one
--- or two of the need's skills, ring by ring (each ring 4x the last), and asks GEOSEARCH for more members
--- until it holds everyone who could tie with the last one chosen.
+-- or two of the need's skills, ring by ring (each ring 4x the last), and asks GEOSEARCH for
+-- more members until it holds everyone who could tie with the last one chosen. A need still
+-- missing volunteers after the whole radius is escalated in the same step.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {need_id, now_epoch, offer_id (the first offer's id; more get -2, -3, ...),
 --                priority_seconds: {priority: accept window in seconds} (for needs that do not
 --                carry their own window), max_offers,
 --                first_ring_km, max_radius_km (for needs without their own radius_km), tie_km,
---                buckets (histogram bounds, seconds),
---                }
+--                buckets (histogram bounds, seconds)}
 -- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
 -- earliest pending offer.
 -- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
 --                      missing: still missing after this call,
 --                      arm_notify: the notify drain must be enqueued,
---                      arm_expiry: the expiry job must be scheduled at this epoch, or ''}},
+--                      arm_expiry: the expiry job must be scheduled at this epoch, or '',
+--                      escalated: why the need was escalated, or ''}},
 -- or a refusal: no_need, need_status (detail: the status), max_offers (detail: offers made).
 
 local a = cjson.decode(ARGV[2])
@@ -35,7 +36,7 @@ if n[1] == NEED.queued then
 end
 local missing = tonumber(n[3]) - tonumber(n[2])
 if missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false,
-  arm_expiry = ''})) end
+  arm_expiry = '', escalated = ''})) end
 if tonumber(n[4]) >= tonumber(a.max_offers) then return refuse('max_offers', n[4]) end
 
 local lat, lon = tonumber(n[6]), tonumber(n[7])
@@ -200,5 +201,17 @@ for i, row in ipairs(chosen) do
     expires_epoch = accept.expires_epoch})
 end
 if #offers > 0 then set_status(need_id, NEED.offered, now_iso) end
+-- nobody (or not enough) within the whole radius: the dispatchers take over
+local escalated = ''
+if missing > #offers and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
+  local wanted = need_skills ~= '' and string.gsub(need_skills, ',', ', ') or 'any skill'
+  escalated = string.format('no available volunteer with %s within %g km', wanted, max_km)
+  set_status(need_id, NEED.escalated, now_iso)
+  redis.call('HSET', nkey, 'status_reason', escalated)
+  push_event(need_id, cjson.encode({at = now_iso, type = EVENT.escalated, actor = 'system',
+    detail = {reason = escalated}}))
+  local count = redis.call('INCR', P .. 'stats:escalations')  -- also names this escalation's announcement
+  if announce('escalated', need_id, '', '', 'esc-' .. count) then arm_notify = true end
+end
 return ok(cjson.encode({offers = offers, missing = missing - #offers, arm_notify = arm_notify,
-  arm_expiry = arm_expiry_at}))
+  arm_expiry = arm_expiry_at, escalated = escalated}))

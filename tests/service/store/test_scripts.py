@@ -40,7 +40,7 @@ def test_every_script_names_its_keys_and_arguments_at_the_top(name: str) -> None
     assert "Answers" in text
 
 
-@pytest.mark.parametrize("name", ["MATCHABLE", "ACCEPTS_OFFERS", "IN_PROGRESS"])
+@pytest.mark.parametrize("name", ["MATCHABLE", "ACCEPTS_OFFERS", "IN_PROGRESS", "ESCALATES_FROM"])
 def test_the_status_sets_of_the_scripts_are_the_lifecycle_s(name: str) -> None:
     assert lua_set(name) == {s.value for s in getattr(lifecycle, name)}
 
