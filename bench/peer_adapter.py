@@ -173,6 +173,7 @@ def describe(redis_url: str) -> dict[str, Any]:
     return {
         "max_radius_km": deps.settings.max_radius_km,
         "first_ring_km": deps.settings.first_ring_km,
+        "area_km2": deps.settings.area_km2,
         "kinds": KINDS,
         "worker": worker_command(),
     }

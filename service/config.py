@@ -18,7 +18,8 @@ class Settings:
     key_prefix: str = "aidline:"
     public_url: str = "http://127.0.0.1:8000"
     # matching
-    first_ring_km: float = 0.05
+    first_ring_km: float = 0.01
+    area_km2: float = 2000.0
     max_radius_km: float = 25.0
     max_offers: int = 10
     auto_close_seconds: int = 72 * 3600

@@ -53,6 +53,7 @@ def match_request(deps: Deps, need_id: str, moment: datetime) -> MatchRequest:
         priority_seconds=ACCEPT_SECONDS,
         max_offers=deps.settings.max_offers,
         first_ring_km=deps.settings.first_ring_km,
+        area_km2=deps.settings.area_km2,
         max_radius_km=deps.settings.max_radius_km,
         tie_km=TIE_KM,
         buckets=LATENCY_BUCKETS,

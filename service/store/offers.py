@@ -59,6 +59,7 @@ class MatchRequest:
     priority_seconds: dict[Priority, int]
     max_offers: int
     first_ring_km: float
+    area_km2: float
     max_radius_km: float
     tie_km: float
     buckets: tuple[float, ...]
@@ -110,6 +111,7 @@ class OfferStore:
                 "priority_seconds": {p.value: seconds for p, seconds in r.priority_seconds.items()},
                 "max_offers": r.max_offers,
                 "first_ring_km": r.first_ring_km,
+                "area_km2": r.area_km2,
                 "max_radius_km": r.max_radius_km,
                 "tie_km": r.tie_km,
                 "buckets": list(r.buckets),

@@ -111,6 +111,16 @@ local function sync_avail(vol_id, every_skill)
   return available
 end
 
+-- One more unit of the volunteer's capacity taken: they leave every set once they are full
+-- (still available, they stay where they are: nothing to write).
+local function take_capacity(vol_id)
+  local load = redis.call('HINCRBY', vol_key(vol_id), 'load', 1)
+  local v = redis.call('HMGET', vol_key(vol_id), 'capacity', 'skills')
+  if load < tonumber(v[1]) then return end
+  for s in string.gmatch(v[2] or '', '[^,]+') do redis.call('ZREM', P .. 'avail:' .. s, vol_id) end
+  for key in pairs(skill_pairs(v[2] or '')) do redis.call('ZREM', key, vol_id) end
+end
+
 local function change_load(vol_id, delta, now_epoch)
   local key = vol_key(vol_id)
   if redis.call('EXISTS', key) == 0 then return end

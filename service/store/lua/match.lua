@@ -11,7 +11,8 @@
 -- ARGV[2]: JSON {need_id, now_epoch, offer_id (the first offer's id; more get -2, -3, ...),
 --                priority_seconds: {priority: accept window in seconds} (for needs that do not
 --                carry their own window), max_offers,
---                first_ring_km, max_radius_km (for needs without their own radius_km), tie_km,
+--                first_ring_km (the smallest first ring), area_km2 (the area served),
+--                max_radius_km (for needs without their own radius_km), tie_km,
 --                buckets (histogram bounds, seconds)}
 -- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
 -- earliest pending offer.
@@ -111,7 +112,12 @@ local function better(x, y)
 end
 
 local chosen = {}
-local radius = math.min(tonumber(a.first_ring_km), max_km)
+-- the first ring holds about two of the set's volunteers if they were spread evenly over the
+-- area served (an eighth of the radius that would hold sixteen): small in a dense town, wide
+-- in a sparse district; each next ring is 4x wider
+local radius = tonumber(a.max_radius_km)
+if smallest > 0 then radius = math.sqrt(16 * tonumber(a.area_km2) / (math.pi * smallest)) / 8 end
+radius = math.min(math.max(radius, tonumber(a.first_ring_km)), max_km)
 local count = missing + 16  -- grows with what the rings show, and is kept from one ring to the next
 while #chosen == 0 do
   local search_km = math.min(radius, max_km) * 1.001
@@ -170,8 +176,7 @@ for i, row in ipairs(chosen) do
     code = nil
   end
   redis.call('SADD', tried, vid)
-  redis.call('HINCRBY', vkey, 'load', 1)
-  sync_avail(vid)
+  take_capacity(vid)
   local distance = string.format('%.3f', km)
   redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vid,
     'status', OFFER.pending, 'created_at', now_iso, 'expires_at', accept.expires_iso,
