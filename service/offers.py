@@ -18,7 +18,8 @@ from service.lifecycle import Action
 from service.matching import distance_km
 from service.models import Event, EventType, Need, NeedStatus, Offer, OfferStatus, Principal, Role, Topic
 from service.needs import load_need
-from service.store import Refusal, Refused, Reservation
+from service.store import Refusal, Refused
+from service.store.offers import Assignment
 
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 """Histogram buckets in seconds for time from intake to first offer and to acceptance."""
@@ -85,26 +86,20 @@ def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str) ->
     distance = distance_km(need.location, volunteer.location) if volunteer else 0.0
     offer_id = new_offer_id()
     committed = clock.parse(need.deadline)
-    deps.store.offers.reserve(
-        Reservation(
+    deps.store.offers.assign(
+        Assignment(
             need_id=need.id,
             volunteer_id=volunteer_id,
             offer_id=offer_id,
             now_iso=clock.iso(moment),
             now_epoch=clock.epoch(moment),
-            expires_iso=clock.iso(moment),
-            expires_epoch=clock.epoch(moment),
             distance_km=distance,
-            skills=need.skills,
-            code="",
-            code_ttl=0,
             event=Event(
                 at=clock.iso(moment),
                 type=EventType.ASSIGNED_BY_DISPATCHER,
                 actor=actor,
                 detail={"offer_id": offer_id, "volunteer_id": volunteer_id, "distance_km": round(distance, 2)},
             ),
-            direct=True,
             committed_iso=clock.iso(committed),
             committed_epoch=clock.epoch(committed),
             since_intake=since_intake(deps, need),

@@ -17,20 +17,17 @@ from service.store.deliveries import DeliveryStore
 from service.store.errors import Refusal, Refused
 from service.store.idempotency import IdempotencyStore
 from service.store.keys import Keys
-from service.store.needs import MatchStart, NeedStore, Release, Transition
-from service.store.offers import OfferStore, Reservation, Reserved, bucket_label
+from service.store.needs import NeedStore, Release, Transition
+from service.store.offers import OfferStore, bucket_label
 from service.store.scripts import Scripts
 from service.store.stats import StatStore
 from service.store.tokens import TokenStore
 from service.store.volunteers import VolunteerStore
 
 __all__ = [
-    "MatchStart",
     "Refusal",
     "Refused",
     "Release",
-    "Reservation",
-    "Reserved",
     "Store",
     "Transition",
     "bucket_label",

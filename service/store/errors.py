@@ -16,12 +16,8 @@ class Refusal(StrEnum):
     OFFER_STATUS = "offer_status"
     NEED_FULL = "need_full"
     STAFFED = "staffed"
-    TRIED = "tried"
-    OFF_DUTY = "off_duty"
     AT_CAPACITY = "at_capacity"
-    MISSING_SKILL = "missing_skill"
     ALREADY_OFFERED = "already_offered"
-    CODE_TAKEN = "code_taken"
     NOT_DUE = "not_due"
     MAX_OFFERS = "max_offers"
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import redis
 
-from service.models import Event, Need, NeedStatus, Skill
+from service.models import Event, Need, NeedStatus
 from service.store.codec import (
     encode_fields,
     event_from_json,
@@ -18,9 +17,8 @@ from service.store.codec import (
     need_from_hash,
     text,
 )
-from service.store.errors import Refused
 from service.store.keys import Keys
-from service.store.scripts import Scripts, outcome
+from service.store.scripts import Scripts
 
 
 class Release(StrEnum):
@@ -60,14 +58,6 @@ class Transition:
             "unless_staffed": self.unless_staffed,
             "fields": encode_fields(self.fields),
         }
-
-
-@dataclass(frozen=True)
-class MatchStart:
-    """What a match run reads first: volunteers offered the need before, and pool sizes per skill."""
-
-    tried: set[str]
-    pool_sizes: dict[Skill, int]
 
 
 class NeedStore:
@@ -162,25 +152,3 @@ class NeedStore:
     def transition(self, need_id: str, change: Transition) -> NeedStatus:
         """Apply one status change atomically; returns the status before, or raises Refused."""
         return NeedStatus(self.scripts.run("transition", change.arguments(need_id)))
-
-    def begin_matching(self, need_id: str, skills: Iterable[Skill], *, start: Transition | None) -> MatchStart:
-        """One round trip: move a queued need to matching (when `start` is given), then read the
-        volunteers already offered this need and how many are available per required skill."""
-        skills = list(skills)
-        pipe = self.r.pipeline(transaction=False)
-        if start is not None:
-            self.scripts.queue("transition", start.arguments(need_id), pipeline=pipe)
-        pipe.smembers(self.keys.need_tried(need_id))
-        for skill in skills:
-            pipe.zcard(self.keys.available(skill.value))
-        replies = pipe.execute()
-        if start is not None:
-            try:
-                outcome(replies.pop(0))
-            except Refused:
-                pass  # another worker started matching first: fine
-        tried, *sizes = replies
-        return MatchStart(
-            tried={text(x) for x in tried},
-            pool_sizes={skill: int(n) for skill, n in zip(skills, sizes, strict=True)},
-        )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
-from service.models import Event, Offer, OfferStatus, Priority, Skill
+from service.models import Event, Offer, OfferStatus, Priority
 from service.store.codec import event_json, offer_from_hash, text
 from service.store.keys import Keys
 from service.store.scripts import Scripts
@@ -19,34 +19,20 @@ def bucket_label(value: float, buckets: tuple[float, ...]) -> str:
 
 
 @dataclass(frozen=True)
-class Reservation:
-    """One reservation to make: a pending offer, or with `direct` a dispatcher's assignment."""
+class Assignment:
+    """A dispatcher's direct assignment of one volunteer to a need, recorded as an accepted offer."""
 
     need_id: str
     volunteer_id: str
     offer_id: str
     now_iso: str
     now_epoch: float
-    expires_iso: str
-    expires_epoch: float
     distance_km: float
-    skills: list[Skill]
-    code: str
-    code_ttl: int
     event: Event
-    direct: bool
     committed_iso: str
     committed_epoch: float
     since_intake: float
-    latency_buckets: tuple[float, ...] = ()
-
-
-@dataclass(frozen=True)
-class Reserved:
-    """A reservation made; `first` when it was the need's first offer."""
-
-    offer_id: str
-    first: bool
+    latency_buckets: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -135,32 +121,25 @@ class OfferStore:
             escalated=data.get("escalated") or None,
         )
 
-    def reserve(self, reservation: Reservation) -> Reserved:
-        """Reserve the volunteer for the need atomically, re-checking both; raises Refused otherwise."""
-        r = reservation
-        detail = self.scripts.run(
-            "reserve",
+    def assign(self, assignment: Assignment) -> None:
+        """Reserve the volunteer for the need as an accepted offer, re-checking both; raises Refused otherwise."""
+        a = assignment
+        self.scripts.run(
+            "assign",
             {
-                "need_id": r.need_id,
-                "volunteer_id": r.volunteer_id,
-                "offer_id": r.offer_id,
-                "now_iso": r.now_iso,
-                "now_ms": str(int(r.now_epoch * 1000)),
-                "expires_iso": r.expires_iso,
-                "expires_epoch": repr(r.expires_epoch),
-                "distance_km": repr(round(r.distance_km, 3)),
-                "skills": ",".join(s.value for s in r.skills),
-                "code": r.code,
-                "code_ttl": str(r.code_ttl),
-                "event": event_json(r.event),
-                "direct": r.direct,
-                "committed_iso": r.committed_iso,
-                "committed_epoch": repr(r.committed_epoch),
-                "bucket": bucket_label(r.since_intake, r.latency_buckets) if r.latency_buckets else "",
-                "since_intake": repr(r.since_intake),
+                "need_id": a.need_id,
+                "volunteer_id": a.volunteer_id,
+                "offer_id": a.offer_id,
+                "now_iso": a.now_iso,
+                "now_epoch": repr(a.now_epoch),
+                "distance_km": repr(round(a.distance_km, 3)),
+                "event": event_json(a.event),
+                "committed_iso": a.committed_iso,
+                "committed_epoch": repr(a.committed_epoch),
+                "bucket": bucket_label(a.since_intake, a.latency_buckets),
+                "since_intake": repr(a.since_intake),
             },
         )
-        return Reserved(offer_id=r.offer_id, first=detail == "first")
 
     def accept(
         self,

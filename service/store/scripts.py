@@ -62,7 +62,7 @@ class Scripts:
     NAMES = (
         "save_volunteer",
         "match",
-        "reserve",
+        "assign",
         "accept",
         "release",
         "transition",

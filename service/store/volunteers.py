@@ -7,7 +7,7 @@ from typing import Any
 
 import redis
 
-from service.models import Skill, Volunteer
+from service.models import Volunteer
 from service.store.codec import encode_fields, text, volunteer_fields, volunteer_from_hash
 from service.store.errors import Refusal, Refused
 from service.store.keys import Keys
@@ -105,13 +105,6 @@ class VolunteerStore:
             volunteer_from_hash(vid, d) if d else None for vid, d in zip(volunteer_ids, pipe.execute(), strict=True)
         ]
 
-    def candidate_rows(self, volunteer_ids: list[str]) -> list[list[str | None]]:
-        """Just what matching needs of each volunteer: lat, lon, skills, on_duty, load, capacity, idle_since."""
-        pipe = self.r.pipeline(transaction=False)
-        for vid in volunteer_ids:
-            pipe.hmget(self.keys.volunteer(vid), "lat", "lon", "skills", "on_duty", "load", "capacity", "idle_since")
-        return [[text(x) if x is not None else None for x in row] for row in pipe.execute()]
-
     def ids_range(self, *, start: int, count: int) -> list[str]:
         """Volunteer ids in order of registration (an append-only list, so offsets are stable)."""
         return [text(x) for x in self.r.lrange(self.keys.volunteers(), start, start + count - 1)]
@@ -128,22 +121,6 @@ class VolunteerStore:
             radius=radius_km,
             unit="km",
             sort="ASC",
-            withdist=True,
-        )
-        return [(text(m), float(d)) for m, d in rows]
-
-    def available_near(
-        self, *, skill: Skill, lat: float, lon: float, radius_km: float, count: int
-    ) -> list[tuple[str, float]]:
-        """Nearest available volunteers with a skill, from the small per-skill GEO set."""
-        rows: list[Any] = self.r.geosearch(
-            self.keys.available(skill.value),
-            longitude=lon,
-            latitude=lat,
-            radius=radius_km,
-            unit="km",
-            sort="ASC",
-            count=count,
             withdist=True,
         )
         return [(text(m), float(d)) for m, d in rows]

@@ -1,0 +1,50 @@
+-- assign.lua: a dispatcher's direct assignment: reserve one unit of the volunteer's capacity for
+-- the need and record it as an accepted offer, re-checking the need and the volunteer in the
+-- same step; the need is assigned once it has all the volunteers it asked for.
+-- KEYS: none (built from the prefix)
+-- ARGV[1]: key prefix
+-- ARGV[2]: JSON {need_id, volunteer_id, offer_id, now_iso, now_epoch, distance_km, event (JSON),
+--                committed_iso, committed_epoch, bucket (intake-to-first-offer histogram bucket,
+--                counted when this is the need's first offer), since_intake}
+-- Answers {'ok'}, or a refusal: no_need, need_status (detail: the status), need_full,
+-- no_volunteer, at_capacity, already_offered.
+local a = cjson.decode(ARGV[2])
+local need_id, vol_id, offer_id, now_iso = a.need_id, a.volunteer_id, a.offer_id, a.now_iso
+local nkey, vkey = need_key(need_id), vol_key(vol_id)
+local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed')
+if not n[1] then return refuse('no_need') end
+if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
+if tonumber(n[2]) >= tonumber(n[3]) then return refuse('need_full') end
+local v = redis.call('HMGET', vkey, 'load', 'capacity')
+if not v[2] then return refuse('no_volunteer') end
+if tonumber(v[1]) >= tonumber(v[2]) then return refuse('at_capacity') end
+-- an earlier offer on this need to the same volunteer must be over
+for _, oid in ipairs(redis.call('ZRANGE', nkey .. ':offers', 0, -1)) do
+  local o = redis.call('HMGET', offer_key(oid), 'volunteer_id', 'status')
+  if o[1] == vol_id and (o[2] == OFFER.pending or o[2] == OFFER.accepted) then return refuse('already_offered') end
+end
+redis.call('SADD', nkey .. ':tried', vol_id)
+take_capacity(vol_id)
+redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vol_id,
+  'status', OFFER.accepted, 'created_at', now_iso, 'expires_at', now_iso, 'expires_epoch', a.now_epoch,
+  'distance_km', a.distance_km, 'code', '', 'decided_at', now_iso)
+local now_ms = string.format('%d', math.floor(tonumber(a.now_epoch) * 1000))
+redis.call('ZADD', nkey .. ':offers', now_ms, offer_id)
+redis.call('ZADD', vkey .. ':offers', now_ms, offer_id)
+redis.call('HINCRBY', nkey, 'active', 1)
+if redis.call('HINCRBY', nkey, 'offers_made', 1) == 1 then
+  local hist = P .. 'hist:intake_to_first_offer'
+  redis.call('HINCRBY', hist, a.bucket, 1)
+  redis.call('HINCRBY', hist, '_count', 1)
+  redis.call('HINCRBYFLOAT', hist, '_sum', a.since_intake)
+end
+push_event(need_id, a.event)
+local accepted = redis.call('HINCRBY', nkey, 'accepted', 1)
+if accepted >= tonumber(n[3]) then
+  set_status(need_id, NEED.assigned, now_iso)
+  redis.call('HSET', nkey, 'committed_deadline', a.committed_iso)
+  redis.call('ZADD', P .. 'needs:due', a.committed_epoch, need_id)
+else
+  set_status(need_id, NEED.offered, now_iso)
+end
+return ok()
