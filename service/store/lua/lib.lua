@@ -10,7 +10,7 @@ local function need_key(id) return P .. 'need:' .. id end
 local function vol_key(id) return P .. 'vol:' .. id end
 local function offer_key(id) return P .. 'offer:' .. id end
 
--- A UTC time as service.clock.iso writes it (whole seconds): 2026-11-29T12:00:00Z
+-- A UTC time as service.clock.iso writes it (milliseconds): 2026-11-29T12:00:00.000Z
 local function iso(epoch)
   local t = math.floor(epoch)
   local days = math.floor(t / 86400)
@@ -25,8 +25,10 @@ local function iso(epoch)
   local day = doy - math.floor((153 * mp + 2) / 5) + 1
   local month = mp < 10 and mp + 3 or mp - 9
   local year = yoe + era * 400 + (month <= 2 and 1 or 0)
-  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', year, month, day, math.floor(rest / 3600),
-    math.floor(rest % 3600 / 60), rest % 60)
+  -- milliseconds truncated, as Python's isoformat(timespec='milliseconds'); half a microsecond absorbs float error
+  local ms = math.min(math.floor((epoch - t) * 1000 + 0.0005), 999)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day, math.floor(rest / 3600),
+    math.floor(rest % 3600 / 60), rest % 60, ms)
 end
 
 local function ok(detail) return {'ok', detail or ''} end
