@@ -22,6 +22,12 @@ class Settings:
     area_km2: float = 2000.0
     max_radius_km: float = 25.0
     max_offers: int = 10
+    parallel_offers: dict[str, int] = field(default_factory=lambda: {"critical": 3})
+    """Volunteers offered a need at once, per open place, by priority (1 when not named)."""
+    parallel_after_expiry: int = 2
+    """Volunteers offered at once per open place once an offer of the need went unanswered."""
+    travel_speed_kmh: float = 30.0
+    """How fast volunteers are assumed to travel, to keep needs with arrive_by to those who can make it."""
     auto_close_seconds: int = 72 * 3600
     reopen_window_seconds: int = 7 * 24 * 3600
     deadline_risk_ratio: float = 0.8
@@ -64,6 +70,8 @@ class Settings:
             default = f.default
             if f.name == "grid_channels":
                 values[f.name] = _grid_channels(raw)
+            elif f.name == "parallel_offers":
+                values[f.name] = _per_priority(raw)
             elif f.name == "notify_retry_intervals":
                 values[f.name] = _ints(raw)
             elif f.name == "dispatcher_channels":
@@ -78,6 +86,16 @@ class Settings:
                 values[f.name] = raw
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _per_priority(raw: str) -> dict[str, int]:
+    """Parse 'critical=3,high=2' into a mapping."""
+    mapping: dict[str, int] = {}
+    for part in raw.split(","):
+        if "=" in part:
+            name, value = part.split("=", 1)
+            mapping[name.strip()] = max(int(value), 1)
+    return mapping
 
 
 def _grid_channels(raw: str) -> dict[str, tuple[str, ...]]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from service import access, clock, lifecycle
+from service import access, clock, jobs, lifecycle
 from service.backlog import (
     DRAIN_SECONDS,
     MATCH,
     MATCH_BATCH,
     NOTIFY,
+    URGENCY,
     announce,
     enqueue_drain,
     schedule_expiry,
@@ -21,7 +22,7 @@ from service.deps import Deps
 from service.exceptions import InvalidTransition
 from service.lifecycle import Action
 from service.matching import TIE_KM, distance_km
-from service.models import Event, EventType, Need, NeedStatus, Principal, Role, Topic
+from service.models import Event, EventType, Need, NeedStatus, Principal, Priority, Role, Topic
 from service.needs import change_status, load_need
 from service.offers import LATENCY_BUCKETS, new_offer_id, withdraw_pending
 from service.store import Refusal, Refused
@@ -57,6 +58,10 @@ def match_request(deps: Deps, need_id: str, moment: datetime) -> MatchRequest:
         max_radius_km=deps.settings.max_radius_km,
         tie_km=TIE_KM,
         buckets=LATENCY_BUCKETS,
+        parallel=dict(deps.settings.parallel_offers),
+        parallel_after_expiry=deps.settings.parallel_after_expiry,
+        travel_speed_kmh=deps.settings.travel_speed_kmh,
+        wait_class={p.value: URGENCY[jobs.DEFAULT if p is not Priority.LOW else jobs.LOW] for p in Priority},
     )
 
 
@@ -91,6 +96,8 @@ def follow_up(deps: Deps, result: MatchResult) -> None:
     """Enqueue what a match step armed: the notify drain for its offers, the expiry timer."""
     if result.arm_notify:
         enqueue_drain(deps, NOTIFY)
+    if result.arm_match:
+        enqueue_drain(deps, MATCH)
     if result.arm_expiry_at is not None:
         schedule_expiry(deps, result.arm_expiry_at)
 

@@ -6,7 +6,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Protocol
 
-from service.models import Need, Priority, Vulnerability
+from service.models import Need, Priority
 
 MATCH_NEED = "worker.jobs.match_need"
 EXPIRE_OFFER = "worker.jobs.expire_offer"
@@ -24,12 +24,10 @@ URGENT, DEFAULT, LOW, NOTIFY = "urgent", "default", "low", "notify"
 MATCH_QUEUES = (URGENT, DEFAULT, LOW)
 ALL_QUEUES = (URGENT, DEFAULT, LOW, NOTIFY)
 
-_URGENT_FLAGS = {Vulnerability.ELDERLY_ALONE, Vulnerability.MEDICAL, Vulnerability.LIVESTOCK}
-
 
 def queue_for(need: Need) -> str:
     """Critical and high priority, and needs of the most vulnerable, jump the queue."""
-    if need.priority in (Priority.CRITICAL, Priority.HIGH) or _URGENT_FLAGS & set(need.vulnerability):
+    if need.urgent:
         return URGENT
     if need.priority is Priority.LOW:
         return LOW

@@ -47,6 +47,14 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "【Aidline】{kind}求助已取消，无需前往。原因：{reason}",
         "en": "Aidline: the {kind} need was cancelled; no need to go. Reason: {reason}",
     },
+    "offer_taken": {
+        "zh": "【Aidline】{kind}求助已由其他志愿者接单，您无需前往。谢谢！",
+        "en": "Aidline: another volunteer took the {kind} need first; no need to go. Thank you!",
+    },
+    "offer_preempted": {
+        "zh": "【Aidline】{kind}求助的邀请已撤回：附近有更紧急的求助需要您，请查看新的邀请。",
+        "en": "Aidline: the {kind} offer is withdrawn: a more urgent need nearby needs you; see your new offer.",
+    },
     "received": {
         "zh": "【Aidline】已收到您的{kind}求助，正在为您联系志愿者。查看进度：{track}",
         "en": "Aidline: we received your {kind} request and are finding a volunteer. Track it: {track}",

@@ -98,6 +98,10 @@ class Topic(StrEnum):
     OFFER_REMINDER = "offer_reminder"
     ASSIGNED_BY_DISPATCHER = "assigned_by_dispatcher"
     CANCELLED = "cancelled"
+    OFFER_TAKEN = "offer_taken"
+    """Another volunteer accepted first: the offer is withdrawn."""
+    OFFER_PREEMPTED = "offer_preempted"
+    """The offer was withdrawn for a more urgent need nearby."""
     RECEIVED = "received"
     ASSIGNED = "assigned"
     EN_ROUTE = "en_route"
@@ -120,6 +124,8 @@ class EventType(StrEnum):
     OFFER_DECLINED = "offer_declined"
     OFFER_EXPIRED = "offer_expired"
     OFFER_WITHDRAWN = "offer_withdrawn"
+    OFFER_PREEMPTED = "offer_preempted"
+    """A pending offer of this need was withdrawn and given to a more urgent need."""
     ESCALATED = "escalated"
     REMATCH = "rematch"
     DEFERRED = "deferred"
@@ -133,6 +139,11 @@ class EventType(StrEnum):
     OVERDUE = "overdue"
     NOTIFICATION = "notification"
     NOTIFICATION_UNDELIVERABLE = "notification_undeliverable"
+
+
+URGENT_PRIORITIES = frozenset({Priority.CRITICAL, Priority.HIGH})
+URGENT_VULNERABILITIES = frozenset({Vulnerability.ELDERLY_ALONE, Vulnerability.MEDICAL, Vulnerability.LIVESTOCK})
+"""A need is urgent when its priority or its people's vulnerability is one of these: it goes first."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,13 @@ class Need:
     """How far to search for volunteers (the kind's radius unless a dispatcher widened it)."""
     accept_seconds: int | None = None
     """How long a volunteer has to answer an offer of this need."""
+    arrive_by: str | None = None
+    """Volunteers who cannot be there by then (at the configured travel speed) are not offered it."""
+
+    @property
+    def urgent(self) -> bool:
+        """Critical or high priority, or people who cannot wait (elderly alone, medical, livestock)."""
+        return self.priority in URGENT_PRIORITIES or bool(URGENT_VULNERABILITIES & set(self.vulnerability))
 
 
 @dataclass

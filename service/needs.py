@@ -57,6 +57,11 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
             )
     else:
         deadline = moment + timedelta(seconds=spec.deadlines[priority])
+    arrive_by = need_in.get("arrive_by")
+    if arrive_by is not None and arrive_by <= moment:
+        raise InvalidInput(
+            "arrive_by must be in the future", errors={"json": {"arrive_by": ["Must be in the future."]}}
+        )
     # how far to search: the kind's radius, or what a dispatcher asked for; never past the maximum
     radius_km = min(float(need_in.get("radius_km") or spec.radius_km), deps.settings.max_radius_km)
     requester = need_in.get("requester") or {}
@@ -82,6 +87,7 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
         requester_locale=Locale(requester["locale"]) if requester.get("locale") else None,
         radius_km=radius_km,
         accept_seconds=spec.accept_seconds[priority],
+        arrive_by=clock.iso(arrive_by) if arrive_by is not None else None,
     )
     deps.store.needs.create(
         need,

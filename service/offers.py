@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from service import access, clock, jobs, lifecycle
-from service.backlog import announce, schedule_expiry, wait_for_match
+from service.backlog import NOTIFY, announce, enqueue_drain, schedule_expiry, wait_for_match
 from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
 from service.ids import new_id
@@ -130,7 +130,7 @@ def accept_offer(*, deps: Deps, offer_id: str, principal: Principal, actor: str 
     moment = deps.clock.now()
     committed = clock.parse(need.deadline)
     try:
-        assigned = deps.store.offers.accept(
+        assigned, arm_notify = deps.store.offers.accept(
             offer_id=offer_id,
             now_iso=clock.iso(moment),
             now_epoch=clock.epoch(moment),
@@ -152,6 +152,8 @@ def accept_offer(*, deps: Deps, offer_id: str, principal: Principal, actor: str 
     except Refused as refused:
         raise refusal_error(refused, doing="accept", need=need) from None
     observe_once(deps, "intake_to_acceptance", need)
+    if arm_notify:
+        enqueue_drain(deps, NOTIFY)  # the volunteers whose offers were withdrawn hear it was taken
     if assigned:
         announce(deps, Topic.ASSIGNED, offer.need_id)
     return deps.store.offers.get(offer_id) or offer

@@ -284,6 +284,12 @@ class NeedCreateSchema(Schema):
         }
     )
     grid = _text(50, allow_none=True)
+    arrive_by = fields.AwareDateTime(
+        metadata={
+            "description": "ISO 8601 with time zone, in the future (422 otherwise): only volunteers who can be there "
+            "by then at the service's travel speed (AIDLINE_TRAVEL_SPEED_KMH, default 30) are offered it"
+        }
+    )
     radius_km = StrictFloat(
         allow_nan=False,
         validate=validate.Range(min=0.1, max=1000),
@@ -351,6 +357,7 @@ class NeedSchema(ma.Schema):
     flagged = fields.Boolean(required=True, metadata={"description": "A notification could not be delivered"})
     grid = fields.String(allow_none=True)
     radius_km = fields.Float(allow_none=True, metadata={"description": "How far volunteers are searched for"})
+    arrive_by = fields.String(allow_none=True, metadata={"description": "Volunteers must be able to arrive by then"})
 
 
 class NeedQuerySchema(NearArgsSchema):

@@ -61,6 +61,7 @@ class Store:
         "offer:*",
         "offers:*",
         "offercode:*",
+        "volunteers:holding_ordinary",
         "track:*",
         "delivery:*",
         "hist:*",

@@ -151,6 +151,8 @@ def need_fields(n: Need) -> dict[str, str]:
             "grid": n.grid,
             "radius_km": n.radius_km,
             "accept_seconds": n.accept_seconds,
+            "arrive_by": n.arrive_by,
+            "arrive_by_epoch": repr(_epoch(n.arrive_by)) if n.arrive_by else None,
             "offers_made": 0,
             "accepted": 0,
             "active": 0,
@@ -189,6 +191,7 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         requester_locale=Locale(d["requester_locale"]) if d.get("requester_locale") else None,
         radius_km=float(d["radius_km"]) if d.get("radius_km") else None,
         accept_seconds=int(d["accept_seconds"]) if d.get("accept_seconds") else None,
+        arrive_by=_opt(d.get("arrive_by")),
     )
 
 

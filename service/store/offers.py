@@ -49,6 +49,12 @@ class MatchRequest:
     max_radius_km: float
     tie_km: float
     buckets: tuple[float, ...]
+    parallel: dict[str, int]
+    """Offers at once per open place, by priority."""
+    parallel_after_expiry: int
+    travel_speed_kmh: float
+    wait_class: dict[str, int]
+    """The backlog's urgency class by priority, for an ordinary need whose offer is pre-empted."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,8 @@ class MatchResult:
     """This step armed the expiry timer: schedule the expiry job at this epoch."""
     escalated: str | None = None
     """Why this step escalated the need (nobody, or not enough, within its radius)."""
+    arm_match: bool = False
+    """This step put a pre-empted need back in the backlog and armed the match drain: enqueue it."""
 
 
 class OfferStore:
@@ -101,6 +109,10 @@ class OfferStore:
                 "max_radius_km": r.max_radius_km,
                 "tie_km": r.tie_km,
                 "buckets": list(r.buckets),
+                "parallel": r.parallel,
+                "parallel_after_expiry": r.parallel_after_expiry,
+                "travel_speed_kmh": r.travel_speed_kmh,
+                "wait_class": r.wait_class,
             },
         )
         data = json.loads(detail)
@@ -119,6 +131,7 @@ class OfferStore:
             arm_notify=bool(data.get("arm_notify")),
             arm_expiry_at=float(data["arm_expiry"]) if data.get("arm_expiry") else None,
             escalated=data.get("escalated") or None,
+            arm_match=bool(data.get("arm_match")),
         )
 
     def assign(self, assignment: Assignment) -> None:
@@ -151,8 +164,10 @@ class OfferStore:
         committed_epoch: float,
         event: Event,
         assigned_event: Event,
-    ) -> bool:
-        """Accept a pending offer; True when the need became assigned. Raises Refused otherwise."""
+    ) -> tuple[bool, bool]:
+        """Accept a pending offer: (the need became assigned, the notify drain must be enqueued).
+
+        Raises Refused otherwise."""
         detail = self.scripts.run(
             "accept",
             {
@@ -165,7 +180,7 @@ class OfferStore:
                 "assigned_event": event_json(assigned_event),
             },
         )
-        return bool(detail == "assigned")
+        return detail.startswith("assigned"), detail.endswith("+notify")
 
     def release(
         self,

@@ -17,7 +17,7 @@ import redis
 from redis.commands.core import Script
 
 from service import lifecycle
-from service.models import EventType, NeedStatus, OfferStatus, Skill
+from service.models import URGENT_PRIORITIES, URGENT_VULNERABILITIES, EventType, NeedStatus, OfferStatus, Skill
 from service.store.errors import Refusal, Refused
 
 
@@ -26,7 +26,7 @@ def _lua_names(name: str, vocabulary: type[Enum]) -> str:
     return f"local {name} = {{{pairs}}}"
 
 
-def _lua_set(name: str, members: frozenset[NeedStatus]) -> str:
+def _lua_set(name: str, members: frozenset[Any]) -> str:
     return f"local {name} = {{{', '.join(f'{m.value} = true' for m in sorted(members))}}}"
 
 
@@ -43,6 +43,8 @@ def constants() -> str:
             _lua_set("ACCEPTS_OFFERS", lifecycle.ACCEPTS_OFFERS),
             _lua_set("IN_PROGRESS", lifecycle.IN_PROGRESS),
             _lua_set("ESCALATES_FROM", lifecycle.ESCALATES_FROM),
+            _lua_set("URGENT_PRIORITY", URGENT_PRIORITIES),
+            _lua_set("URGENT_VULNERABILITY", URGENT_VULNERABILITIES),
         ]
     )
 

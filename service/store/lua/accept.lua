@@ -4,7 +4,9 @@
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {offer_id, now_iso, now_epoch, committed_iso, committed_epoch,
 --                event (JSON), assigned_event (JSON)}
--- Answers {'ok', 'assigned' when the need became assigned}, or a refusal: no_offer,
+-- The volunteers whose offers were withdrawn are told it was taken (the outbox).
+-- Answers {'ok', '' | 'assigned' when the need became assigned | 'assigned+notify' when, besides,
+-- the notify drain must be enqueued}, or a refusal: no_offer,
 -- offer_status (detail: the offer's status), need_status (detail: the need's status).
 local a = cjson.decode(ARGV[2])
 local offer_id, now_iso, now_epoch = a.offer_id, a.now_iso, tonumber(a.now_epoch)
@@ -27,9 +29,15 @@ redis.call('ZADD', P .. 'needs:due', a.committed_epoch, o[2])
 push_event(o[2], a.assigned_event)
 -- the need is fully staffed: withdraw offers still pending
 local ids = redis.call('ZRANGE', nkey .. ':offers', 0, -1)
+local arm_notify = false
 for _, id in ipairs(ids) do
-  if redis.call('HGET', offer_key(id), 'status') == OFFER.pending then
-    end_offer(id, OFFER.withdrawn, now_iso, now_epoch, 'need fully assigned')
+  local other = redis.call('HMGET', offer_key(id), 'status', 'volunteer_id')
+  if other[1] == OFFER.pending then
+    end_offer(id, OFFER.withdrawn, now_iso, now_epoch, 'taken by another volunteer')
+    push_event(o[2], cjson.encode({at = now_iso, type = EVENT.offer_withdrawn, actor = 'system',
+      detail = {offer_id = id, volunteer_id = other[2], reason = 'taken by another volunteer'}}))
+    if announce('offer_taken', o[2], other[2], '', 'taken-' .. id) then arm_notify = true end
   end
 end
+if arm_notify then return ok('assigned+notify') end
 return ok('assigned')

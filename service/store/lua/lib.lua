@@ -184,3 +184,19 @@ local function arm_expiry(epoch)
   redis.call('SET', key, epoch)
   return true
 end
+
+-- Urgent needs go first and may take an ordinary need's pending offer (service.models.Need.urgent).
+local function is_urgent(priority, vulnerability_csv)
+  if URGENT_PRIORITY[priority] then return true end
+  for v in string.gmatch(vulnerability_csv or '', '[^,]+') do
+    if URGENT_VULNERABILITY[v] then return true end
+  end
+  return false
+end
+
+-- Put a need back in the match backlog (it keeps its place if it is waiting already); true when
+-- this call armed the match drain, so the caller enqueues it.
+local function wait_again(need_id, score)
+  redis.call('ZADD', P .. 'backlog:waiting', 'NX', score, need_id)
+  return redis.call('SET', P .. 'backlog:armed:match', '1', 'NX', 'EX', 120) ~= false
+end

@@ -6,6 +6,11 @@
 -- or two of the need's skills, ring by ring (each ring 4x the last), and asks GEOSEARCH for
 -- more members until it holds everyone who could tie with the last one chosen. A need still
 -- missing volunteers after the whole radius is escalated in the same step.
+-- Parallel offers: a need is offered to K volunteers per open place at once (K by priority, at
+-- least parallel_after_expiry once one of its offers expired unanswered); the first to accept wins.
+-- Pre-emption: an urgent need that finds nobody free takes the nearest eligible volunteer's
+-- pending (never accepted) offer of an ordinary need; that need waits in the backlog again.
+-- arrive_by: volunteers who cannot be there in time at travel_speed_kmh are not offered it.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {need_id, now_epoch, offer_id (the first offer's id; more get -2, -3, ...),
@@ -13,14 +18,17 @@
 --                carry their own window), max_offers,
 --                first_ring_km (the smallest first ring), area_km2 (the area served),
 --                max_radius_km (for needs without their own radius_km), tie_km,
---                buckets (histogram bounds, seconds)}
+--                buckets (histogram bounds, seconds), parallel: {priority: K},
+--                parallel_after_expiry, travel_speed_kmh,
+--                wait_class: {priority: backlog urgency class} (for pre-empted ordinary needs)}
 -- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
 -- earliest pending offer.
 -- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
 --                      missing: still missing after this call,
 --                      arm_notify: the notify drain must be enqueued,
 --                      arm_expiry: the expiry job must be scheduled at this epoch, or '',
---                      escalated: why the need was escalated, or ''}},
+--                      escalated: why the need was escalated, or '',
+--                      arm_match: the match drain must be enqueued (a pre-empted need waits again)}},
 -- or a refusal: no_need, need_status (detail: the status), max_offers (detail: offers made).
 
 local a = cjson.decode(ARGV[2])
@@ -28,22 +36,35 @@ local need_id, now_epoch = a.need_id, tonumber(a.now_epoch)
 local now_iso = iso(now_epoch)
 local nkey = need_key(need_id)
 local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'offers_made', 'skills', 'lat', 'lon',
-  'priority', 'created_epoch', 'radius_km', 'accept_seconds')
+  'priority', 'created_epoch', 'radius_km', 'accept_seconds', 'accepted', 'expired_offers', 'vulnerability',
+  'arrive_by_epoch')
 if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
 if n[1] == NEED.queued then
   set_status(need_id, NEED.matching, now_iso)
   push_event(need_id, cjson.encode({at = now_iso, type = EVENT.matching_started, actor = 'system', detail = {}}))
 end
-local missing = tonumber(n[3]) - tonumber(n[2])
-if missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false,
-  arm_expiry = '', escalated = ''})) end
+local needed, active, accepted = tonumber(n[3]), tonumber(n[2]), tonumber(n[12] or '0') or 0
+-- offers wanted per open place: K for the priority, more once an offer went unanswered
+local fanout = tonumber(a.parallel[n[8]] or 1) or 1
+if (tonumber(n[13] or '0') or 0) > 0 then fanout = math.max(fanout, tonumber(a.parallel_after_expiry)) end
+local missing = (needed - accepted) * fanout - (active - accepted)
+if needed - active <= 0 and missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false,
+  arm_expiry = '', escalated = '', arm_match = false})) end
+missing = math.max(missing, needed - active)
 if tonumber(n[4]) >= tonumber(a.max_offers) then return refuse('max_offers', n[4]) end
 
 local lat, lon = tonumber(n[6]), tonumber(n[7])
 -- the need's own radius, capped when it was set; needs recorded without one use the maximum
 local max_km = tonumber(a.max_radius_km)
 if n[10] and n[10] ~= '' then max_km = tonumber(n[10]) end
+-- to be there by arrive_by, nobody further than the travel speed allows
+local too_late = false
+if n[15] and n[15] ~= '' then
+  local reach = math.max(tonumber(n[15]) - now_epoch, 0) / 3600 * tonumber(a.travel_speed_kmh)
+  if reach < max_km then max_km, too_late = reach, true end
+end
+local urgent = is_urgent(n[8], n[14])
 local tie = tonumber(a.tie_km)
 local skills = {}
 for s in string.gmatch(n[5] or '', '[^,]+') do table.insert(skills, s) end
@@ -99,7 +120,7 @@ local function consider(vid)
   end
   local km = great_circle(tonumber(v[5]), tonumber(v[6]))
   if km > max_km then return end
-  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km}
+  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6]}
   checked[vid] = row
   table.insert(eligible, row)
 end
@@ -119,7 +140,7 @@ local radius = tonumber(a.max_radius_km)
 if smallest > 0 then radius = math.sqrt(16 * tonumber(a.area_km2) / (math.pi * smallest)) / 8 end
 radius = math.min(math.max(radius, tonumber(a.first_ring_km)), max_km)
 local count = missing + 16  -- grows with what the rings show, and is kept from one ring to the next
-while #chosen == 0 do
+while #chosen == 0 and max_km > 0 do
   local search_km = math.min(radius, max_km) * 1.001
   while true do
     local hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC',
@@ -152,6 +173,58 @@ if #chosen == 0 and #eligible > 0 then
   chosen = eligible
 end
 
+-- An urgent need still short of volunteers takes pending offers of ordinary needs: the nearest
+-- volunteers (eligible but for their load) holding one give it up; accepted work is never taken.
+local holding = P .. 'volunteers:holding_ordinary'
+local arm_match = false
+local preempted = {}  -- volunteer id -> the ordinary need whose offer was withdrawn
+local short = needed - active - #chosen
+local in_chosen = {}
+for _, row in ipairs(chosen) do in_chosen[row[4]] = true end
+if urgent and short > 0 and max_km > 0 then
+  local hits = redis.call('GEOSEARCH', holding, 'FROMLONLAT', lon, lat, 'BYRADIUS', max_km * 1.001, 'km', 'ASC',
+    'COUNT', 64)
+  for _, vid in ipairs(hits) do
+    if short <= 0 then break end
+    local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'skills', 'lat', 'lon', 'idle_since', 'load')
+    local fits = true
+    if v[1] == '1' and not in_chosen[vid] and redis.call('SISMEMBER', tried, vid) == 0 then
+      for _, s in ipairs(skills) do
+        if need_skills ~= '' and not in_csv(v[2] or '', s) then fits = false end
+      end
+      local km = fits and great_circle(tonumber(v[3]), tonumber(v[4])) or max_km + 1
+      local taken = false
+      if km <= max_km then
+        -- the newest pending offer of an ordinary need this volunteer holds
+        local theirs = redis.call('ZREVRANGE', vol_key(vid) .. ':offers', 0, 9)
+        for _, oid in ipairs(theirs) do
+          local o = redis.call('HMGET', offer_key(oid), 'status', 'need_id')
+          if o[1] == OFFER.pending then
+            local other = redis.call('HMGET', need_key(o[2]), 'priority', 'vulnerability')
+            if not is_urgent(other[1], other[2]) then
+              local reason = 'withdrawn for a more urgent need nearby'
+              end_offer(oid, OFFER.withdrawn, now_iso, now_epoch, reason)
+              push_event(o[2], cjson.encode({at = now_iso, type = EVENT.offer_preempted, actor = 'system',
+                detail = {offer_id = oid, volunteer_id = vid, for_need_id = need_id, reason = reason}}))
+              back_to_matching_if_empty(o[2], now_iso)
+              local class = tonumber(a.wait_class[other[1]] or 1) or 1
+              if wait_again(o[2], class * 1e13 + math.floor(now_epoch * 1000)) then arm_match = true end
+              preempted[vid] = o[2]
+              in_chosen[vid] = true
+              table.insert(chosen, {0, tonumber(v[6]), tonumber(v[5] or '0') or 0, vid, km, v[3], v[4]})
+              short = short - 1
+              taken = true
+              break
+            end
+          end
+        end
+      end
+      -- nothing of an ordinary need pending any more: out of the set (it is kept lazily)
+      if km <= max_km and not taken then redis.call('ZREM', holding, vid) end
+    end
+  end
+end
+
 local window = tonumber(n[11])
 if not window then window = tonumber(a.priority_seconds[n[8]]) end
 local expires_epoch = now_epoch + window
@@ -177,6 +250,9 @@ for i, row in ipairs(chosen) do
   end
   redis.call('SADD', tried, vid)
   take_capacity(vid)
+  if preempted[vid] then announce('offer_preempted', preempted[vid], vid, '', 'preempt-' .. offer_id) end
+  -- holders of ordinary offers are where an urgent need looks when nobody is free
+  if not urgent then redis.call('GEOADD', holding, row[7], row[6], vid) end
   local distance = string.format('%.3f', km)
   redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vid,
     'status', OFFER.pending, 'created_at', now_iso, 'expires_at', accept.expires_iso,
@@ -208,9 +284,12 @@ end
 if #offers > 0 then set_status(need_id, NEED.offered, now_iso) end
 -- nobody (or not enough) within the whole radius: the dispatchers take over
 local escalated = ''
-if missing > #offers and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
+if needed - active > #offers and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
   local wanted = need_skills ~= '' and string.gsub(need_skills, ',', ', ') or 'any skill'
   escalated = string.format('no available volunteer with %s within %g km', wanted, max_km)
+  if too_late then
+    escalated = string.format('no available volunteer with %s can arrive in time (within %.1f km)', wanted, max_km)
+  end
   set_status(need_id, NEED.escalated, now_iso)
   redis.call('HSET', nkey, 'status_reason', escalated)
   push_event(need_id, cjson.encode({at = now_iso, type = EVENT.escalated, actor = 'system',
@@ -218,5 +297,5 @@ if missing > #offers and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
   local count = redis.call('INCR', P .. 'stats:escalations')  -- also names this escalation's announcement
   if announce('escalated', need_id, '', '', 'esc-' .. count) then arm_notify = true end
 end
-return ok(cjson.encode({offers = offers, missing = missing - #offers, arm_notify = arm_notify,
-  arm_expiry = arm_expiry_at, escalated = escalated}))
+return ok(cjson.encode({offers = offers, missing = math.max(needed - active - #offers, 0),
+  arm_notify = arm_notify, arm_expiry = arm_expiry_at, escalated = escalated, arm_match = arm_match}))

@@ -10,6 +10,8 @@ if not o[1] then return refuse('no_offer') end
 if o[1] ~= OFFER.pending then return refuse('offer_status', o[1]) end
 if a.only_if_due and tonumber(o[3]) > now_epoch then return refuse('not_due') end
 end_offer(offer_id, a.status, now_iso, now_epoch, a.reason)
+-- a need whose offer went unanswered is offered to several volunteers at once from now on
+if a.status == OFFER.expired then redis.call('HINCRBY', need_key(o[2]), 'expired_offers', 1) end
 push_event(o[2], a.event)
 back_to_matching_if_empty(o[2], now_iso)
 return ok()

@@ -151,6 +151,10 @@ def request(need_id: str) -> MatchRequest:
         max_radius_km=100.0,
         tie_km=TIE_KM,
         buckets=(1.0, 60.0),
+        parallel={},
+        parallel_after_expiry=1,
+        travel_speed_kmh=30.0,
+        wait_class={p.value: 1 for p in Priority},
     )
 
 

@@ -1,0 +1,259 @@
+"""Dispatch in a surge: parallel offers for critical needs, urgent needs taking ordinary needs' pending
+offers, and needs that must be reached by a time."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from service import clock, dispatch, offers
+from service.config import Settings
+from service.jobs import MATCH_QUEUES
+from service.models import Topic
+from tests.conftest import NEED
+
+NEED_LAT, NEED_LON = NEED["location"]["lat"], NEED["location"]["lon"]
+KM_PER_DEGREE_LAT = 111.19
+ORDINARY = {"priority": "normal", "vulnerability": []}
+
+
+def north(km: float) -> dict[str, float]:
+    return {"lat": NEED_LAT + km / KM_PER_DEGREE_LAT, "lon": NEED_LON}
+
+
+@pytest.fixture
+def volunteer_at(make_volunteer: Any) -> Any:
+    """An on-duty driver `km` north of the need, capacity 1 unless told otherwise."""
+
+    def _make(km: float, **overrides: Any) -> dict[str, Any]:
+        body = {"on_duty": True, "location": north(km), "capacity": 1, "phone": f"+86138{int(km * 1000):08d}"}
+        return make_volunteer(**{**body, **overrides})
+
+    return _make
+
+
+@pytest.fixture
+def need_of(client: Any, tokens: Any) -> Any:
+    def _get(need_id: str) -> dict[str, Any]:
+        response = client.get(f"/api/v1/needs/{need_id}", headers=tokens.dispatcher)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    return _get
+
+
+@pytest.fixture
+def events_of(client: Any, tokens: Any) -> Any:
+    def _get(need_id: str) -> list[dict[str, Any]]:
+        return client.get(f"/api/v1/needs/{need_id}/events", headers=tokens.dispatcher).get_json()["items"]
+
+    return _get
+
+
+def offered_to(need: dict[str, Any], status: str = "pending") -> list[str]:
+    return [a["volunteer_id"] for a in need["assignments"] if a["status"] == status]
+
+
+def offer_of(need: dict[str, Any], volunteer_id: str) -> str:
+    return next(a["offer_id"] for a in need["assignments"] if a["volunteer_id"] == volunteer_id)
+
+
+def announced(deps: Any, topic: Topic) -> list[dict[str, Any]]:
+    return [a for a in deps.store.backlog.peek_outbox(1000) if a["topic"] == topic.value]
+
+
+# ---- parallel offers ---------------------------------------------------------------------------
+
+
+def test_a_critical_need_is_offered_to_the_three_nearest_at_once(volunteer_at, make_need, work, need_of) -> None:
+    near = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
+    volunteer_at(4.0)
+    need = make_need(priority="critical")
+
+    work()
+
+    got = need_of(need["id"])
+    assert got["status"] == "offered"
+    assert sorted(offered_to(got)) == sorted(near)
+
+
+def test_an_ordinary_need_is_offered_to_one_volunteer(volunteer_at, make_need, work, need_of) -> None:
+    nearest = volunteer_at(1.0)["id"]
+    volunteer_at(2.0)
+    need = make_need(**ORDINARY)
+
+    work()
+
+    assert offered_to(need_of(need["id"])) == [nearest]
+
+
+def test_the_first_to_accept_wins_and_the_others_hear_it_was_taken(
+    volunteer_at, make_need, work, need_of, client, tokens, deps, events_of
+) -> None:
+    ids = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
+    need = make_need(priority="critical")
+    work()
+    before = need_of(need["id"])
+    winner = ids[1]
+
+    response = client.post(f"/api/v1/offers/{offer_of(before, winner)}/accept", headers=tokens.volunteer(winner))
+
+    assert response.status_code == 200, response.get_json()
+    got = need_of(need["id"])
+    assert got["status"] == "assigned"
+    assert offered_to(got, "accepted") == [winner]
+    assert offered_to(got) == []
+    told = {a["volunteer_id"] for a in announced(deps, Topic.OFFER_TAKEN)}
+    assert told == {ids[0], ids[2]}
+    for vid in (ids[0], ids[2]):
+        assert deps.store.volunteers.get(vid).load == 0, "their capacity is free again"
+    withdrawn = [e for e in events_of(need["id"]) if e["type"] == "offer_withdrawn"]
+    assert {e["detail"]["volunteer_id"] for e in withdrawn} == {ids[0], ids[2]}
+    late = client.post(f"/api/v1/offers/{offer_of(before, ids[0])}/accept", headers=tokens.volunteer(ids[0]))
+    assert late.status_code == 409
+
+
+def test_the_number_at_once_is_set_per_priority() -> None:
+    assert Settings().parallel_offers == {"critical": 3}
+    assert Settings.from_env({"AIDLINE_PARALLEL_OFFERS": "critical=2, normal=3"}).parallel_offers == {
+        "critical": 2,
+        "normal": 3,
+    }
+
+
+def test_after_an_offer_expires_unanswered_the_need_goes_to_two_at_once(
+    volunteer_at, make_need, work, need_of, deps
+) -> None:
+    ids = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
+    need = make_need(**ORDINARY)
+    work()
+    first = need_of(need["id"])
+    assert offered_to(first) == [ids[0]]
+
+    deps.clock.set(clock.parse(deps.store.offers.get(offer_of(first, ids[0])).expires_at) + timedelta(seconds=5))
+    offers.expire_due_offers(deps=deps)
+    work()
+
+    assert sorted(offered_to(need_of(need["id"]))) == sorted(ids[1:])
+
+
+# ---- pre-emption -------------------------------------------------------------------------------
+
+
+def test_an_urgent_need_takes_a_pending_offer_of_an_ordinary_need(
+    volunteer_at, make_need, work, need_of, events_of, deps
+) -> None:
+    only = volunteer_at(1.0)["id"]
+    ordinary = make_need(**ORDINARY)
+    work()
+    assert offered_to(need_of(ordinary["id"])) == [only]
+
+    urgent = make_need(priority="normal", vulnerability=["elderly_alone"])
+    work(MATCH_QUEUES)  # announcements stay in the outbox to be read
+
+    assert offered_to(need_of(urgent["id"])) == [only]
+    left = need_of(ordinary["id"])
+    assert offered_to(left) == []
+    assert left["status"] == "escalated", "it waited again and found nobody else"
+    why = [e for e in events_of(ordinary["id"]) if e["type"] == "offer_preempted"]
+    assert len(why) == 1
+    assert why[0]["detail"]["for_need_id"] == urgent["id"]
+    assert why[0]["detail"]["volunteer_id"] == only
+    assert [a["volunteer_id"] for a in announced(deps, Topic.OFFER_PREEMPTED)] == [only]
+    assert deps.store.volunteers.get(only).load == 1
+
+
+def test_the_ordinary_need_waits_again_and_gets_the_next_volunteer(volunteer_at, make_need, work, need_of) -> None:
+    near = volunteer_at(1.0)["id"]
+    ordinary = make_need(**ORDINARY)
+    work()
+    far = volunteer_at(5.0, skills=["driving"])["id"]  # joins after the first offer was made
+    # the far one is free, so the urgent need takes them rather than pre-empting
+    urgent = make_need(priority="critical")
+    work()
+    assert offered_to(need_of(urgent["id"])) == [far]
+    assert offered_to(need_of(ordinary["id"])) == [near]
+
+
+def test_accepted_work_is_never_taken_away(volunteer_at, make_need, work, need_of, client, tokens) -> None:
+    only = volunteer_at(1.0)["id"]
+    ordinary = make_need(**ORDINARY)
+    work()
+    offer = offer_of(need_of(ordinary["id"]), only)
+    assert client.post(f"/api/v1/offers/{offer}/accept", headers=tokens.volunteer(only)).status_code == 200
+
+    urgent = make_need(priority="critical")
+    work()
+
+    assert need_of(urgent["id"])["status"] == "escalated"
+    assert offered_to(need_of(ordinary["id"]), "accepted") == [only]
+
+
+def test_an_urgent_need_never_takes_another_urgent_needs_offer(volunteer_at, make_need, work, need_of) -> None:
+    only = volunteer_at(1.0)["id"]
+    first = make_need(priority="high")
+    work()
+    second = make_need(priority="critical")
+    work()
+
+    assert offered_to(need_of(first["id"])) == [only]
+    assert need_of(second["id"])["status"] == "escalated"
+
+
+def test_an_ordinary_need_never_takes_an_offer(volunteer_at, make_need, work, need_of) -> None:
+    only = volunteer_at(1.0)["id"]
+    first = make_need(**ORDINARY)
+    work()
+    second = make_need(**ORDINARY)
+    work()
+
+    assert offered_to(need_of(first["id"])) == [only]
+    assert need_of(second["id"])["status"] == "escalated"
+
+
+# ---- arrive by ---------------------------------------------------------------------------------
+
+
+def test_volunteers_who_cannot_arrive_in_time_are_not_offered_it(volunteer_at, make_need, work, need_of, deps) -> None:
+    volunteer_at(8.0)
+    in_reach = volunteer_at(4.0)["id"]
+    arrive_by = clock.iso(deps.clock.now() + timedelta(minutes=10))  # 5 km at 30 km/h
+
+    need = make_need(arrive_by=arrive_by)
+    work()
+
+    got = need_of(need["id"])
+    assert offered_to(got) == [in_reach]
+    assert got["arrive_by"] == arrive_by
+
+
+def test_a_need_nobody_can_reach_in_time_is_escalated_saying_so(volunteer_at, make_need, work, need_of, deps) -> None:
+    volunteer_at(8.0)
+    need = make_need(arrive_by=clock.iso(deps.clock.now() + timedelta(minutes=10)))
+    work()
+
+    got = need_of(need["id"])
+    assert got["status"] == "escalated"
+    assert "arrive in time" in got["status_reason"]
+
+
+def test_arrive_by_in_the_past_is_refused_naming_the_field(client, tokens, deps) -> None:
+    body = {**NEED, "arrive_by": clock.iso(deps.clock.now() - timedelta(minutes=1))}
+    response = client.post("/api/v1/needs", json=body, headers=tokens.dispatcher)
+    assert response.status_code == 422
+    assert "arrive_by" in response.get_json()["errors"]["json"]
+
+
+def test_match_need_returns_nothing_to_do_for_a_fully_offered_critical_need(
+    volunteer_at, make_need, work, deps
+) -> None:
+    for km in (1.0, 2.0, 3.0):
+        volunteer_at(km)
+    need = make_need(priority="critical")
+    work()
+
+    outcome = dispatch.match_need(deps=deps, need_id=need["id"])
+
+    assert outcome.offered == [] and outcome.escalated is None
