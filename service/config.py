@@ -26,6 +26,12 @@ class Settings:
     """Volunteers offered a need at once, per open place, by priority (1 when not named)."""
     parallel_after_expiry: int = 2
     """Volunteers offered at once per open place once an offer of the need went unanswered."""
+    fair_slack_ratio: float = 0.10
+    """Fair load: volunteers within the tie band plus this share of the nearest's distance ..."""
+    fair_slack_km: float = 0.5
+    """... but never more than this many km count as nearly as near; fewer recent tasks go first."""
+    fair_pool: int = 32
+    """At most this many of the nearly as near are weighed (0 turns fair load off)."""
     travel_speed_kmh: float = 30.0
     """How fast volunteers are assumed to travel, to keep needs with arrive_by to those who can make it."""
     auto_close_seconds: int = 72 * 3600

@@ -21,7 +21,7 @@ from service.catalog import ACCEPT_SECONDS, kind_spec
 from service.deps import Deps
 from service.exceptions import InvalidTransition
 from service.lifecycle import Action
-from service.matching import TIE_KM, distance_km
+from service.matching import TIE_KM, FairLoad, distance_km
 from service.models import Event, EventType, Need, NeedStatus, Principal, Priority, Role, Topic
 from service.needs import change_status, load_need
 from service.offers import LATENCY_BUCKETS, new_offer_id, withdraw_pending
@@ -62,7 +62,13 @@ def match_request(deps: Deps, need_id: str, moment: datetime) -> MatchRequest:
         parallel_after_expiry=deps.settings.parallel_after_expiry,
         travel_speed_kmh=deps.settings.travel_speed_kmh,
         wait_class={p.value: URGENCY[jobs.DEFAULT if p is not Priority.LOW else jobs.LOW] for p in Priority},
+        fair=fair_load(deps),
     )
+
+
+def fair_load(deps: Deps) -> FairLoad:
+    s = deps.settings
+    return FairLoad(ratio=s.fair_slack_ratio, max_km=s.fair_slack_km, pool=s.fair_pool)
 
 
 def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:

@@ -13,6 +13,27 @@ TIE_KM = 0.1
 
 
 @dataclass(frozen=True)
+class FairLoad:
+    """Who counts as nearly as near as the nearest, among whom fewer recent tasks go first.
+
+    Nearly as near: no further than the nearest eligible volunteer plus the tie band plus the
+    slack, which is `ratio` of the nearest's distance but never more than `max_km`; at most the
+    first `pool` of them (in the nearest-first order), so a crowded town costs no more to search.
+    """
+
+    ratio: float = 0.10
+    max_km: float = 0.5
+    pool: int = 32
+
+    def reach_km(self, nearest_km: float) -> float:
+        return nearest_km + TIE_KM + min(self.ratio * nearest_km, self.max_km)
+
+
+NEAREST_ONLY = FairLoad(ratio=0.0, max_km=0.0, pool=0)
+"""No fair-load preference: nearest first, ties by load, then idle time."""
+
+
+@dataclass(frozen=True)
 class Requirement:
     location: Location
     skills: frozenset[str]
@@ -28,6 +49,8 @@ class Candidate:
     load: int
     capacity: int
     idle_since: float
+    recent_tasks: int = 0
+    """Tasks accepted in the last days (the fair-load window)."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +75,15 @@ def choose_volunteers(
     *,
     exclude: frozenset[str] | set[str] = frozenset(),
     count: int = 1,
+    fair: FairLoad = NEAREST_ONLY,
 ) -> list[Choice]:
-    """The `count` best distinct eligible candidates: nearest first, then lower load, then idle longest."""
-    ranked: list[tuple[float, int, float, str, float]] = []
+    """The `count` best distinct eligible candidates.
+
+    Nearest first (in 100 m steps), then lower load, then idle longest; but those nearly as near
+    as the nearest (`fair`) come first, fewest recent tasks first, so the nearest volunteer is
+    not sent every time.
+    """
+    ranked: list[tuple[float, int, float, str, float, int]] = []
     seen: set[str] = set()
     for c in candidates:
         if c.volunteer_id in exclude or c.volunteer_id in seen or not is_eligible(requirement, c):
@@ -63,6 +92,11 @@ def choose_volunteers(
         if km > requirement.radius_km:
             continue
         seen.add(c.volunteer_id)
-        ranked.append((round(km / TIE_KM), c.load, c.idle_since, c.volunteer_id, km))
+        ranked.append((round(km / TIE_KM), c.load, c.idle_since, c.volunteer_id, km, c.recent_tasks))
     ranked.sort()
-    return [Choice(volunteer_id=vid, distance_km=km) for _, _, _, vid, km in ranked[: max(count, 0)]]
+    if ranked and fair.pool > 0:
+        reach = fair.reach_km(ranked[0][4])
+        near = [row for row in ranked if row[4] <= reach][: fair.pool]
+        near.sort(key=lambda row: (row[5], *row[:4]))
+        ranked = near + [row for row in ranked if row not in near]
+    return [Choice(volunteer_id=row[3], distance_km=row[4]) for row in ranked[: max(count, 0)]]

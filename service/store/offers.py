@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
+from service.matching import NEAREST_ONLY, FairLoad
 from service.models import Event, Offer, OfferStatus, Priority
 from service.store.codec import event_json, offer_from_hash, text
 from service.store.keys import Keys
@@ -55,6 +56,8 @@ class MatchRequest:
     travel_speed_kmh: float
     wait_class: dict[str, int]
     """The backlog's urgency class by priority, for an ordinary need whose offer is pre-empted."""
+    fair: FairLoad = NEAREST_ONLY
+    """Who is nearly as near as the nearest, among whom fewer recent tasks go first."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,7 @@ class OfferStore:
                 "parallel_after_expiry": r.parallel_after_expiry,
                 "travel_speed_kmh": r.travel_speed_kmh,
                 "wait_class": r.wait_class,
+                "fair": {"ratio": r.fair.ratio, "max_km": r.fair.max_km, "pool": r.fair.pool},
             },
         )
         data = json.loads(detail)

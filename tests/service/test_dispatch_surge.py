@@ -257,3 +257,37 @@ def test_match_need_returns_nothing_to_do_for_a_fully_offered_critical_need(
     outcome = dispatch.match_need(deps=deps, need_id=need["id"])
 
     assert outcome.offered == [] and outcome.escalated is None
+
+
+# ---- fair load ---------------------------------------------------------------------------------
+
+
+def test_the_nearest_is_not_sent_every_time(volunteer_at, make_need, work, need_of, client, tokens, deps) -> None:
+    nearest = volunteer_at(2.0, capacity=3)["id"]
+    rested = volunteer_at(2.15, capacity=3)["id"]  # nearly as near: within 100 m + 10 %
+    first = make_need(**ORDINARY)
+    work()
+    got = need_of(first["id"])
+    assert offered_to(got) == [nearest], "both rested: the nearest"
+    client.post(f"/api/v1/offers/{offer_of(got, nearest)}/accept", headers=tokens.volunteer(nearest))
+
+    second = make_need(**ORDINARY)
+    work()
+
+    assert offered_to(need_of(second["id"])) == [rested], "the nearest did one task this week, the other none"
+
+
+def test_tasks_are_counted_per_day_and_forgotten_after_a_week(
+    volunteer_at, make_need, work, need_of, client, tokens, deps
+) -> None:
+    vid = volunteer_at(1.0, capacity=3)["id"]
+    key = deps.store.keys.volunteer(vid)
+    old_day = int(deps.clock.now().timestamp() // 86400) - 8
+    deps.redis.hset(key, f"tasks:{old_day}", 4)
+    need = make_need(**ORDINARY)
+    work()
+    client.post(f"/api/v1/offers/{offer_of(need_of(need['id']), vid)}/accept", headers=tokens.volunteer(vid))
+
+    today = int(deps.clock.now().timestamp() // 86400)
+    assert deps.redis.hget(key, f"tasks:{today}") == b"1"
+    assert deps.redis.hget(key, f"tasks:{old_day}") is None

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from service.matching import Candidate, Requirement, choose_volunteers, distance_km
+from service.matching import Candidate, FairLoad, Requirement, choose_volunteers, distance_km
 from service.models import Location
 
 HERE = Location(lat=46.34, lon=132.25)
@@ -152,3 +152,44 @@ def test_count_beyond_the_eligible_returns_all_eligible() -> None:
 @pytest.mark.parametrize("count", [0, -1])
 def test_count_of_zero_or_less_chooses_nobody(count: int) -> None:
     assert choose_volunteers(requirement(), [candidate("a", 1.0)], count=count) == []
+
+
+# ---- fair load -----------------------------------------------------------------------------------
+
+FAIR = FairLoad(ratio=0.10, max_km=0.5, pool=32)
+
+
+def test_among_the_nearly_as_near_the_one_with_fewer_recent_tasks_goes() -> None:
+    candidates = [candidate("busy", 2.0, recent_tasks=5), candidate("rested", 2.25, recent_tasks=1)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, fair=FAIR)) == ["rested"]
+    assert chosen(choose_volunteers(requirement(), candidates)) == ["busy"], "without fair load: nearest"
+
+
+def test_nearly_as_near_is_the_tie_band_plus_ten_percent() -> None:
+    candidates = [candidate("busy", 2.0, recent_tasks=5), candidate("further", 2.35, recent_tasks=0)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, fair=FAIR)) == ["busy"], "0.35 km > 0.1 + 0.2"
+
+
+def test_the_slack_is_never_more_than_500_m() -> None:
+    candidates = [candidate("busy", 10.0, recent_tasks=5), candidate("rested", 10.65, recent_tasks=0)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, fair=FAIR)) == ["busy"], "0.65 km > 0.1 + 0.5"
+    near = [candidate("busy", 10.0, recent_tasks=5), candidate("rested", 10.55, recent_tasks=0)]
+    assert chosen(choose_volunteers(requirement(), near, fair=FAIR)) == ["rested"]
+
+
+def test_equal_recent_tasks_fall_back_to_nearest_first() -> None:
+    candidates = [candidate("a", 2.2, recent_tasks=1), candidate("b", 2.0, recent_tasks=1)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, fair=FAIR, count=2)) == ["b", "a"]
+
+
+def test_only_the_first_of_the_nearly_as_near_are_weighed() -> None:
+    crowd = [candidate(f"v{i:02d}", 1.0 + i * 0.001, recent_tasks=3) for i in range(5)]
+    rested = candidate("rested", 1.08, recent_tasks=0)
+
+    assert chosen(choose_volunteers(requirement(), [*crowd, rested], fair=FAIR)) == ["rested"]
+    small_pool = FairLoad(ratio=0.10, max_km=0.5, pool=3)
+    assert chosen(choose_volunteers(requirement(), [*crowd, rested], fair=small_pool)) == ["v00"]

@@ -22,6 +22,7 @@ redis.call('HSET', okey, 'status', OFFER.accepted, 'decided_at', now_iso)
 redis.call('ZREM', P .. 'offers:pending', offer_id)
 push_event(o[2], a.event)
 local accepted = redis.call('HINCRBY', nkey, 'accepted', 1)
+count_task(redis.call('HGET', okey, 'volunteer_id'), now_epoch)
 if accepted < tonumber(n[2]) then return ok() end
 set_status(o[2], NEED.assigned, now_iso)
 redis.call('HSET', nkey, 'committed_deadline', a.committed_iso)

@@ -40,6 +40,7 @@ if redis.call('HINCRBY', nkey, 'offers_made', 1) == 1 then
 end
 push_event(need_id, a.event)
 local accepted = redis.call('HINCRBY', nkey, 'accepted', 1)
+count_task(vol_id, tonumber(a.now_epoch))
 if accepted >= tonumber(n[3]) then
   set_status(need_id, NEED.assigned, now_iso)
   redis.call('HSET', nkey, 'committed_deadline', a.committed_iso)

@@ -200,3 +200,24 @@ local function wait_again(need_id, score)
   redis.call('ZADD', P .. 'backlog:waiting', 'NX', score, need_id)
   return redis.call('SET', P .. 'backlog:armed:match', '1', 'NX', 'EX', 120) ~= false
 end
+
+-- Tasks a volunteer took, counted per UTC day in their hash ('tasks:<day>'), for fair load;
+-- days older than a week are dropped as a new one is counted.
+local FAIR_DAYS = 7
+local function count_task(vol_id, now_epoch)
+  local key = vol_key(vol_id)
+  local day = math.floor(now_epoch / 86400)
+  redis.call('HINCRBY', key, 'tasks:' .. day, 1)
+  for _, name in ipairs(redis.call('HKEYS', key)) do
+    local d = string.match(name, '^tasks:(%d+)$')
+    if d and tonumber(d) <= day - FAIR_DAYS then redis.call('HDEL', key, name) end
+  end
+end
+
+-- The hash fields holding the last week's task counts, newest first.
+local function task_fields(now_epoch)
+  local day = math.floor(now_epoch / 86400)
+  local names = {}
+  for i = 0, FAIR_DAYS - 1 do names[i + 1] = 'tasks:' .. (day - i) end
+  return names
+end

@@ -11,6 +11,8 @@
 -- Pre-emption: an urgent need that finds nobody free takes the nearest eligible volunteer's
 -- pending (never accepted) offer of an ordinary need; that need waits in the backlog again.
 -- arrive_by: volunteers who cannot be there in time at travel_speed_kmh are not offered it.
+-- Fair load: those nearly as near as the nearest (service.matching.FairLoad) come first, fewest
+-- tasks in the last week first.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {need_id, now_epoch, offer_id (the first offer's id; more get -2, -3, ...),
@@ -20,7 +22,8 @@
 --                max_radius_km (for needs without their own radius_km), tie_km,
 --                buckets (histogram bounds, seconds), parallel: {priority: K},
 --                parallel_after_expiry, travel_speed_kmh,
---                wait_class: {priority: backlog urgency class} (for pre-empted ordinary needs)}
+--                wait_class: {priority: backlog urgency class} (for pre-empted ordinary needs),
+--                fair: {ratio, max_km, pool} (pool 0: nearest first only)}
 -- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
 -- earliest pending offer.
 -- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
@@ -105,6 +108,9 @@ end
 local REDIS_PER_GC = 6372.7976 / 6371.009 * (1 + 1e-9)
 
 local tried = nkey .. ':tried'
+local fair = a.fair
+local pool = tonumber(fair.pool)
+local tasks_of = pool > 0 and task_fields(now_epoch) or {}
 local need_skills = n[5] or ''
 local checked = {}   -- volunteer id -> rank row or false
 local eligible = {}
@@ -113,14 +119,17 @@ local function consider(vid)
   if checked[vid] ~= nil then return end
   checked[vid] = false
   if redis.call('SISMEMBER', tried, vid) == 1 then return end
-  local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon', 'idle_since')
+  local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon', 'idle_since',
+    unpack(tasks_of))
   if v[1] ~= '1' or not v[3] or tonumber(v[2]) >= tonumber(v[3]) then return end
   for _, s in ipairs(skills) do
     if need_skills ~= '' and not in_csv(v[4], s) then return end
   end
   local km = great_circle(tonumber(v[5]), tonumber(v[6]))
   if km > max_km then return end
-  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6]}
+  local tasks = 0
+  for i = 8, 7 + #tasks_of do tasks = tasks + (tonumber(v[i] or '0') or 0) end
+  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], tasks}
   checked[vid] = row
   table.insert(eligible, row)
 end
@@ -130,6 +139,43 @@ local function better(x, y)
     if x[i] ~= y[i] then return x[i] < y[i] end
   end
   return false
+end
+
+-- fewer recent tasks first, then as better()
+local function fairer(x, y)
+  if x[8] ~= y[8] then return x[8] < y[8] end
+  return better(x, y)
+end
+
+-- how far the nearly-as-near reach, given the eligible sorted by better()
+local function near_reach()
+  if pool <= 0 then return 0 end
+  local d0 = eligible[1][5]
+  return d0 + tie + math.min(tonumber(fair.ratio) * d0, tonumber(fair.max_km))
+end
+
+-- how far the search must have looked to know the nearly-as-near: all of near_reach(), unless
+-- the first `pool` in nearest-first order are all within it (then nobody further can join them)
+local function near_search_reach()
+  local reach = near_reach()
+  if pool <= 0 or #eligible < pool then return reach end
+  for i = 1, pool do
+    if eligible[i][5] > reach then return reach end
+  end
+  return math.min(reach, (eligible[pool][1] + 0.5) * tie)
+end
+
+-- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest
+local function fair_order()
+  if pool <= 0 or #eligible == 0 then return eligible end
+  local reach = near_reach()
+  local near, rest = {}, {}
+  for _, row in ipairs(eligible) do
+    if #near < pool and row[5] <= reach then table.insert(near, row) else table.insert(rest, row) end
+  end
+  table.sort(near, fairer)
+  for _, row in ipairs(rest) do table.insert(near, row) end
+  return near
 end
 
 local chosen = {}
@@ -149,11 +195,13 @@ while #chosen == 0 and max_km > 0 do
     local complete = #hits < count  -- every member within search_km is in hits
     if #eligible >= missing then
       table.sort(eligible, better)
-      -- everyone who could tie with the last one chosen is nearer than its band's upper edge
-      local edge = (eligible[missing][1] + 0.5) * tie * REDIS_PER_GC
+      -- everyone who could tie with the last one chosen is nearer than its band's upper edge, and
+      -- everyone nearly as near as the nearest is within near_reach()
+      local ordered = fair_order()
+      local edge = math.max((ordered[missing][1] + 0.5) * tie, near_search_reach()) * REDIS_PER_GC
       local reach = math.min(edge, max_km * 1.001)
       if (complete and search_km >= reach) or (not complete and tonumber(hits[#hits][2]) >= edge) then
-        for i = 1, missing do chosen[i] = eligible[i] end
+        for i = 1, missing do chosen[i] = ordered[i] end
         break
       end
       if search_km < reach then search_km = reach end
@@ -170,7 +218,7 @@ end
 if #chosen == 0 and #eligible > 0 then
   -- fewer eligible than missing within the whole radius: offer to all of them
   table.sort(eligible, better)
-  chosen = eligible
+  chosen = fair_order()
 end
 
 -- An urgent need still short of volunteers takes pending offers of ordinary needs: the nearest

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from service import clock
 from service.ids import new_id
-from service.matching import TIE_KM, Candidate, Requirement, choose_volunteers
+from service.matching import NEAREST_ONLY, TIE_KM, Candidate, FairLoad, Requirement, choose_volunteers
 from service.models import (
     Event,
     EventType,
@@ -58,6 +58,7 @@ def fleets(draw: Any) -> dict[str, Any]:
                 "on_duty": draw(st.booleans()) or draw(st.booleans()),
                 "idle_since": float(draw(st.integers(0, 3))),
                 "tried": draw(st.integers(0, 9)) == 0,
+                "tasks": draw(st.dictionaries(st.integers(0, 9), st.integers(1, 3), max_size=3)),  # days ago -> n
             }
         )
     cx, cy = clusters[0]
@@ -67,6 +68,7 @@ def fleets(draw: Any) -> dict[str, Any]:
         "skills": draw(st.sets(st.sampled_from(SKILLS[1:]), max_size=2)),
         "needed": draw(st.integers(1, 3)),
         "radius_km": draw(st.sampled_from([0.5, 3.0, 12.0, 40.0])),
+        "fair": draw(st.sampled_from([NEAREST_ONLY, FairLoad(), FairLoad(ratio=0.5, max_km=2.0, pool=3)])),
     }
 
 
@@ -109,11 +111,16 @@ def store_world(deps: Any, world: dict[str, Any]) -> tuple[str, list[Candidate],
                 load=min(v["load"], v["capacity"]),
                 capacity=v["capacity"],
                 idle_since=round(v["idle_since"], 1),
+                recent_tasks=sum(n for days_ago, n in v.get("tasks", {}).items() if days_ago < 7),
             )
         )
         if v["tried"]:
             tried.add(vid)
     deps.store.volunteers.create_many(volunteers, now_iso=stamp)
+    today = int(NOW.timestamp() // 86400)
+    for i, v in enumerate(world["volunteers"]):
+        for days_ago, n in v.get("tasks", {}).items():
+            deps.redis.hset(deps.store.keys.volunteer(f"vol_{i:03d}"), f"tasks:{today - days_ago}", n)
     need = Need(
         id=new_id("need"),
         kind=NeedKind.OTHER,
@@ -139,7 +146,7 @@ def store_world(deps: Any, world: dict[str, Any]) -> tuple[str, list[Candidate],
     return need.id, candidates, tried
 
 
-def request(need_id: str) -> MatchRequest:
+def request(need_id: str, fair: FairLoad = NEAREST_ONLY) -> MatchRequest:
     return MatchRequest(
         need_id=need_id,
         now_epoch=NOW.timestamp(),
@@ -155,6 +162,7 @@ def request(need_id: str) -> MatchRequest:
         parallel_after_expiry=1,
         travel_speed_kmh=30.0,
         wait_class={p.value: 1 for p in Priority},
+        fair=fair,
     )
 
 
@@ -171,9 +179,9 @@ def test_the_script_chooses_what_the_specification_chooses(deps: Any, world: dic
         skills=frozenset(s.value for s in world["skills"]),
         radius_km=world["radius_km"],
     )
-    expected = choose_volunteers(requirement, candidates, exclude=tried, count=world["needed"])
+    expected = choose_volunteers(requirement, candidates, exclude=tried, count=world["needed"], fair=world["fair"])
 
-    result = deps.store.offers.match(request(need_id))
+    result = deps.store.offers.match(request(need_id, world["fair"]))
 
     assert [o.volunteer_id for o in result.offers] == [c.volunteer_id for c in expected]
     for offer, choice in zip(result.offers, expected, strict=True):
