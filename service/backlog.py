@@ -34,6 +34,12 @@ def waiting_score(need: Need, at: datetime) -> float:
     return URGENCY[jobs.queue_for(need)] * 1e13 + int(at.timestamp() * 1000)
 
 
+def urgency_and_arrival(score: float) -> tuple[int, float]:
+    """A backlog score taken apart: the urgency class and the arrival epoch."""
+    urgency = int(score // 1e13)
+    return urgency, (score - urgency * 1e13) / 1000
+
+
 def wait_for_match(deps: Deps, need: Need) -> None:
     """Put the need in the match backlog and make sure a drain job will take it."""
     if deps.store.backlog.add_waiting(need.id, score=waiting_score(need, deps.clock.now()), arm=MATCH):

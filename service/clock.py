@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -11,12 +12,18 @@ class Clock(Protocol):
 
     def now(self) -> datetime: ...
 
+    def sleep(self, seconds: float) -> None:
+        """Let time pass (a wait the domain chooses, such as a batch window)."""
+
 
 class SystemClock:
     """The real time, in UTC."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(max(seconds, 0.0))
 
 
 class ManualClock:
@@ -27,6 +34,10 @@ class ManualClock:
 
     def now(self) -> datetime:
         return self._now
+
+    def sleep(self, seconds: float) -> None:
+        """Sleeping moves this clock, at once."""
+        self.advance(max(seconds, 0.0))
 
     def advance(self, seconds: float) -> datetime:
         """Move time forward and return the new moment."""

@@ -22,6 +22,8 @@ class Settings:
     area_km2: float = 2000.0
     max_radius_km: float = 25.0
     max_offers: int = 10
+    batch_window_ms: int = 300
+    """Ordinary needs wait this long for others arriving with them, to be assigned together; urgent ones never."""
     parallel_offers: dict[str, int] = field(default_factory=lambda: {"critical": 3})
     """Volunteers offered a need at once, per open place, by priority (1 when not named)."""
     parallel_after_expiry: int = 2

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from service import access, clock, jobs, lifecycle
+from service.assignment import Option, Wanting, assign_jointly
 from service.backlog import (
     DRAIN_SECONDS,
     MATCH,
@@ -15,6 +16,7 @@ from service.backlog import (
     announce,
     enqueue_drain,
     schedule_expiry,
+    urgency_and_arrival,
     wait_for_match,
 )
 from service.catalog import ACCEPT_SECONDS, kind_spec
@@ -78,10 +80,18 @@ def match_need(*, deps: Deps, need_id: str) -> MatchOutcome:
     match at once: a need never gets more live offers than it asked for and a volunteer never
     goes above capacity. Safe to run any number of times.
     """
-    outcome = MatchOutcome(need_id=need_id)
     try:
-        result = deps.store.offers.match(match_request(deps, need_id, deps.clock.now()))
+        result: MatchResult | Refused = deps.store.offers.match(match_request(deps, need_id, deps.clock.now()))
     except Refused as refused:
+        result = refused
+    return settle(deps, need_id, result)
+
+
+def settle(deps: Deps, need_id: str, result: MatchResult | Refused) -> MatchOutcome:
+    """What a match step's answer means: enqueue what it armed, or escalate a need out of offers."""
+    outcome = MatchOutcome(need_id=need_id)
+    if isinstance(result, Refused):
+        refused = result
         if refused.reason is Refusal.NO_NEED:
             outcome.skipped = "no such need"
         elif refused.reason is Refusal.MAX_OFFERS:
@@ -108,6 +118,63 @@ def follow_up(deps: Deps, result: MatchResult) -> None:
         schedule_expiry(deps, result.arm_expiry_at)
 
 
+WINDOW_STEP = 0.05
+"""While ordinary needs wait for company, the backlog is looked at this often for an urgent one."""
+
+JOINT_EXTRA = 4
+"""Candidates listed per need beyond its open places, for the joint assignment to choose among."""
+
+
+def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
+    """Match needs waiting at the same moment together (service.assignment): urgent needs' places
+    first, then the most places, then the least total travel; each need's offers are then made in
+    one atomic step as usual, taking the chosen volunteers if they still fit (else its own search).
+
+    Needs offered to several at once (critical ones) are matched on their own first. Two round
+    trips for the batch: one listing candidates, one reserving.
+    """
+    if len(need_ids) <= 1:
+        return [match_need(deps=deps, need_id=need_id) for need_id in need_ids]
+    moment = deps.clock.now()
+    requests = [match_request(deps, need_id, moment) for need_id in need_ids]
+    found = deps.store.offers.candidates(requests, extra=JOINT_EXTRA)
+    wanting = [
+        Wanting(request.need_id, c.places, tuple(Option(*o) for o in c.options), urgent=c.urgent)
+        for request, c in zip(requests, found, strict=True)
+        if c is not None and c.fanout == 1 and c.places > 0
+    ]
+    plan = assign_jointly(wanting)
+    urgent = {request.need_id for request, c in zip(requests, found, strict=True) if c is not None and c.urgent}
+    # several-at-once first, then the planned (urgent first), then the rest (urgent first)
+    alone = {request.need_id for request, c in zip(requests, found, strict=True) if c is not None and c.fanout > 1}
+    order = sorted(
+        requests,
+        key=lambda r: (r.need_id not in alone, r.need_id not in plan, r.need_id not in urgent),
+    )
+    results = deps.store.offers.match_many([replace(r, prefer=tuple(plan.get(r.need_id, ()))) for r in order])
+    return [settle(deps, r.need_id, result) for r, result in zip(order, results, strict=True)]
+
+
+def wait_for_company(deps: Deps) -> None:
+    """Let an ordinary need that has just arrived wait out the batch window for others arriving with it.
+
+    An urgent need goes at once, also one arriving during the wait (it is looked for every
+    WINDOW_STEP), and so does a full batch.
+    """
+    window = deps.settings.batch_window_ms / 1000
+    while window > 0:
+        head = deps.store.backlog.first_waiting()
+        if head is None:
+            return
+        urgency, arrived = urgency_and_arrival(head[1])
+        if urgency == URGENCY[jobs.URGENT] or deps.store.backlog.waiting_count() >= MATCH_BATCH:
+            return
+        age = clock.epoch(deps.clock.now()) - arrived
+        if age < 0 or window - age < 0.001:  # arrived "later" by another machine's clock, or waited enough
+            return
+        deps.clock.sleep(min(window - age, WINDOW_STEP))
+
+
 def drain_matches(*, deps: Deps) -> int:
     """Match waiting needs, most urgent first, a small batch at a time; returns how many were taken.
 
@@ -119,13 +186,13 @@ def drain_matches(*, deps: Deps) -> int:
     started = deps.clock.now()
     taken = 0
     while True:
+        wait_for_company(deps)
         batch = deps.store.backlog.take_waiting(MATCH_BATCH)
         if not batch:
             break
         if deps.store.backlog.waiting_count() and deps.store.backlog.arm(MATCH):
             enqueue_drain(deps, MATCH)  # more waiting: let a free worker join in
-        for need_id in batch:
-            match_need(deps=deps, need_id=need_id)
+        match_together(deps=deps, need_ids=batch)
         taken += len(batch)
         if (deps.clock.now() - started).total_seconds() >= DRAIN_SECONDS:
             break

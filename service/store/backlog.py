@@ -42,6 +42,11 @@ class BacklogStore:
         """The waiting needs in the order drains take them, without taking them."""
         return [text(member) for member in self.r.zrange(self.keys.waiting(), 0, limit - 1)]
 
+    def first_waiting(self) -> tuple[str, float] | None:
+        """The need a drain takes next, with its score, without taking it."""
+        head: list[Any] = self.r.zrange(self.keys.waiting(), 0, 0, withscores=True)
+        return (text(head[0][0]), float(head[0][1])) if head else None
+
     def waiting_count(self) -> int:
         return int(self.r.zcard(self.keys.waiting()))
 

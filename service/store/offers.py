@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
 from service.matching import NEAREST_ONLY, FairLoad
 from service.models import Event, Offer, OfferStatus, Priority
 from service.store.codec import event_json, offer_from_hash, text
+from service.store.errors import Refused
 from service.store.keys import Keys
-from service.store.scripts import Scripts
+from service.store.scripts import Scripts, outcome
 
 
 def bucket_label(value: float, buckets: tuple[float, ...]) -> str:
@@ -58,6 +60,21 @@ class MatchRequest:
     """The backlog's urgency class by priority, for an ordinary need whose offer is pre-empted."""
     fair: FairLoad = NEAREST_ONLY
     """Who is nearly as near as the nearest, among whom fewer recent tasks go first."""
+    prefer: tuple[str, ...] = ()
+    """Volunteers a joint assignment chose: taken if every one still fits, else the usual search."""
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Who a need could be offered to now, without reserving anyone."""
+
+    places: int
+    """Open places (volunteers still to find, not counting parallel offers)."""
+    fanout: int
+    """Offers it wants per open place (more than 1: offered to several at once)."""
+    urgent: bool
+    options: list[tuple[str, float, int]]
+    """(volunteer id, distance km, free capacity) in the order of choice."""
 
 
 @dataclass(frozen=True)
@@ -98,27 +115,72 @@ class OfferStore:
 
         Raises Refused (no_need, need_status, max_offers) when the need cannot be matched now.
         """
-        r = request
-        detail = self.scripts.run(
-            "match",
-            {
-                "need_id": r.need_id,
-                "now_epoch": repr(r.now_epoch),
-                "offer_id": r.offer_id,
-                "priority_seconds": {p.value: seconds for p, seconds in r.priority_seconds.items()},
-                "max_offers": r.max_offers,
-                "first_ring_km": r.first_ring_km,
-                "area_km2": r.area_km2,
-                "max_radius_km": r.max_radius_km,
-                "tie_km": r.tie_km,
-                "buckets": list(r.buckets),
-                "parallel": r.parallel,
-                "parallel_after_expiry": r.parallel_after_expiry,
-                "travel_speed_kmh": r.travel_speed_kmh,
-                "wait_class": r.wait_class,
-                "fair": {"ratio": r.fair.ratio, "max_km": r.fair.max_km, "pool": r.fair.pool},
-            },
-        )
+        return self._result(self.scripts.run("match", self._match_arguments(request)))
+
+    def match_many(self, requests: list[MatchRequest]) -> list[MatchResult | Refused]:
+        """match() for several needs in one round trip, in order; each its result or its refusal."""
+        pipe = self.r.pipeline(transaction=False)
+        for request in requests:
+            self.scripts.queue("match", self._match_arguments(request), pipeline=pipe)
+        answers: list[MatchResult | Refused] = []
+        for reply in pipe.execute(raise_on_error=False):
+            try:
+                answers.append(self._result(outcome(reply)))
+            except Refused as refused:
+                answers.append(refused)
+        return answers
+
+    def candidates(self, requests: list[MatchRequest], *, extra: int) -> list[Candidates | None]:
+        """Who each need could be offered to now (its places plus `extra` more), in one round trip.
+
+        None for a need that cannot be matched now (gone, not waiting, or out of offers).
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for request in requests:
+            arguments = {**self._match_arguments(request), "plan_only": True, "extra": extra}
+            self.scripts.queue("match", arguments, pipeline=pipe)
+        found: list[Candidates | None] = []
+        for reply in pipe.execute(raise_on_error=False):
+            try:
+                data = json.loads(outcome(reply))
+            except Refused:
+                found.append(None)
+                continue
+            found.append(
+                Candidates(
+                    places=int(data.get("places", 0)),
+                    fanout=int(data.get("fanout", 1)),
+                    urgent=bool(data.get("urgent")),
+                    options=[
+                        (c["volunteer_id"], float(c["distance_km"]), int(c["free"]))
+                        for c in data.get("candidates") or []
+                    ],
+                )
+            )
+        return found
+
+    def _match_arguments(self, r: MatchRequest) -> dict[str, Any]:
+        return {
+            "need_id": r.need_id,
+            "now_epoch": repr(r.now_epoch),
+            "offer_id": r.offer_id,
+            "priority_seconds": {p.value: seconds for p, seconds in r.priority_seconds.items()},
+            "max_offers": r.max_offers,
+            "first_ring_km": r.first_ring_km,
+            "area_km2": r.area_km2,
+            "max_radius_km": r.max_radius_km,
+            "tie_km": r.tie_km,
+            "buckets": list(r.buckets),
+            "parallel": r.parallel,
+            "parallel_after_expiry": r.parallel_after_expiry,
+            "travel_speed_kmh": r.travel_speed_kmh,
+            "wait_class": r.wait_class,
+            "fair": {"ratio": r.fair.ratio, "max_km": r.fair.max_km, "pool": r.fair.pool},
+            "prefer": list(r.prefer),
+        }
+
+    @staticmethod
+    def _result(detail: str) -> MatchResult:
         data = json.loads(detail)
         return MatchResult(
             offers=[

@@ -28,7 +28,7 @@ def volunteer_at(make_volunteer: Any) -> Any:
     """An on-duty driver `km` north of the need, capacity 1 unless told otherwise."""
 
     def _make(km: float, **overrides: Any) -> dict[str, Any]:
-        body = {"on_duty": True, "location": north(km), "capacity": 1, "phone": f"+86138{int(km * 1000):08d}"}
+        body = {"on_duty": True, "location": north(km), "capacity": 1, "phone": f"+86138{int((km + 50) * 1000):08d}"}
         return make_volunteer(**{**body, **overrides})
 
     return _make
@@ -291,3 +291,62 @@ def test_tasks_are_counted_per_day_and_forgotten_after_a_week(
     today = int(deps.clock.now().timestamp() // 86400)
     assert deps.redis.hget(key, f"tasks:{today}") == b"1"
     assert deps.redis.hget(key, f"tasks:{old_day}") is None
+
+
+# ---- joint assignment --------------------------------------------------------------------------
+
+
+def test_needs_waiting_together_are_assigned_with_the_least_travel(
+    volunteer_at, make_need, work, need_of, make_volunteer
+) -> None:
+    # nearest first in arrival order would send a to the first need and c (9 km) to the second
+    a = volunteer_at(1.0)["id"]
+    b = volunteer_at(-2.0)["id"]
+    c = volunteer_at(11.5)["id"]
+    first = make_need(**ORDINARY)
+    second = make_need(**ORDINARY, location=north(2.5))
+
+    work()
+
+    assert offered_to(need_of(first["id"])) == [b]
+    assert offered_to(need_of(second["id"])) == [a]
+    assert c
+
+
+def test_with_volunteers_to_spare_it_is_nearest_first(volunteer_at, make_need, work, need_of) -> None:
+    a, b = volunteer_at(0.5)["id"], volunteer_at(2.2)["id"]
+    volunteer_at(6.0)
+    first = make_need(**ORDINARY)
+    second = make_need(**ORDINARY, location=north(2.5))
+
+    work()
+
+    assert (offered_to(need_of(first["id"])), offered_to(need_of(second["id"]))) == ([a], [b])
+
+
+def test_in_a_batch_the_urgent_need_is_served_first(volunteer_at, make_need, work, need_of) -> None:
+    only = volunteer_at(1.0)["id"]
+    ordinary = make_need(**ORDINARY)
+    urgent = make_need(priority="normal", vulnerability=["livestock"], location=north(6.0))
+
+    work()
+
+    assert offered_to(need_of(urgent["id"])) == [only]
+    assert need_of(ordinary["id"])["status"] == "escalated"
+
+
+def test_an_ordinary_need_waits_out_the_batch_window_but_an_urgent_one_does_not(volunteer_at, make_need, deps) -> None:
+    volunteer_at(1.0)
+    volunteer_at(2.0)
+    make_need(**ORDINARY)
+    before = deps.clock.now()
+
+    dispatch.wait_for_company(deps)
+
+    waited = (deps.clock.now() - before).total_seconds()
+    assert waited == pytest.approx(deps.settings.batch_window_ms / 1000, abs=0.01)
+    deps.store.backlog.take_waiting(10)
+    make_need(priority="critical")
+    before = deps.clock.now()
+    dispatch.wait_for_company(deps)
+    assert deps.clock.now() == before

@@ -23,7 +23,12 @@
 --                buckets (histogram bounds, seconds), parallel: {priority: K},
 --                parallel_after_expiry, travel_speed_kmh,
 --                wait_class: {priority: backlog urgency class} (for pre-empted ordinary needs),
---                fair: {ratio, max_km, pool} (pool 0: nearest first only)}
+--                fair: {ratio, max_km, pool} (pool 0: nearest first only),
+--                prefer: volunteer ids a joint assignment chose (taken when every one is still
+--                  eligible, else the search runs as usual),
+--                plan_only: reserve nothing, answer the candidates, extra: how many beyond the places}
+-- With plan_only it answers {'ok', JSON {places: open places (not counting parallel offers),
+--   fanout, urgent, candidates: [{volunteer_id, distance_km, free}] in the order of choice}}.
 -- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
 -- earliest pending offer.
 -- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
@@ -43,7 +48,8 @@ local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'of
   'arrive_by_epoch')
 if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
-if n[1] == NEED.queued then
+local plan_only = a.plan_only == true
+if n[1] == NEED.queued and not plan_only then
   set_status(need_id, NEED.matching, now_iso)
   push_event(need_id, cjson.encode({at = now_iso, type = EVENT.matching_started, actor = 'system', detail = {}}))
 end
@@ -129,7 +135,7 @@ local function consider(vid)
   if km > max_km then return end
   local tasks = 0
   for i = 8, 7 + #tasks_of do tasks = tasks + (tonumber(v[i] or '0') or 0) end
-  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], tasks}
+  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], tasks, tonumber(v[3])}
   checked[vid] = row
   table.insert(eligible, row)
 end
@@ -185,6 +191,19 @@ local chosen = {}
 local radius = tonumber(a.max_radius_km)
 if smallest > 0 then radius = math.sqrt(16 * tonumber(a.area_km2) / (math.pi * smallest)) / 8 end
 radius = math.min(math.max(radius, tonumber(a.first_ring_km)), max_km)
+local places = needed - active
+if plan_only then missing = missing + tonumber(a.extra or 0) end
+-- volunteers a joint assignment chose for this need: taken as they are if all still fit
+if a.prefer and #a.prefer > 0 and #a.prefer >= missing then
+  local rows = {}
+  for _, vid in ipairs(a.prefer) do
+    consider(vid)
+    if checked[vid] then table.insert(rows, checked[vid]) end
+  end
+  if #rows >= missing then
+    for i = 1, missing do chosen[i] = rows[i] end
+  end
+end
 local count = missing + 16  -- grows with what the rings show, and is kept from one ring to the next
 while #chosen == 0 and max_km > 0 do
   local search_km = math.min(radius, max_km) * 1.001
@@ -229,7 +248,7 @@ local preempted = {}  -- volunteer id -> the ordinary need whose offer was withd
 local short = needed - active - #chosen
 local in_chosen = {}
 for _, row in ipairs(chosen) do in_chosen[row[4]] = true end
-if urgent and short > 0 and max_km > 0 then
+if urgent and short > 0 and max_km > 0 and not plan_only then
   local hits = redis.call('GEOSEARCH', holding, 'FROMLONLAT', lon, lat, 'BYRADIUS', max_km * 1.001, 'km', 'ASC',
     'COUNT', 64)
   for _, vid in ipairs(hits) do
@@ -271,6 +290,14 @@ if urgent and short > 0 and max_km > 0 then
       if km <= max_km and not taken then redis.call('ZREM', holding, vid) end
     end
   end
+end
+
+if plan_only then
+  local listed = {}
+  for i, row in ipairs(chosen) do
+    listed[i] = {volunteer_id = row[4], distance_km = row[5], free = row[9] - row[2]}
+  end
+  return ok(cjson.encode({places = places, fanout = fanout, urgent = urgent, candidates = listed}))
 end
 
 local window = tonumber(n[11])
