@@ -15,6 +15,7 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from service import create_app, sweeper
+from service.backlog import MATCH_BATCH
 from service.bootstrap import bootstrap
 from service.cli import create_token
 from service.clock import ManualClock
@@ -158,22 +159,22 @@ HANGING_WORKER = textwrap.dedent(
     import worker.jobs  # noqa: F401
 
     url, marker, hang_on, where = sys.argv[1], pathlib.Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-    original = OfferStore.match
+    original = OfferStore.match_many
     calls = 0
 
-    def match(self, request):
+    def match_many(self, requests):
         global calls
         calls += 1
         if calls == hang_on and where == "before_reserve":
-            marker.write_text(request.need_id)
+            marker.write_text(requests[0].need_id)
             time.sleep(3600)
-        result = original(self, request)
+        result = original(self, requests)
         if calls == hang_on and where == "after_reserve":
-            marker.write_text(request.need_id)
+            marker.write_text(requests[0].need_id)
             time.sleep(3600)
         return result
 
-    OfferStore.match = match
+    OfferStore.match_many = match_many
     connection = redis.Redis.from_url(url)
     context.install(bootstrap(Settings.from_env({}, redis_url=url), connection=connection))
     queues = [Queue(name, connection=connection) for name in ("urgent", "default", "low")]
@@ -193,25 +194,27 @@ def test_worker_killed_in_the_middle_of_a_match_leaves_nothing_stuck_after_the_s
     tmp_path: Path,
     crash_clock: ManualClock,
 ) -> None:
-    """A worker is SIGKILLed while matching the 10th of 50 needs (just before, or just after, the
-    atomic reservation). The sweep re-enqueues what was left queued or matching, a healthy worker
+    """A worker is SIGKILLed while matching the second batch of 50 needs (just before, or just after,
+    the batch's atomic reservations). The sweep re-enqueues what was left queued or matching, a healthy worker
     runs it, and then every need is offered, assigned or escalated, with capacity accounted exactly."""
     volunteer_ids = register_volunteers(crash_client, dispatcher)
     need_ids = submit_needs(crash_client, dispatcher)
     marker = tmp_path / "hung-on"
     doomed = spawn(
-        [sys.executable, "-c", HANGING_WORKER, crash_deps.settings.redis_url, str(marker), "10", where],
+        [sys.executable, "-c", HANGING_WORKER, crash_deps.settings.redis_url, str(marker), "2", where],
         process_env(crash_deps.settings.redis_url),
         "hanging-worker",
     )
-    wait_for(lambda: marker.exists() or not doomed.alive(), timeout=60, what="the worker to reach the 10th match")
+    wait_for(lambda: marker.exists() or not doomed.alive(), timeout=60, what="the worker to reach the second batch")
     assert doomed.alive(), doomed.output()
     doomed.kill()
 
     hung = marker.read_text()
     before = statuses(crash_deps, need_ids)
     assert before[hung] == ("queued" if where == "before_reserve" else "offered")
-    assert sum(1 for s in before.values() if s == "queued") >= NEEDS - 10, "the crash interrupted the burst"
+    assert sum(1 for s in before.values() if s == "queued") >= NEEDS - 2 * MATCH_BATCH, (
+        "the crash interrupted the burst"
+    )
 
     crash_clock.advance(sweeper.STUCK_AFTER_SECONDS + 60)  # past the stuck threshold, also for the crashed run
     report = sweeper.sweep(deps=crash_deps)

@@ -135,7 +135,7 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
 
     A valid (positive) request also gets what a JSON Schema cannot state, each rule said in words in the
     document, with its 422 (or 404): records that exist, channel URLs apprise understands, a deadline in the
-    future, a cursor the list returned, and an Idempotency-Key not used before with another body. Everything
+    future (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key not used before with another body. Everything
     else it holds is sent as generated, and must be accepted."""
     meta = case.meta
     if meta is None:
@@ -150,14 +150,15 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     if isinstance(body, dict):
         if isinstance(body.get("channels"), list):
             body["channels"] = [CHANNELS[i % len(CHANNELS)] for i in range(len(body["channels"]))]
-        if isinstance(body.get("deadline"), str):
+        for name in ("deadline", "arrive_by"):  # times that must be in the future
+            if not isinstance(body.get(name), str):
+                continue
             try:
-                deadline = DEADLINE.deserialize(body["deadline"])
+                moment = DEADLINE.deserialize(body[name])
             except ValidationError:
-                pass  # the document calls it valid: the app must too, so send it as it is
-            else:
-                if deadline <= datetime.now(UTC) + timedelta(hours=1):
-                    body["deadline"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+                continue  # the document calls it valid: the app must too, so send it as it is
+            if moment <= datetime.now(UTC) + timedelta(hours=1):
+                body[name] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
         if isinstance(body.get("volunteer_id"), str):
             body["volunteer_id"] = known["volunteer_id"]
     if case.query:
