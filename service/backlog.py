@@ -36,20 +36,28 @@ def waiting_score(need: Need, at: datetime) -> float:
 
 def wait_for_match(deps: Deps, need: Need) -> None:
     """Put the need in the match backlog and make sure a drain job will take it."""
-    if deps.store.backlog.add_waiting(need.id, score=waiting_score(need, deps.clock.now()), arm=MATCH):
+    wait_for_matches(deps, [need])
+
+
+def wait_for_matches(deps: Deps, needs: list[Need]) -> None:
+    """Put needs in the match backlog in one step; the drain is armed (and its job enqueued) once for them all."""
+    if not needs:
+        return
+    at = deps.clock.now()
+    if deps.store.backlog.add_many_waiting({need.id: waiting_score(need, at) for need in needs}, arm=MATCH):
         enqueue_drain(deps, MATCH)
 
 
-def announce(
-    deps: Deps, topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
-) -> None:
-    """Queue the notifications for one event; the notify drain works out recipients and channels.
+def announcement(
+    topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+) -> dict[str, str]:
+    """One event to tell, as the notify drain reads it.
 
     An offer's own id names its events (the offer, its reminder). Any other announcement
     carries a fresh event id, so an event that happens again (a second escalation) is told
     again, while planning it twice still delivers only once.
     """
-    announcement = {
+    return {
         "topic": topic.value,
         "need_id": need_id,
         "volunteer_id": volunteer_id,
@@ -57,7 +65,22 @@ def announce(
         "reason": reason,
         "event_id": "" if offer_id else new_id("evt"),
     }
-    if deps.store.backlog.add_announcement(announcement, arm=NOTIFY):
+
+
+def announce(
+    deps: Deps, topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+) -> None:
+    """Queue the notifications for one event; the notify drain works out recipients and channels."""
+    publish(deps, [announcement(topic, need_id, volunteer_id=volunteer_id, offer_id=offer_id, reason=reason)])
+
+
+def announce_each(deps: Deps, topic: Topic, need_ids: list[str]) -> None:
+    """Queue one announcement of the topic per need, in one step; the drain is armed once for them all."""
+    publish(deps, [announcement(topic, need_id) for need_id in need_ids])
+
+
+def publish(deps: Deps, announcements: list[dict[str, str]]) -> None:
+    if announcements and deps.store.backlog.add_announcements(announcements, arm=NOTIFY):
         enqueue_drain(deps, NOTIFY)
 
 
