@@ -29,9 +29,14 @@ DRAIN_SECONDS = 2.0
 """A drain job hands over to a fresh one after this long, so other queues get their turn."""
 
 
-def waiting_score(need: Need, at: datetime) -> float:
-    """Urgency class first, then arrival in milliseconds."""
-    return URGENCY[jobs.queue_for(need)] * 1e13 + int(at.timestamp() * 1000)
+SAME_MILLISECOND_STEP = 1 / 256
+"""Needs arriving in the same millisecond (a batch) keep the order sent, this far apart in score: the finest
+step a score of this size still tells apart (doubles keep 52 bits; scores stay below 2**45)."""
+
+
+def waiting_score(need: Need, at: datetime, *, place: int = 0) -> float:
+    """Urgency class first, then arrival in milliseconds, then the place among needs sent together."""
+    return URGENCY[jobs.queue_for(need)] * 1e13 + int(at.timestamp() * 1000) + place * SAME_MILLISECOND_STEP
 
 
 def wait_for_match(deps: Deps, need: Need) -> None:
@@ -44,7 +49,8 @@ def wait_for_matches(deps: Deps, needs: list[Need]) -> None:
     if not needs:
         return
     at = deps.clock.now()
-    if deps.store.backlog.add_many_waiting({need.id: waiting_score(need, at) for need in needs}, arm=MATCH):
+    scores = {need.id: waiting_score(need, at, place=place) for place, need in enumerate(needs)}
+    if deps.store.backlog.add_many_waiting(scores, arm=MATCH):
         enqueue_drain(deps, MATCH)
 
 

@@ -46,6 +46,7 @@ class Settings:
     timezone: str = "UTC"
     # http
     max_content_length: int = 64 * 1024
+    max_bulk_content_length: int = 4 * 1024 * 1024
     rate_limit: str = "600/minute"
     demo_tokens_file: str = ""
 

@@ -13,6 +13,8 @@ from service.api.blueprint import Blueprint
 from service.api.schemas import (
     AssignSchema,
     EventListSchema,
+    NeedBatchResultSchema,
+    NeedBatchSchema,
     NeedCreateSchema,
     NeedPageSchema,
     NeedQuerySchema,
@@ -71,6 +73,23 @@ class Needs(MethodView):
         principal = current_principal()
         need = needs.submit_need(deps=deps(), need_in=need_in, principal=principal)
         return present.need_view(need, [], principal)
+
+
+@blp.route("/batch")
+class NeedBatch(MethodView):
+    @requires(blp, D, Role.INTAKE)
+    @blp.bulk
+    @blp.arguments(NeedBatchSchema)
+    @blp.response(201, NeedBatchResultSchema)
+    @errors(blp, 422, 503)
+    def post(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Submit up to 500 needs at once, all or none; they are queued for matching at once, in the order sent.
+
+        Each item is what POST /needs takes, and each answer item what it answers. The body may be up to
+        AIDLINE_MAX_BULK_CONTENT_LENGTH (default 4 MB); each need counts once against the rate limit."""
+        principal = current_principal()
+        created = needs.submit_needs(deps=deps(), needs_in=batch["needs"], principal=principal)
+        return {"items": [present.need_view(need, [], principal) for need in created]}
 
 
 @blp.route("/<string:need_id>")
