@@ -12,8 +12,10 @@ from urllib.parse import quote
 import marshmallow as ma
 from flask import Flask, redirect, request, send_from_directory
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.api import catalog, errors, health, inbound, needs, offers, ops, track, volunteers
+from service.api.blueprint import bulk_items
 from service.api.errors import error_response
 from service.api.schemas import ErrorSchema
 from service.bootstrap import bootstrap
@@ -122,6 +124,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return None
 
     ops.init_idempotency(app, deps)
+    if settings.proxy_hops:  # the client's address as the proxies in front report it (per-address rate limits)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.wsgi_app = LimitRequestLine(app.wsgi_app)  # type: ignore[method-assign]
     return app
 
@@ -132,9 +136,7 @@ def init_body_limits(app: Flask) -> None:
 
     @app.before_request
     def bulk_body_limit() -> None:
-        view = app.view_functions.get(request.endpoint or "")
-        handler = getattr(getattr(view, "view_class", None), request.method.lower(), None)
-        if getattr(handler, "bulk_body", False):
+        if bulk_items(app) is not None:
             request.max_content_length = app.config["MAX_BULK_CONTENT_LENGTH"]
 
 

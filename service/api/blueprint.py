@@ -51,6 +51,14 @@ SHARED_ANSWERS = {
 }
 
 
+def bulk_items(app: flask.Flask) -> str | None:
+    """The list of records in the body when this request is for an operation marked `Blueprint.bulk`."""
+    view = app.view_functions.get(flask.request.endpoint or "")
+    handler = getattr(getattr(view, "view_class", None), flask.request.method.lower(), None)
+    items: str | None = getattr(handler, "bulk_items", None)
+    return items
+
+
 def size_text(size: int) -> str:
     """A body limit in words: 65536 is '64 KB', 4194304 is '4 MB'."""
     for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
@@ -100,12 +108,17 @@ class Blueprint(flask_smorest.Blueprint):
         return body_required
 
     @staticmethod
-    def bulk(func: typing.Callable[..., typing.Any]) -> typing.Any:
-        """Mark an operation taking a large body (many records at once): its body may be up to the app's
-        MAX_BULK_CONTENT_LENGTH instead of MAX_CONTENT_LENGTH (see create_app)."""
-        func.bulk_body = True  # type: ignore[attr-defined]
-        func._apidoc = {**getattr(func, "_apidoc", {}), "bulk_body": True}  # type: ignore[attr-defined]
-        return func
+    def bulk(items: str) -> typing.Callable[[typing.Callable[..., typing.Any]], typing.Any]:
+        """Mark an operation taking many records at once, as the list `items` of its body: the body may be up to
+        the app's MAX_BULK_CONTENT_LENGTH instead of MAX_CONTENT_LENGTH (see create_app), and each record counts
+        against the rate limit (see ops.init_rate_limits)."""
+
+        def decorator(func: typing.Callable[..., typing.Any]) -> typing.Any:
+            func.bulk_items = items  # type: ignore[attr-defined]
+            func._apidoc = {**getattr(func, "_apidoc", {}), "bulk_items": items}  # type: ignore[attr-defined]
+            return func
+
+        return decorator
 
     def _prepare_shared_doc(
         self,
@@ -137,7 +150,7 @@ class Blueprint(flask_smorest.Blueprint):
         if method in ("post", "put", "patch"):
             if body is not None or self.form_bodies:  # form_bodies: the body is documented by hand, as JSON or form
                 answer(400, SHARED_ANSWERS[400])
-            limit = app.config["MAX_BULK_CONTENT_LENGTH" if doc_info.get("bulk_body") else "MAX_CONTENT_LENGTH"]
+            limit = app.config["MAX_BULK_CONTENT_LENGTH" if doc_info.get("bulk_items") else "MAX_CONTENT_LENGTH"]
             answer(413, SHARED_ANSWERS[413].format(size=size_text(limit)))
             if not self.form_bodies:
                 answer(415, SHARED_ANSWERS[415])

@@ -78,7 +78,7 @@ class Needs(MethodView):
 @blp.route("/batch")
 class NeedBatch(MethodView):
     @requires(blp, D, Role.INTAKE)
-    @blp.bulk
+    @blp.bulk("needs")
     @blp.arguments(NeedBatchSchema)
     @blp.response(201, NeedBatchResultSchema)
     @errors(blp, 422, 503)

@@ -56,7 +56,7 @@ def document_app() -> Flask:
     """An app serving the OpenAPI document at collection time; it is never sent a request needing Redis (the
     document is static). Requests of the tests go to the `app` fixture."""
     return create_app(
-        {"TESTING": True, "SETTINGS": Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", rate_limit="")}
+        {"TESTING": True, "SETTINGS": Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", rate_limits=False)}
     )
 
 
@@ -74,7 +74,7 @@ class EveryAddressFound:
 def app(settings: Settings, deps: Any) -> Flask:
     """The app with its options on: inbound SMS (a shared secret) and a geocoder. No rate limit, so that the 429s
     it documents do not cut a run short."""
-    configured = dataclasses.replace(settings, inbound_sms_secret=SMS_SECRET, rate_limit="")
+    configured = dataclasses.replace(settings, inbound_sms_secret=SMS_SECRET, rate_limits=False)
     wired = dataclasses.replace(deps, settings=configured, geocoder=EveryAddressFound())
     return create_app({"TESTING": True, "SETTINGS": configured, "DEPS": wired})
 
