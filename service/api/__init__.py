@@ -98,6 +98,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     ops.init_dashboard(app, deps)
     ops.init_metrics(app, deps)
+    app.url_map.converters["need"] = needs.NeedIdConverter
+    api.register_converter(needs.NeedIdConverter, lambda _: {"type": "string"})
     for module in (health, catalog, volunteers, needs, offers, track, inbound):
         api.register_blueprint(module.blp)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
+from werkzeug.routing import BaseConverter
 
 from service import dispatch, needs, offers
 from service.api import present
@@ -92,7 +93,14 @@ class NeedBatch(MethodView):
         return {"items": [present.need_view(need, [], principal) for need in created]}
 
 
-@blp.route("/<string:need_id>")
+class NeedIdConverter(BaseConverter):
+    """A need id in a path: any segment but `batch`, so that /needs/batch is its own resource (GET on it is a
+    405, not a need looked up by that id)."""
+
+    regex = r"(?!batch$)[^/]+"
+
+
+@blp.route("/<need:need_id>")
 class NeedById(MethodView):
     @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER)
     @blp.response(200, NeedSchema)

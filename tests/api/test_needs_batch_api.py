@@ -169,3 +169,11 @@ def test_the_batch_is_documented_with_its_items_rules_and_limits(client):
     assert "4 MB" in operation["responses"]["413"]["description"]
     assert "64 KB" in spec["paths"]["/api/v1/needs"]["post"]["responses"]["413"]["description"]
     assert "Idempotency-Key" in {p["name"] for p in operation["parameters"]}
+
+
+def test_the_batch_is_a_resource_of_its_own_not_a_need_id(client, tokens):
+    response = client.get(URL, headers=tokens.dispatcher)
+
+    assert response.status_code == 405
+    assert response.headers["Allow"] == "OPTIONS, POST"
+    assert client.get("/api/v1/needs/batchy", headers=tokens.dispatcher).status_code == 404

@@ -129,6 +129,17 @@ CHANNELS = [
 DEADLINE = fields.AwareDateTime()
 
 
+def in_the_future(body: dict[str, Any]) -> None:
+    """A deadline that is valid but past (or about to be) moved a day ahead."""
+    if isinstance(body.get("deadline"), str):
+        try:
+            deadline = DEADLINE.deserialize(body["deadline"])
+        except ValidationError:
+            return  # the document calls it valid: the app must too, so send it as it is
+        if deadline <= datetime.now(UTC) + timedelta(hours=1):
+            body["deadline"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
 def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     """Requests reach real records: path parameters name the test's volunteer, need, offer and tracking code
     (unless the path is what a negative request gets wrong), and inbound SMS carries the shared secret.
@@ -150,14 +161,8 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     if isinstance(body, dict):
         if isinstance(body.get("channels"), list):
             body["channels"] = [CHANNELS[i % len(CHANNELS)] for i in range(len(body["channels"]))]
-        if isinstance(body.get("deadline"), str):
-            try:
-                deadline = DEADLINE.deserialize(body["deadline"])
-            except ValidationError:
-                pass  # the document calls it valid: the app must too, so send it as it is
-            else:
-                if deadline <= datetime.now(UTC) + timedelta(hours=1):
-                    body["deadline"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        for need in [body, *(n for n in body.get("needs") or [] if isinstance(n, dict))]:  # a batch's too
+            in_the_future(need)
         if isinstance(body.get("volunteer_id"), str):
             body["volunteer_id"] = known["volunteer_id"]
     if case.query:
