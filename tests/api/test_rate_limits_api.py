@@ -172,3 +172,16 @@ def test_limits_can_be_turned_off(settings, connection, tokens):
     client = create_app({"TESTING": True, "SETTINGS": off, "DEPS": bootstrap(off, connection=connection)}).test_client()
 
     assert [client.get(NEEDS, headers=tokens.dispatcher).status_code for _ in range(3)] == [200] * 3
+
+
+def test_behind_a_proxy_each_forwarded_client_has_its_own_budget(settings, connection, make_need):
+    proxied = dataclasses.replace(settings, proxy_hops=1, rate_limit_anonymous="2/minute")
+    app = create_app({"TESTING": True, "SETTINGS": proxied, "DEPS": bootstrap(proxied, connection=connection)})
+    client = app.test_client()
+    track = f"/api/v1/track/{make_need()['tracking_code']}"
+    proxy = from_address("10.9.9.9")
+
+    first = [client.get(track, headers={"X-Forwarded-For": "203.0.113.7"}, **proxy).status_code for _ in range(3)]
+
+    assert first == [200, 200, 429]
+    assert client.get(track, headers={"X-Forwarded-For": "203.0.113.8"}, **proxy).status_code == 200
