@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server run test test-fast test-under-load lint fmt bench clean
+.PHONY: install redis-server run test test-fast test-under-load lint fmt bench bench-intake clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -62,6 +62,11 @@ test-under-load: install
 
 bench: install
 	$(BIN)/python bench/bench_matching.py
+	$(BIN)/python bench/bench_batch_intake.py
+
+# 10,000 needs through POST /api/v1/needs/batch against gunicorn and a private redis-server (about a minute).
+bench-intake: install
+	$(BIN)/python bench/bench_batch_intake.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -29,9 +29,14 @@ DRAIN_SECONDS = 2.0
 """A drain job hands over to a fresh one after this long, so other queues get their turn."""
 
 
-def waiting_score(need: Need, at: datetime) -> float:
-    """Urgency class first, then arrival in milliseconds."""
-    return URGENCY[jobs.queue_for(need)] * 1e13 + int(at.timestamp() * 1000)
+SAME_MILLISECOND_STEP = 1 / 256
+"""Needs arriving in the same millisecond (a batch) keep the order sent, this far apart in score: the finest
+step a score of this size still tells apart (doubles keep 52 bits; scores stay below 2**45)."""
+
+
+def waiting_score(need: Need, at: datetime, *, place: int = 0) -> float:
+    """Urgency class first, then arrival in milliseconds, then the place among needs sent together."""
+    return URGENCY[jobs.queue_for(need)] * 1e13 + int(at.timestamp() * 1000) + place * SAME_MILLISECOND_STEP
 
 
 def urgency_and_arrival(score: float) -> tuple[int, float]:
@@ -42,20 +47,29 @@ def urgency_and_arrival(score: float) -> tuple[int, float]:
 
 def wait_for_match(deps: Deps, need: Need) -> None:
     """Put the need in the match backlog and make sure a drain job will take it."""
-    if deps.store.backlog.add_waiting(need.id, score=waiting_score(need, deps.clock.now()), arm=MATCH):
+    wait_for_matches(deps, [need])
+
+
+def wait_for_matches(deps: Deps, needs: list[Need]) -> None:
+    """Put needs in the match backlog in one step; the drain is armed (and its job enqueued) once for them all."""
+    if not needs:
+        return
+    at = deps.clock.now()
+    scores = {need.id: waiting_score(need, at, place=place) for place, need in enumerate(needs)}
+    if deps.store.backlog.add_many_waiting(scores, arm=MATCH):
         enqueue_drain(deps, MATCH)
 
 
-def announce(
-    deps: Deps, topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
-) -> None:
-    """Queue the notifications for one event; the notify drain works out recipients and channels.
+def announcement(
+    topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+) -> dict[str, str]:
+    """One event to tell, as the notify drain reads it.
 
     An offer's own id names its events (the offer, its reminder). Any other announcement
     carries a fresh event id, so an event that happens again (a second escalation) is told
     again, while planning it twice still delivers only once.
     """
-    announcement = {
+    return {
         "topic": topic.value,
         "need_id": need_id,
         "volunteer_id": volunteer_id,
@@ -63,7 +77,22 @@ def announce(
         "reason": reason,
         "event_id": "" if offer_id else new_id("evt"),
     }
-    if deps.store.backlog.add_announcement(announcement, arm=NOTIFY):
+
+
+def announce(
+    deps: Deps, topic: Topic, need_id: str, *, volunteer_id: str = "", offer_id: str = "", reason: str = ""
+) -> None:
+    """Queue the notifications for one event; the notify drain works out recipients and channels."""
+    publish(deps, [announcement(topic, need_id, volunteer_id=volunteer_id, offer_id=offer_id, reason=reason)])
+
+
+def announce_each(deps: Deps, topic: Topic, need_ids: list[str]) -> None:
+    """Queue one announcement of the topic per need, in one step; the drain is armed once for them all."""
+    publish(deps, [announcement(topic, need_id) for need_id in need_ids])
+
+
+def publish(deps: Deps, announcements: list[dict[str, str]]) -> None:
+    if announcements and deps.store.backlog.add_announcements(announcements, arm=NOTIFY):
         enqueue_drain(deps, NOTIFY)
 
 

@@ -60,7 +60,16 @@ class Settings:
     timezone: str = "UTC"
     # http
     max_content_length: int = 64 * 1024
-    rate_limit: str = "600/minute"
+    max_bulk_content_length: int = 4 * 1024 * 1024
+    # rate limits (flask-limiter syntax, e.g. "300/minute" or "20/second;600/minute"; empty: no limit)
+    rate_limits: bool = True
+    rate_limit_dispatcher: str = "20000/minute"
+    rate_limit_intake: str = "20000/minute"
+    rate_limit_ops: str = "1200/minute"
+    rate_limit_volunteer: str = "300/minute"
+    rate_limit_anonymous: str = "120/minute"
+    rate_limit_inbound: str = "3000/minute"
+    proxy_hops: int = 0
     demo_tokens_file: str = ""
 
     @classmethod

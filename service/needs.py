@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from service import access, clock, jobs, lifecycle, paging
-from service.backlog import announce, wait_for_match
+from service.backlog import announce, announce_each, wait_for_match, wait_for_matches
 from service.catalog import kind_spec
 from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
@@ -33,17 +34,82 @@ from service.models import (
 )
 from service.store import Refusal, Refused, Release, Transition
 
+MAX_BATCH = 500
+"""Most needs one batch may carry."""
+
 
 def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) -> Need:
     """Record a need from any channel and queue it for matching."""
+    need = build_need(deps=deps, need_in=need_in, principal=principal, locate=deps.geocoder.locate)
+    record_needs(deps=deps, needs=[need], principal=principal)
+    return need
+
+
+def submit_needs(*, deps: Deps, needs_in: list[dict[str, Any]], principal: Principal) -> list[Need]:
+    """Record many needs at once (a hotline's list, a shelter's census) and queue them for matching: all or none.
+
+    Every item is checked, and its address geocoded, before anything is stored; any bad item (a deadline in the
+    past, an address not found) refuses the whole batch with a 422 naming each bad item by its index. The needs
+    are then stored in one transaction and queued and announced in one step each.
+    """
+    if not 1 <= len(needs_in) <= MAX_BATCH:
+        raise InvalidInput(
+            f"send between 1 and {MAX_BATCH} needs",
+            errors={"json": {"needs": [f"Length must be between 1 and {MAX_BATCH}."]}},
+        )
+    locate = remembering(deps.geocoder.locate)
     moment = deps.clock.now()
+    built: list[Need] = []
+    bad: dict[int, Any] = {}
+    for index, need_in in enumerate(needs_in):
+        try:
+            built.append(build_need(deps=deps, need_in=need_in, principal=principal, locate=locate, moment=moment))
+        except InvalidInput as refused:
+            bad[index] = (refused.errors or {}).get("json") or {"_schema": [refused.message]}
+    if bad:
+        fields = ", ".join(f"needs.{i}.{name}" for i, errors in bad.items() for name in errors)
+        raise InvalidInput(f"invalid input: {fields}; nothing was created", errors={"json": {"needs": bad}})
+    record_needs(deps=deps, needs=built, principal=principal)
+    return built
+
+
+def remembering(locate: Callable[[str], Location]) -> Callable[[str], Location]:
+    """The geocoder asked once per distinct address, its answer or refusal remembered (a batch often repeats one
+    address: a building, a village)."""
+    answers: dict[str, Location | InvalidInput] = {}
+
+    def remembered(address: str) -> Location:
+        if address not in answers:
+            try:
+                answers[address] = locate(address)
+            except InvalidInput as refused:
+                answers[address] = refused
+        answer = answers[address]
+        if isinstance(answer, InvalidInput):
+            raise answer
+        return answer
+
+    return remembered
+
+
+def build_need(
+    *,
+    deps: Deps,
+    need_in: dict[str, Any],
+    principal: Principal,
+    locate: Callable[[str], Location],
+    moment: datetime | None = None,
+) -> Need:
+    """A new need from checked input, not stored yet: its place (geocoded when only an address is given), its
+    deadline, how far to search. InvalidInput when it breaks a rule the schema cannot check."""
+    moment = moment or deps.clock.now()
     spec = kind_spec(NeedKind(need_in["kind"]))
     priority = Priority(need_in.get("priority", Priority.NORMAL.value))
     address = need_in.get("address")
     if "location" in need_in:
         location = Location(**need_in["location"])
     elif address:
-        location = deps.geocoder.locate(address)
+        location = locate(address)
     else:
         raise InvalidInput(
             "location is required: send location as {'lat': ..., 'lon': ...} or an address",
@@ -66,7 +132,7 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
     radius_km = min(float(need_in.get("radius_km") or spec.radius_km), deps.settings.max_radius_km)
     requester = need_in.get("requester") or {}
     skills = need_in.get("skills")
-    need = Need(
+    return Need(
         id=new_id("need"),
         kind=spec.name,
         status=NeedStatus.QUEUED,
@@ -89,18 +155,27 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
         accept_seconds=spec.accept_seconds[priority],
         arrive_by=clock.iso(arrive_by) if arrive_by is not None else None,
     )
-    deps.store.needs.create(
-        need,
-        Event(
-            at=need.created_at,
-            type=EventType.CREATED,
-            actor=principal.actor,
-            detail={"kind": need.kind.value, "priority": need.priority.value, "channel": principal.role.value},
-        ),
+
+
+def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None:
+    """Store new needs with their first timeline event, put them in the match backlog and tell each requester
+    it was received: one transaction, one backlog step and one outbox step, however many needs."""
+    deps.store.needs.create_many(
+        [
+            (
+                need,
+                Event(
+                    at=need.created_at,
+                    type=EventType.CREATED,
+                    actor=principal.actor,
+                    detail={"kind": need.kind.value, "priority": need.priority.value, "channel": principal.role.value},
+                ),
+            )
+            for need in needs
+        ]
     )
-    wait_for_match(deps, need)
-    announce(deps, Topic.RECEIVED, need.id)
-    return need
+    wait_for_matches(deps, needs)
+    announce_each(deps, Topic.RECEIVED, [need.id for need in needs])
 
 
 def load_need(*, deps: Deps, need_id: str) -> Need:

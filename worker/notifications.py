@@ -24,7 +24,16 @@ from service.privacy import first_name, mask_channel
 log = logging.getLogger("aidline.notify")
 logging.getLogger("apprise").setLevel(logging.WARNING)
 
-VOLUNTEER_TOPICS = frozenset({Topic.OFFER, Topic.OFFER_REMINDER, Topic.ASSIGNED_BY_DISPATCHER, Topic.CANCELLED})
+VOLUNTEER_TOPICS = frozenset(
+    {
+        Topic.OFFER,
+        Topic.OFFER_REMINDER,
+        Topic.ASSIGNED_BY_DISPATCHER,
+        Topic.CANCELLED,
+        Topic.OFFER_TAKEN,
+        Topic.OFFER_PREEMPTED,
+    }
+)
 REQUESTER_TOPICS = frozenset({Topic.RECEIVED, Topic.ASSIGNED, Topic.EN_ROUTE, Topic.DONE, Topic.DEFERRED})
 DISPATCHER_TOPICS = frozenset({Topic.ESCALATED, Topic.OVERDUE, Topic.DELIVERY_FAILED})
 SMS_SCHEMES = {

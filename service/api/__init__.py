@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import marshmallow as ma
 from flask import Flask, redirect, request, send_from_directory
 from flask_smorest import Api
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.api import catalog, errors, health, inbound, needs, offers, ops, track, volunteers
+from service.api.blueprint import bulk_items
 from service.api.errors import error_response
 from service.api.schemas import ErrorSchema
 from service.bootstrap import bootstrap
@@ -29,6 +32,21 @@ class AidlineApi(Api):
     """Documents Aidline's error schema as the default error answer."""
 
     ERROR_SCHEMA = ErrorSchema
+
+    def _init_spec(self, **options: Any) -> None:
+        super()._init_spec(**options)
+        self.ma_plugin.converter.add_attribute_function(body_rules2properties)
+
+
+def body_rules2properties(converter: Any, field: ma.fields.Field[Any], ret: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """A schema's BODY_RULES (such as location or address) stated also where it is nested, e.g. as the items of
+    a batch, not only where it is a whole request body (Blueprint states those)."""
+    rules = getattr(field.schema, "BODY_RULES", None) if isinstance(field, ma.fields.Nested) else None
+    if not rules:
+        return {}
+    if "$ref" in ret:  # OpenAPI 3.0 ignores keywords beside a $ref
+        ret["allOf"] = [{"$ref": ret.pop("$ref")}]
+    return dict(rules)
 
 
 def swagger_assets() -> Path:
@@ -68,16 +86,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config.update(config)
     settings: Settings = app.config.get("SETTINGS") or Settings.from_env()
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.config["MAX_BULK_CONTENT_LENGTH"] = settings.max_bulk_content_length
     deps = app.config.get("DEPS") or bootstrap(settings)
     app.extensions["aidline"] = deps
 
     setup_logging(os.environ.get("AIDLINE_LOG_LEVEL", "INFO"))
     ops.init_request_ids(app)
+    init_body_limits(app)
     ops.init_rate_limits(app, deps)
     api = AidlineApi(app)
     errors.init_app(app)
     ops.init_dashboard(app, deps)
     ops.init_metrics(app, deps)
+    app.url_map.converters["need"] = needs.NeedIdConverter
+    api.register_converter(needs.NeedIdConverter, lambda _: {"type": "string"})
     for module in (health, catalog, volunteers, needs, offers, track, inbound):
         api.register_blueprint(module.blp)
 
@@ -104,8 +126,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return None
 
     ops.init_idempotency(app, deps)
+    if settings.proxy_hops:  # the client's address as the proxies in front report it (per-address rate limits)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     app.wsgi_app = LimitRequestLine(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+def init_body_limits(app: Flask) -> None:
+    """Operations marked `Blueprint.bulk` take bodies up to MAX_BULK_CONTENT_LENGTH; every other one up to
+    MAX_CONTENT_LENGTH (413 beyond). Registered before anything reads the body (rate limits, idempotency)."""
+
+    @app.before_request
+    def bulk_body_limit() -> None:
+        if bulk_items(app) is not None:
+            request.max_content_length = app.config["MAX_BULK_CONTENT_LENGTH"]
 
 
 MAX_REQUEST_LINE = 8190

@@ -30,15 +30,25 @@ def bearer_token() -> str | None:
 
 
 def principal_for(token: str | None) -> Principal:
-    """The principal a token stands for; 401 when it is missing, unknown or revoked."""
+    """The principal a token stands for; 401 when it is missing, unknown or revoked.
+
+    Looked up once per request: the rate limiter asks first (for the role's limit), the role check after it."""
     if not token:
         raise Unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     if len(token) > 200:
         raise Unauthorized("invalid or revoked token")
-    record = deps().store.tokens.record(token)
-    if record is None:
+    known: dict[str, Principal | None] = g.setdefault("principals", {})
+    if token not in known:
+        record = deps().store.tokens.record(token)
+        known[token] = (
+            Principal(role=Role(record["role"]), token_id=record["id"], volunteer_id=record.get("volunteer_id") or None)
+            if record is not None
+            else None
+        )
+    principal = known[token]
+    if principal is None:
         raise Unauthorized("invalid or revoked token")
-    return Principal(role=Role(record["role"]), token_id=record["id"], volunteer_id=record.get("volunteer_id") or None)
+    return principal
 
 
 def current_principal() -> Principal:

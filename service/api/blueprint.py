@@ -42,12 +42,29 @@ IDEMPOTENCY_KEY = {
 SHARED_ANSWERS = {
     400: "The body is not valid JSON (or is nested too deep)",
     409: "A request with the same Idempotency-Key is still being processed; retry shortly",
-    413: "The body is larger than 64 KB",
+    413: "The body is larger than {size}",
     415: "The body is not JSON (send Content-Type: application/json)",
     422: "The Idempotency-Key is longer than 200 characters, or was already used with another body",
-    429: "Over the rate limit of this token (or address); Retry-After says when to try again",
+    429: "Over the rate limit of this token's role (or, without a token, of this address); Retry-After says when "
+    "to try again",
     503: "The data store is unavailable; nothing was changed, retry shortly (Retry-After)",
 }
+
+
+def bulk_items(app: flask.Flask) -> str | None:
+    """The list of records in the body when this request is for an operation marked `Blueprint.bulk`."""
+    view = app.view_functions.get(flask.request.endpoint or "")
+    handler = getattr(getattr(view, "view_class", None), flask.request.method.lower(), None)
+    items: str | None = getattr(handler, "bulk_items", None)
+    return items
+
+
+def size_text(size: int) -> str:
+    """A body limit in words: 65536 is '64 KB', 4194304 is '4 MB'."""
+    for unit, scale in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= scale and size % scale == 0:
+            return f"{size // scale} {unit}"
+    return f"{size} bytes"
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -90,8 +107,27 @@ class Blueprint(flask_smorest.Blueprint):
 
         return body_required
 
+    @staticmethod
+    def bulk(items: str) -> typing.Callable[[typing.Callable[..., typing.Any]], typing.Any]:
+        """Mark an operation taking many records at once, as the list `items` of its body: the body may be up to
+        the app's MAX_BULK_CONTENT_LENGTH instead of MAX_CONTENT_LENGTH (see create_app), and each record counts
+        against the rate limit (see ops.init_rate_limits)."""
+
+        def decorator(func: typing.Callable[..., typing.Any]) -> typing.Any:
+            func.bulk_items = items  # type: ignore[attr-defined]
+            func._apidoc = {**getattr(func, "_apidoc", {}), "bulk_items": items}  # type: ignore[attr-defined]
+            return func
+
+        return decorator
+
     def _prepare_shared_doc(
-        self, doc: dict[str, typing.Any], doc_info: dict[str, typing.Any], *, method: str, **_: typing.Any
+        self,
+        doc: dict[str, typing.Any],
+        doc_info: dict[str, typing.Any],
+        *,
+        app: flask.Flask,
+        method: str,
+        **_: typing.Any,
     ) -> dict[str, typing.Any]:
         """Document what the app answers around every view: see create_app's before_request hooks and ops."""
         responses = doc.setdefault("responses", {})
@@ -114,7 +150,8 @@ class Blueprint(flask_smorest.Blueprint):
         if method in ("post", "put", "patch"):
             if body is not None or self.form_bodies:  # form_bodies: the body is documented by hand, as JSON or form
                 answer(400, SHARED_ANSWERS[400])
-            answer(413, SHARED_ANSWERS[413])
+            limit = app.config["MAX_BULK_CONTENT_LENGTH" if doc_info.get("bulk_items") else "MAX_CONTENT_LENGTH"]
+            answer(413, SHARED_ANSWERS[413].format(size=size_text(limit)))
             if not self.form_bodies:
                 answer(415, SHARED_ANSWERS[415])
         if method == "post":

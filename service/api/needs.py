@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
+from werkzeug.routing import BaseConverter
 
 from service import dispatch, needs, offers
 from service.api import present
@@ -13,6 +14,8 @@ from service.api.blueprint import Blueprint
 from service.api.schemas import (
     AssignSchema,
     EventListSchema,
+    NeedBatchResultSchema,
+    NeedBatchSchema,
     NeedCreateSchema,
     NeedPageSchema,
     NeedQuerySchema,
@@ -73,7 +76,31 @@ class Needs(MethodView):
         return present.need_view(need, [], principal)
 
 
-@blp.route("/<string:need_id>")
+@blp.route("/batch")
+class NeedBatch(MethodView):
+    @requires(blp, D, Role.INTAKE)
+    @blp.bulk("needs")
+    @blp.arguments(NeedBatchSchema)
+    @blp.response(201, NeedBatchResultSchema)
+    @errors(blp, 422, 503)
+    def post(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Submit up to 500 needs at once, all or none; they are queued for matching at once, in the order sent.
+
+        Each item is what POST /needs takes, and each answer item what it answers. The body may be up to
+        AIDLINE_MAX_BULK_CONTENT_LENGTH (default 4 MB); each need counts once against the rate limit."""
+        principal = current_principal()
+        created = needs.submit_needs(deps=deps(), needs_in=batch["needs"], principal=principal)
+        return {"items": [present.need_view(need, [], principal) for need in created]}
+
+
+class NeedIdConverter(BaseConverter):
+    """A need id in a path: any segment but `batch`, so that /needs/batch is its own resource (GET on it is a
+    405, not a need looked up by that id)."""
+
+    regex = r"(?!batch$)[^/]+"
+
+
+@blp.route("/<need:need_id>")
 class NeedById(MethodView):
     @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER)
     @blp.response(200, NeedSchema)

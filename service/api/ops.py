@@ -12,8 +12,10 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from service.api.auth import principal_for
+from service.api.blueprint import bulk_items
 from service.api.errors import error_response
 from service.deps import Deps
 from service.exceptions import AidlineError
@@ -169,15 +171,60 @@ def init_idempotency(app: Flask, deps: Deps) -> None:
         return response
 
 
+RATE_LIMIT_EXEMPT = ("/healthz", "/readyz", "/metrics")
+INBOUND_PREFIX = "/api/v1/inbound/"
+
+
 def init_rate_limits(app: Flask, deps: Deps) -> None:
-    """Per-token limits kept in Redis (flask-limiter): 429 with Retry-After when exceeded."""
+    """Limits kept in Redis (flask-limiter), one budget per caller across the whole API; 429 with Retry-After
+    when it is spent.
+
+    A valid token counts against its own budget, as large as its role's limit: dispatchers and intake clients far
+    above what the service can absorb (a surge of needs is the service's purpose, not abuse), volunteers and ops
+    moderate. Without a valid token (tracking, feedback, /t/ links, a wrong token) a request counts against its
+    client address, an SMS gateway's inbound replies against a larger budget of their own. A bulk operation
+    counts every record it carries."""
     from flask_limiter import Limiter
 
-    def key() -> str:
-        credential = request.headers.get("Authorization", "")
-        if credential:
-            return "token:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
-        return "ip:" + (request.remote_addr or "unknown")
+    settings = deps.settings
+    role_limits = {
+        Role.DISPATCHER: settings.rate_limit_dispatcher,
+        Role.INTAKE: settings.rate_limit_intake,
+        Role.OPS: settings.rate_limit_ops,
+        Role.VOLUNTEER: settings.rate_limit_volunteer,
+    }
+
+    def budget() -> tuple[str, str]:
+        """Whose budget this request spends, and its limit; worked out once per request."""
+        if "rate_budget" not in g:
+            principal = None
+            token = ops_token_from_request()
+            if token:
+                try:
+                    principal = principal_for(token)
+                except AidlineError:
+                    principal = None  # a wrong token spends its address's budget: guessing tokens is not free
+            address = request.remote_addr or "unknown"
+            if principal is not None:
+                g.rate_budget = (f"token:{principal.token_id}", role_limits[principal.role])
+            elif request.path.startswith(INBOUND_PREFIX):
+                g.rate_budget = (f"inbound:{address}", settings.rate_limit_inbound)
+            else:
+                g.rate_budget = (f"address:{address}", settings.rate_limit_anonymous)
+        spender: tuple[str, str] = g.rate_budget
+        return spender
+
+    def cost() -> int:
+        """A bulk operation counts each record in its list (at least one); any other request counts one."""
+        items = bulk_items(app)
+        if items is None:
+            return 1
+        try:
+            body = request.get_json(silent=True)
+        except HTTPException:  # over the body limit: the 413 is answered by the view, this request counts once
+            return 1
+        records = body.get(items) if isinstance(body, dict) else None
+        return max(1, len(records)) if isinstance(records, list) else 1
 
     # registered before the limiter's own hook, so it runs after it and sees its headers
     @app.after_request
@@ -186,13 +233,23 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
             response.headers.pop("Retry-After", None)
         return response
 
-    app.config.setdefault("RATELIMIT_STORAGE_URI", deps.settings.redis_url)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", settings.redis_url)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # a sliding window: no double burst at a window's edge, and a refused request (a refused batch) spends nothing
+    app.config.setdefault("RATELIMIT_STRATEGY", "sliding-window-counter")
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
-    app.config.setdefault("RATELIMIT_KEY_PREFIX", deps.settings.key_prefix + "limits")
-    limiter = Limiter(key, app=app, default_limits=[deps.settings.rate_limit] if deps.settings.rate_limit else [])
+    app.config.setdefault("RATELIMIT_KEY_PREFIX", settings.key_prefix + "limits")
+    limiter = Limiter(
+        lambda: budget()[0],
+        app=app,
+        application_limits=[lambda: budget()[1]],
+        application_limits_cost=cost,
+        enabled=settings.rate_limits,
+    )
     app.extensions["aidline_limiter"] = limiter
 
     @limiter.request_filter
     def exempt() -> bool:
-        return request.path in ("/healthz", "/readyz", "/metrics") or request.path.startswith("/api/docs")
+        if request.path in RATE_LIMIT_EXEMPT or request.path.startswith("/api/docs"):
+            return True
+        return not budget()[1]  # this caller's limit is set empty: unlimited

@@ -9,6 +9,7 @@ import marshmallow as ma
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from service.models import Locale, NeedKind, NeedStatus, OfferStatus, Priority, Skill, Vulnerability
+from service.needs import MAX_BATCH
 
 E164 = validate.Regexp(r"^\+[1-9][0-9]{6,14}$", error="Must be a phone number in E.164 form, like +8613800000001.")
 
@@ -315,6 +316,26 @@ class NeedCreateSchema(Schema):
         return data
 
 
+class NeedBatchSchema(Schema):
+    """Many needs in one request, each exactly what POST /needs takes."""
+
+    needs = fields.List(
+        fields.Nested(NeedCreateSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_BATCH),
+        metadata={
+            "description": f"1 to {MAX_BATCH} needs, each as POST /api/v1/needs takes it. A bad item refuses the whole "
+            "batch (nothing is created) with 422 naming every bad item by its index, as errors.json.needs.<index>."
+            "<field>: first every item the schema rejects; once the schema accepts them all, every item whose "
+            "deadline is past or whose address is not found."
+        },
+    )
+
+    def _no_surrogates(self, data: Any, **_: Any) -> Any:
+        """Not a hook here: each item checks its own text, so that its errors are named under its index."""
+        return data
+
+
 class AssignmentSchema(ma.Schema):
     volunteer_id = fields.String(required=True)
     status = fields.String(required=True)
@@ -358,6 +379,10 @@ class NeedSchema(ma.Schema):
     grid = fields.String(allow_none=True)
     radius_km = fields.Float(allow_none=True, metadata={"description": "How far volunteers are searched for"})
     arrive_by = fields.String(allow_none=True, metadata={"description": "Volunteers must be able to arrive by then"})
+
+
+class NeedBatchResultSchema(ma.Schema):
+    items = fields.List(fields.Nested(NeedSchema), required=True, metadata={"description": "In the order sent"})
 
 
 class NeedQuerySchema(NearArgsSchema):

@@ -28,8 +28,12 @@ class BacklogStore:
 
     def add_waiting(self, need_id: str, *, score: float, arm: str) -> bool:
         """Put a need in the match backlog; True when this call armed the drain (enqueue it)."""
+        return self.add_many_waiting({need_id: score}, arm=arm)
+
+    def add_many_waiting(self, scores: dict[str, float], *, arm: str) -> bool:
+        """Put needs in the match backlog at their scores, in one step; True when this call armed the drain."""
         pipe = self.r.pipeline(transaction=True)
-        pipe.zadd(self.keys.waiting(), {need_id: score}, nx=True)  # a need already waiting keeps its place
+        pipe.zadd(self.keys.waiting(), scores, nx=True)  # a waiting need keeps its place
         pipe.set(self.keys.armed(arm), "1", nx=True, ex=ARMED_TTL)
         return bool(pipe.execute()[1])
 
@@ -52,8 +56,12 @@ class BacklogStore:
 
     def add_announcement(self, announcement: dict[str, str], *, arm: str) -> bool:
         """Put an announcement in the outbox; True when this call armed the drain (enqueue it)."""
+        return self.add_announcements([announcement], arm=arm)
+
+    def add_announcements(self, announcements: list[dict[str, str]], *, arm: str) -> bool:
+        """Put announcements in the outbox in order, in one step; True when this call armed the drain."""
         pipe = self.r.pipeline(transaction=True)
-        pipe.rpush(self.keys.outbox(), json.dumps(announcement, separators=(",", ":")))
+        pipe.rpush(self.keys.outbox(), *(json.dumps(a, separators=(",", ":")) for a in announcements))
         pipe.set(self.keys.armed(arm), "1", nx=True, ex=ARMED_TTL)
         return bool(pipe.execute()[1])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -70,16 +72,32 @@ class NeedStore:
 
     def create(self, need: Need, event: Event) -> None:
         """Write a new need, its indexes, tracking code and first event in one transaction."""
+        self.create_many([(need, event)])
+
+    def create_many(self, created: Sequence[tuple[Need, Event]]) -> None:
+        """Write new needs, their indexes, tracking codes and first events in one transaction: one round trip,
+        and each index written once for all of them."""
+        if not created:
+            return
         k = self.keys
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(k.need(need.id), mapping=need_fields(need))  # type: ignore[arg-type]
-        pipe.zadd(k.needs(), {need.id: 0})
-        pipe.zadd(k.needs_with_status(need.status.value), {need.id: 0})
-        pipe.geoadd(k.needs_geo(), (need.location.lon, need.location.lat, need.id))
-        if need.created_by:
-            pipe.zadd(k.needs_by(need.created_by), {need.id: 0})
-        pipe.set(k.tracking(need.tracking_code), need.id)
-        pipe.rpush(k.need_events(need.id), event_json(event))
+        by_status: dict[str, dict[str, int]] = defaultdict(dict)
+        by_creator: dict[str, dict[str, int]] = defaultdict(dict)
+        places: list[Any] = []
+        for need, event in created:
+            pipe.hset(k.need(need.id), mapping=need_fields(need))  # type: ignore[arg-type]
+            pipe.rpush(k.need_events(need.id), event_json(event))
+            by_status[need.status.value][need.id] = 0
+            if need.created_by:
+                by_creator[need.created_by][need.id] = 0
+            places += [need.location.lon, need.location.lat, need.id]
+        pipe.zadd(k.needs(), {need.id: 0 for need, _ in created})
+        for status, members in by_status.items():
+            pipe.zadd(k.needs_with_status(status), members)
+        for creator, members in by_creator.items():
+            pipe.zadd(k.needs_by(creator), members)
+        pipe.geoadd(k.needs_geo(), places)
+        pipe.mset({k.tracking(need.tracking_code): need.id for need, _ in created})
         pipe.execute()
 
     def get(self, need_id: str) -> Need | None:

@@ -207,7 +207,9 @@ def test_error_answers_carry_a_request_id_too(client: Any) -> None:
 
 @pytest.fixture
 def limited_client(redis_server: RedisServer, connection: Any) -> Any:
-    settings = Settings.from_env({}, redis_url=redis_server.url, public_url="http://aid.test", rate_limit="3/minute")
+    settings = Settings.from_env(
+        {}, redis_url=redis_server.url, public_url="http://aid.test", rate_limit_dispatcher="3/minute"
+    )
     deps: Deps = bootstrap(settings, connection=connection)
     app = create_app({"TESTING": True, "SETTINGS": settings, "DEPS": deps})
     return app.test_client(), Tokens(deps)

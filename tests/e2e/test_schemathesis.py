@@ -56,7 +56,7 @@ def document_app() -> Flask:
     """An app serving the OpenAPI document at collection time; it is never sent a request needing Redis (the
     document is static). Requests of the tests go to the `app` fixture."""
     return create_app(
-        {"TESTING": True, "SETTINGS": Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", rate_limit="")}
+        {"TESTING": True, "SETTINGS": Settings.from_env({}, redis_url="redis://127.0.0.1:1/0", rate_limits=False)}
     )
 
 
@@ -74,7 +74,7 @@ class EveryAddressFound:
 def app(settings: Settings, deps: Any) -> Flask:
     """The app with its options on: inbound SMS (a shared secret) and a geocoder. No rate limit, so that the 429s
     it documents do not cut a run short."""
-    configured = dataclasses.replace(settings, inbound_sms_secret=SMS_SECRET, rate_limit="")
+    configured = dataclasses.replace(settings, inbound_sms_secret=SMS_SECRET, rate_limits=False)
     wired = dataclasses.replace(deps, settings=configured, geocoder=EveryAddressFound())
     return create_app({"TESTING": True, "SETTINGS": configured, "DEPS": wired})
 
@@ -129,14 +129,27 @@ CHANNELS = [
 DEADLINE = fields.AwareDateTime()
 
 
+def in_the_future(body: dict[str, Any]) -> None:
+    """Times that must be in the future (deadline, arrive_by), valid but past (or about to be), moved a day ahead."""
+    for name in ("deadline", "arrive_by"):
+        if not isinstance(body.get(name), str):
+            continue
+        try:
+            moment = DEADLINE.deserialize(body[name])
+        except ValidationError:
+            continue  # the document calls it valid: the app must too, so send it as it is
+        if moment <= datetime.now(UTC) + timedelta(hours=1):
+            body[name] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+
+
 def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     """Requests reach real records: path parameters name the test's volunteer, need, offer and tracking code
     (unless the path is what a negative request gets wrong), and inbound SMS carries the shared secret.
 
     A valid (positive) request also gets what a JSON Schema cannot state, each rule said in words in the
-    document, with its 422 (or 404): records that exist, channel URLs apprise understands, a deadline in the
-    future (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key not used before with another body. Everything
-    else it holds is sent as generated, and must be accepted."""
+    document, with its 422 (or 404): records that exist, channel URLs apprise understands, times in the future
+    (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key not used before with another body.
+    Everything else it holds is sent as generated, and must be accepted."""
     meta = case.meta
     if meta is None:
         return
@@ -150,15 +163,8 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     if isinstance(body, dict):
         if isinstance(body.get("channels"), list):
             body["channels"] = [CHANNELS[i % len(CHANNELS)] for i in range(len(body["channels"]))]
-        for name in ("deadline", "arrive_by"):  # times that must be in the future
-            if not isinstance(body.get(name), str):
-                continue
-            try:
-                moment = DEADLINE.deserialize(body[name])
-            except ValidationError:
-                continue  # the document calls it valid: the app must too, so send it as it is
-            if moment <= datetime.now(UTC) + timedelta(hours=1):
-                body[name] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+        for need in [body, *(n for n in body.get("needs") or [] if isinstance(n, dict))]:  # a batch's too
+            in_the_future(need)
         if isinstance(body.get("volunteer_id"), str):
             body["volunteer_id"] = known["volunteer_id"]
     if case.query:
