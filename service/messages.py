@@ -26,6 +26,20 @@ KIND_NAMES = {
     },
     "en": {},
 }
+FAMILY_NAMES = {
+    "zh": {
+        "water": "停水",
+        "heat": "供暖",
+        "power": "停电",
+        "food": "食物",
+        "health": "医药",
+        "transport": "出行",
+        "home": "居家",
+        "care": "关爱",
+        "other": "其他",
+    },
+    "en": {},
+}
 PRIORITY_NAMES = {"zh": {"critical": "紧急", "high": "高", "normal": "普通", "low": "低"}, "en": {}}
 
 TEMPLATES: dict[str, dict[str, str]] = {
@@ -79,6 +93,24 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "【Aidline】通知未能送达：{kind}求助的{reason}。请电话联系。{link}",
         "en": "Aidline: a notification could not be delivered ({reason}) for a {kind} need. Please call. {link}",
     },
+    "incident_opened": {
+        "zh": "【Aidline】事件：{family}，{size}个求助集中在{radius}公里内，"
+        "其中{vulnerable}个涉及需特别关照的人。{link}",
+        "en": "Aidline incident: {size} {family} needs within {radius} km, {vulnerable} of them for vulnerable people. "
+        "{link}",
+    },
+    "incident_half": {
+        "zh": "【Aidline】事件进展：{family}事件已解决过半（{resolved}/{size}）。{link}",
+        "en": "Aidline incident update: half of the {family} incident is resolved ({resolved} of {size}). {link}",
+    },
+    "incident_all": {
+        "zh": "【Aidline】事件进展：{family}事件的{size}个求助已全部解决。{link}",
+        "en": "Aidline incident update: all {size} needs of the {family} incident are resolved. {link}",
+    },
+    "incident_tracking": {
+        "zh": "您的求助属于一起{family}事件（共{size}个求助），我们正在统一处理。",
+        "en": "Your request is part of a wider {family} incident ({size} requests) that is being handled together.",
+    },
 }
 
 TITLES = {"zh": "Aidline 志愿调度", "en": "Aidline dispatch"}
@@ -92,6 +124,8 @@ def render(topic: str, locale: str, values: dict[str, Any]) -> tuple[str, str]:
     shown["kind"] = KIND_NAMES[lang].get(kind, kind.replace("_", " "))
     priority = str(values.get("priority", ""))
     shown["priority"] = PRIORITY_NAMES[lang].get(priority, priority)
+    family = str(values.get("family", ""))
+    shown["family"] = FAMILY_NAMES[lang].get(family, family)
     return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(shown)).strip()
 
 

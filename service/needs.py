@@ -6,7 +6,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from service import access, clock, jobs, lifecycle, paging
+from service import access, clock, incidents, jobs, lifecycle, paging
 from service.backlog import announce, wait_for_match
 from service.catalog import kind_spec
 from service.deps import Deps
@@ -92,6 +92,7 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
             detail={"kind": need.kind.value, "priority": need.priority.value, "channel": principal.role.value},
         ),
     )
+    need.incident_id = incidents.place_need(deps=deps, need=need)
     wait_for_match(deps, need)
     announce(deps, Topic.RECEIVED, need.id)
     return need
@@ -226,6 +227,8 @@ def change_status(
         if refused.reason is Refusal.STAFFED:
             raise InvalidTransition("the need has all the offers it asked for", current=need.status.value) from None
         raise lifecycle.refusal(action, refused.detail or need.status) from None
+    if to in lifecycle.RESOLVED:
+        incidents.need_resolved(deps=deps, need_id=need_id)
     for volunteer_id in sorted(freed):
         # capacity came free: escalated needs nearby may now have a volunteer
         deps.jobs.enqueue(jobs.REMATCH_NEAR, queue=jobs.DEFAULT, volunteer_id=volunteer_id)

@@ -17,7 +17,7 @@ import redis
 from redis.commands.core import Script
 
 from service import lifecycle
-from service.models import EventType, NeedStatus, OfferStatus, Skill
+from service.models import EventType, IncidentStatus, NeedStatus, OfferStatus, Skill
 from service.store.errors import Refusal, Refused
 
 
@@ -38,11 +38,13 @@ def constants() -> str:
             _lua_names("NEED", NeedStatus),
             _lua_names("OFFER", OfferStatus),
             _lua_names("EVENT", EventType),
+            _lua_names("INCIDENT", IncidentStatus),
             f"local SKILLS = {{{', '.join(repr(s.value) for s in Skill)}}}",
             _lua_set("MATCHABLE", lifecycle.MATCHABLE),
             _lua_set("ACCEPTS_OFFERS", lifecycle.ACCEPTS_OFFERS),
             _lua_set("IN_PROGRESS", lifecycle.IN_PROGRESS),
             _lua_set("ESCALATES_FROM", lifecycle.ESCALATES_FROM),
+            _lua_set("RESOLVED", lifecycle.RESOLVED),
         ]
     )
 
@@ -69,6 +71,8 @@ class Scripts:
         "create_delivery",
         "holders",
         "next_expiry",
+        "incident",
+        "incident_close",
     )
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
