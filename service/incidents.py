@@ -23,7 +23,7 @@ from service.config import Settings
 from service.deps import Deps
 from service.exceptions import Conflict, NotFound
 from service.ids import new_id
-from service.messages import render
+from service.messages import tracking_text
 from service.models import (
     Family,
     Incident,
@@ -377,5 +377,5 @@ def for_requester(*, deps: Deps, need: Need) -> dict[str, Any] | None:
     values = {"family": incident.family.value, "size": len(incident.need_ids)}
     return {
         **values,
-        "message": {locale: render("incident_tracking", locale, values)[1] for locale in ("zh", "en")},
+        "message": {locale: tracking_text("incident", locale, values) for locale in ("zh", "en")},
     }

@@ -107,11 +107,15 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "【Aidline】事件进展：{family}事件的{size}个求助已全部解决。{link}",
         "en": "Aidline incident update: all {size} needs of the {family} incident are resolved. {link}",
     },
-    "incident_tracking": {
+}
+
+TRACKING_TEXTS: dict[str, dict[str, str]] = {
+    "incident": {
         "zh": "您的求助属于一起{family}事件（共{size}个求助），我们正在统一处理。",
         "en": "Your request is part of a wider {family} incident ({size} requests) that is being handled together.",
     },
 }
+"""Sentences shown on the requester's tracking page (not sent)."""
 
 TITLES = {"zh": "Aidline 志愿调度", "en": "Aidline dispatch"}
 
@@ -119,6 +123,16 @@ TITLES = {"zh": "Aidline 志愿调度", "en": "Aidline dispatch"}
 def render(topic: str, locale: str, values: dict[str, Any]) -> tuple[str, str]:
     """Title and body of one message; unknown locales fall back to Chinese."""
     lang = locale if locale in ("zh", "en") else "zh"
+    return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(_shown(lang, values))).strip()
+
+
+def tracking_text(name: str, locale: str, values: dict[str, Any]) -> str:
+    """A sentence of the tracking page in one language, with kinds and families by name."""
+    lang = locale if locale in ("zh", "en") else "zh"
+    return TRACKING_TEXTS[name][lang].format_map(_Blank(_shown(lang, values))).strip()
+
+
+def _shown(lang: str, values: dict[str, Any]) -> dict[str, Any]:
     shown = dict(values)
     kind = str(values.get("kind", ""))
     shown["kind"] = KIND_NAMES[lang].get(kind, kind.replace("_", " "))
@@ -126,7 +140,7 @@ def render(topic: str, locale: str, values: dict[str, Any]) -> tuple[str, str]:
     shown["priority"] = PRIORITY_NAMES[lang].get(priority, priority)
     family = str(values.get("family", ""))
     shown["family"] = FAMILY_NAMES[lang].get(family, family)
-    return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(shown)).strip()
+    return shown
 
 
 class _Blank(dict[str, Any]):
