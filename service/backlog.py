@@ -96,6 +96,24 @@ def publish(deps: Deps, announcements: list[dict[str, str]]) -> None:
         enqueue_drain(deps, NOTIFY)
 
 
+def announce_incident(deps: Deps, topic: Topic, incident_id: str, *, reason: str = "") -> None:
+    """Queue the notifications about an incident (not about one need): opened, or a milestone in `reason`.
+
+    Each (incident, topic, reason) is one event, told to each recipient once however often it is planned.
+    """
+    announcement = {
+        "topic": topic.value,
+        "need_id": "",
+        "incident_id": incident_id,
+        "volunteer_id": "",
+        "offer_id": "",
+        "reason": reason,
+        "event_id": "",
+    }
+    if deps.store.backlog.add_announcement(announcement, arm=NOTIFY):
+        enqueue_drain(deps, NOTIFY)
+
+
 def enqueue_drain(deps: Deps, name: str) -> None:
     """Enqueue the drain job for a backlog whose flag the caller just armed."""
     if name == MATCH:

@@ -8,6 +8,7 @@ from service.clock import Clock, SystemClock
 from service.config import Settings
 from service.deps import Deps
 from service.geocoding import Geocoder, GeopyGeocoder, NoGeocoder
+from service.incidents import parse_rules
 from service.jobs import JobQueue
 from service.store import Store
 from worker.queues import RQJobQueue
@@ -40,6 +41,7 @@ def bootstrap(
 ) -> Deps:
     """Build the store, job queue, geocoder and clock from settings; tests pass their own parts."""
     settings = settings or Settings.from_env()
+    parse_rules(settings.incident_rules)  # a mistake in AIDLINE_INCIDENT_RULES stops the process at start
     connection = connection or redis_client(settings.redis_url)
     return Deps(
         settings=settings,

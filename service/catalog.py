@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from service.models import NeedKind, Priority, Skill
+from service.models import Family, NeedKind, Priority, Skill
 
 MINUTE = 60
 HOUR = 60 * MINUTE
@@ -21,9 +21,10 @@ ACCEPT_SECONDS = {
 
 @dataclass(frozen=True)
 class KindSpec:
-    """Defaults for one kind: required skills, search radius and completion deadlines by priority."""
+    """Defaults for one kind: its family, required skills, search radius and completion deadlines by priority."""
 
     name: NeedKind
+    family: Family
     skills: tuple[Skill, ...]
     radius_km: float
     deadlines: dict[Priority, int]
@@ -32,6 +33,7 @@ class KindSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name.value,
+            "family": self.family.value,
             "skills": [s.value for s in self.skills],
             "radius_km": self.radius_km,
             "deadlines": {p.value: seconds // MINUTE for p, seconds in self.deadlines.items()},
@@ -49,8 +51,10 @@ def _deadlines(critical: float, high: float, normal: float, low: float) -> dict[
     }
 
 
-def _kind(name: NeedKind, skills: tuple[Skill, ...], radius_km: float, deadlines: dict[Priority, int]) -> KindSpec:
-    return KindSpec(name, skills, radius_km, deadlines, dict(ACCEPT_SECONDS))
+def _kind(
+    name: NeedKind, family: Family, skills: tuple[Skill, ...], radius_km: float, deadlines: dict[Priority, int]
+) -> KindSpec:
+    return KindSpec(name, family, skills, radius_km, deadlines, dict(ACCEPT_SECONDS))
 
 
 URGENT = _deadlines(1, 3, 12, 48)
@@ -61,23 +65,23 @@ SCHEDULED = _deadlines(24, 48, 168, 336)
 KINDS: dict[NeedKind, KindSpec] = {
     spec.name: spec
     for spec in (
-        _kind(NeedKind.WATER_DELIVERY, (Skill.DRIVING,), 25, URGENT),
-        _kind(NeedKind.COAL_HAULING, (Skill.HEAVY_LIFTING,), 10, SAME_DAY),
-        _kind(NeedKind.PLUMBING_REPAIR, (Skill.PLUMBING,), 25, REPAIR),
-        _kind(NeedKind.HEATING_REPAIR, (Skill.HEATING,), 25, REPAIR),
-        _kind(NeedKind.ELECTRICAL_REPAIR, (Skill.ELECTRICAL,), 25, REPAIR),
-        _kind(NeedKind.HOME_CLEANING, (Skill.GENERAL,), 10, SCHEDULED),
-        _kind(NeedKind.ERRAND_SHOPPING, (Skill.GENERAL,), 10, SAME_DAY),
-        _kind(NeedKind.MEDICINE_PICKUP, (Skill.GENERAL,), 10, URGENT),
-        _kind(NeedKind.MEAL_DELIVERY, (Skill.GENERAL,), 10, URGENT),
-        _kind(NeedKind.MAIL_AND_BILLS, (Skill.GENERAL,), 10, SCHEDULED),
-        _kind(NeedKind.TRANSPORT, (Skill.DRIVING,), 25, URGENT),
-        _kind(NeedKind.FARM_HELP, (Skill.HEAVY_LIFTING,), 25, SAME_DAY),
-        _kind(NeedKind.STORM_PREP, (Skill.HEAVY_LIFTING,), 25, URGENT),
-        _kind(NeedKind.MEDIATION, (Skill.MEDIATION,), 25, SCHEDULED),
-        _kind(NeedKind.TUTORING, (Skill.TUTORING,), 10, SCHEDULED),
-        _kind(NeedKind.COMPANIONSHIP_VISIT, (Skill.GENERAL,), 10, SCHEDULED),
-        _kind(NeedKind.OTHER, (Skill.GENERAL,), 25, SAME_DAY),
+        _kind(NeedKind.WATER_DELIVERY, Family.WATER, (Skill.DRIVING,), 25, URGENT),
+        _kind(NeedKind.COAL_HAULING, Family.HEAT, (Skill.HEAVY_LIFTING,), 10, SAME_DAY),
+        _kind(NeedKind.PLUMBING_REPAIR, Family.HOME, (Skill.PLUMBING,), 25, REPAIR),
+        _kind(NeedKind.HEATING_REPAIR, Family.HEAT, (Skill.HEATING,), 25, REPAIR),
+        _kind(NeedKind.ELECTRICAL_REPAIR, Family.POWER, (Skill.ELECTRICAL,), 25, REPAIR),
+        _kind(NeedKind.HOME_CLEANING, Family.HOME, (Skill.GENERAL,), 10, SCHEDULED),
+        _kind(NeedKind.ERRAND_SHOPPING, Family.FOOD, (Skill.GENERAL,), 10, SAME_DAY),
+        _kind(NeedKind.MEDICINE_PICKUP, Family.HEALTH, (Skill.GENERAL,), 10, URGENT),
+        _kind(NeedKind.MEAL_DELIVERY, Family.FOOD, (Skill.GENERAL,), 10, URGENT),
+        _kind(NeedKind.MAIL_AND_BILLS, Family.CARE, (Skill.GENERAL,), 10, SCHEDULED),
+        _kind(NeedKind.TRANSPORT, Family.TRANSPORT, (Skill.DRIVING,), 25, URGENT),
+        _kind(NeedKind.FARM_HELP, Family.HOME, (Skill.HEAVY_LIFTING,), 25, SAME_DAY),
+        _kind(NeedKind.STORM_PREP, Family.HOME, (Skill.HEAVY_LIFTING,), 25, URGENT),
+        _kind(NeedKind.MEDIATION, Family.CARE, (Skill.MEDIATION,), 25, SCHEDULED),
+        _kind(NeedKind.TUTORING, Family.CARE, (Skill.TUTORING,), 10, SCHEDULED),
+        _kind(NeedKind.COMPANIONSHIP_VISIT, Family.CARE, (Skill.GENERAL,), 10, SCHEDULED),
+        _kind(NeedKind.OTHER, Family.OTHER, (Skill.GENERAL,), 25, SAME_DAY),
     )
 }
 
@@ -85,6 +89,11 @@ KINDS: dict[NeedKind, KindSpec] = {
 def kind_spec(kind: str | NeedKind) -> KindSpec:
     """The defaults for one kind."""
     return KINDS[NeedKind(kind)]
+
+
+def family_of(kind: str | NeedKind) -> Family:
+    """The family a kind of need belongs to."""
+    return kind_spec(kind).family
 
 
 def catalog() -> dict[str, Any]:

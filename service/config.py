@@ -39,6 +39,8 @@ class Settings:
     auto_close_seconds: int = 72 * 3600
     reopen_window_seconds: int = 7 * 24 * 3600
     deadline_risk_ratio: float = 0.8
+    # incidents: "family=count/km/minutes;..." (see service.incidents.parse_rules)
+    incident_rules: str = ""
     # geocoding
     geocoder: str = ""
     geocoder_domain: str = ""

@@ -31,6 +31,9 @@ ACCEPTS_OFFERS = frozenset({S.OFFERED, S.ESCALATED})
 IN_PROGRESS = frozenset({S.ASSIGNED, S.EN_ROUTE, S.ON_SITE})
 """Statuses with a committed completion deadline running."""
 
+RESOLVED = frozenset({S.DONE, S.CLOSED, S.CANCELLED})
+"""Statuses in which a need asks nothing more of anyone (an incident counts them as resolved)."""
+
 _RULES: dict[Action, tuple[frozenset[S], S]] = {
     Action.START_MATCHING: (frozenset({S.QUEUED}), S.MATCHING),
     Action.ESCALATE: (frozenset({S.QUEUED, S.MATCHING, S.OFFERED, S.ASSIGNED, S.EN_ROUTE}), S.ESCALATED),

@@ -26,6 +26,20 @@ KIND_NAMES = {
     },
     "en": {},
 }
+FAMILY_NAMES = {
+    "zh": {
+        "water": "停水",
+        "heat": "供暖",
+        "power": "停电",
+        "food": "食物",
+        "health": "医药",
+        "transport": "出行",
+        "home": "居家",
+        "care": "关爱",
+        "other": "其他",
+    },
+    "en": {},
+}
 PRIORITY_NAMES = {"zh": {"critical": "紧急", "high": "高", "normal": "普通", "low": "低"}, "en": {}}
 
 TEMPLATES: dict[str, dict[str, str]] = {
@@ -87,7 +101,29 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "【Aidline】通知未能送达：{kind}求助的{reason}。请电话联系。{link}",
         "en": "Aidline: a notification could not be delivered ({reason}) for a {kind} need. Please call. {link}",
     },
+    "incident_opened": {
+        "zh": "【Aidline】事件：{family}，{size}个求助集中在{radius}公里内，"
+        "其中{vulnerable}个涉及需特别关照的人。{link}",
+        "en": "Aidline incident: {size} {family} needs within {radius} km, {vulnerable} of them for vulnerable people. "
+        "{link}",
+    },
+    "incident_half": {
+        "zh": "【Aidline】事件进展：{family}事件已解决过半（{resolved}/{size}）。{link}",
+        "en": "Aidline incident update: half of the {family} incident is resolved ({resolved} of {size}). {link}",
+    },
+    "incident_all": {
+        "zh": "【Aidline】事件进展：{family}事件的{size}个求助已全部解决。{link}",
+        "en": "Aidline incident update: all {size} needs of the {family} incident are resolved. {link}",
+    },
 }
+
+TRACKING_TEXTS: dict[str, dict[str, str]] = {
+    "incident": {
+        "zh": "您的求助属于一起{family}事件（共{size}个求助），我们正在统一处理。",
+        "en": "Your request is part of a wider {family} incident ({size} requests) that is being handled together.",
+    },
+}
+"""Sentences shown on the requester's tracking page (not sent)."""
 
 TITLES = {"zh": "Aidline 志愿调度", "en": "Aidline dispatch"}
 
@@ -95,12 +131,24 @@ TITLES = {"zh": "Aidline 志愿调度", "en": "Aidline dispatch"}
 def render(topic: str, locale: str, values: dict[str, Any]) -> tuple[str, str]:
     """Title and body of one message; unknown locales fall back to Chinese."""
     lang = locale if locale in ("zh", "en") else "zh"
+    return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(_shown(lang, values))).strip()
+
+
+def tracking_text(name: str, locale: str, values: dict[str, Any]) -> str:
+    """A sentence of the tracking page in one language, with kinds and families by name."""
+    lang = locale if locale in ("zh", "en") else "zh"
+    return TRACKING_TEXTS[name][lang].format_map(_Blank(_shown(lang, values))).strip()
+
+
+def _shown(lang: str, values: dict[str, Any]) -> dict[str, Any]:
     shown = dict(values)
     kind = str(values.get("kind", ""))
     shown["kind"] = KIND_NAMES[lang].get(kind, kind.replace("_", " "))
     priority = str(values.get("priority", ""))
     shown["priority"] = PRIORITY_NAMES[lang].get(priority, priority)
-    return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(shown)).strip()
+    family = str(values.get("family", ""))
+    shown["family"] = FAMILY_NAMES[lang].get(family, family)
+    return shown
 
 
 class _Blank(dict[str, Any]):

@@ -21,6 +21,20 @@ class Skill(StrEnum):
     TUTORING = "tutoring"
 
 
+class Family(StrEnum):
+    """What kind of trouble a need belongs to: needs of one family close together make an incident."""
+
+    WATER = "water"
+    HEAT = "heat"
+    POWER = "power"
+    FOOD = "food"
+    HEALTH = "health"
+    TRANSPORT = "transport"
+    HOME = "home"
+    CARE = "care"
+    OTHER = "other"
+
+
 class NeedKind(StrEnum):
     WATER_DELIVERY = "water_delivery"
     COAL_HAULING = "coal_hauling"
@@ -110,6 +124,8 @@ class Topic(StrEnum):
     ESCALATED = "escalated"
     OVERDUE = "overdue"
     DELIVERY_FAILED = "delivery_failed"
+    INCIDENT_OPENED = "incident_opened"
+    INCIDENT_MILESTONE = "incident_milestone"
 
 
 class EventType(StrEnum):
@@ -139,6 +155,19 @@ class EventType(StrEnum):
     OVERDUE = "overdue"
     NOTIFICATION = "notification"
     NOTIFICATION_UNDELIVERABLE = "notification_undeliverable"
+    INCIDENT_JOINED = "incident_joined"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Milestone(StrEnum):
+    """The points in an incident's life that dispatchers are told of, once each."""
+
+    HALF = "half"
+    ALL = "all"
 
 
 URGENT_PRIORITIES = frozenset({Priority.CRITICAL, Priority.HIGH})
@@ -213,6 +242,8 @@ class Need:
     """How long a volunteer has to answer an offer of this need."""
     arrive_by: str | None = None
     """Volunteers who cannot be there by then (at the configured travel speed) are not offered it."""
+    incident_id: str | None = None
+    """The incident this need is part of, if any (a need is in at most one)."""
 
     @property
     def urgent(self) -> bool:
@@ -232,6 +263,35 @@ class Offer:
     code: str
     reason: str | None = None
     decided_at: str | None = None
+
+
+@dataclass(frozen=True)
+class IncidentRule:
+    """When needs of one family form an incident by themselves: `count` needs within `radius_km` of
+    the newest within `minutes`."""
+
+    count: int
+    radius_km: float
+    minutes: float
+
+
+@dataclass
+class Incident:
+    """Needs of one family in one area, handled together: formed by arrival or declared by a dispatcher."""
+
+    id: str
+    family: Family
+    status: IncidentStatus
+    centre: Location
+    radius_km: float
+    reach_km: float
+    """How far from the centre a need may be and still join (the radius grows up to this)."""
+    opened_at: str
+    need_ids: list[str] = field(default_factory=list)
+    closed_at: str | None = None
+    note: str | None = None
+    declared_by: str | None = None
+    """Who declared it; None for an incident formed by itself."""
 
 
 @dataclass

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from service import access, clock, jobs, lifecycle, paging
+from service import access, clock, incidents, jobs, lifecycle, paging
 from service.backlog import announce, announce_each, wait_for_match, wait_for_matches
 from service.catalog import kind_spec
 from service.deps import Deps
@@ -174,6 +174,13 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
             for need in needs
         ]
     )
+    for need in needs:
+        need.incident_id = incidents.place_need(deps=deps, need=need)
+    # a need placed early in a batch may have been drawn into an incident a later one opened
+    unplaced = [need for need in needs if need.incident_id is None]
+    if len(unplaced) < len(needs):
+        for need, stored in zip(unplaced, deps.store.needs.get_many([n.id for n in unplaced]), strict=True):
+            need.incident_id = stored.incident_id if stored else None
     wait_for_matches(deps, needs)
     announce_each(deps, Topic.RECEIVED, [need.id for need in needs])
 
@@ -307,6 +314,8 @@ def change_status(
         if refused.reason is Refusal.STAFFED:
             raise InvalidTransition("the need has all the offers it asked for", current=need.status.value) from None
         raise lifecycle.refusal(action, refused.detail or need.status) from None
+    if to in lifecycle.RESOLVED:
+        incidents.need_resolved(deps=deps, need_id=need_id)
     for volunteer_id in sorted(freed):
         # capacity came free: escalated needs nearby may now have a volunteer
         deps.jobs.enqueue(jobs.REMATCH_NEAR, queue=jobs.DEFAULT, volunteer_id=volunteer_id)

@@ -12,7 +12,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 
 from service import clock, jobs
 from service.deps import Deps
-from service.models import NeedStatus
+from service.models import Family, NeedStatus
 from service.offers import LATENCY_BUCKETS
 
 HEARTBEAT_GRACE = 90
@@ -112,6 +112,18 @@ class AidlineCollector(Collector):
         escalations = CounterMetricFamily("aidline_escalations", "Needs escalated to dispatchers")
         escalations.add_metric([], store.stats.get("escalations"))
         yield escalations
+        opened = CounterMetricFamily(
+            "aidline_incidents_opened",
+            "Incidents opened, by family and origin (automatic: formed by arrival; declared: by a dispatcher)",
+            labels=["family", "origin"],
+        )
+        still_open = GaugeMetricFamily("aidline_incidents_open", "Open incidents, by family", labels=["family"])
+        for family in Family:
+            for origin in ("automatic", "declared"):
+                opened.add_metric([family.value, origin], store.stats.get(f"incidents_opened:{family.value}:{origin}"))
+            still_open.add_metric([family.value], store.incidents.open_count(family))
+        yield opened
+        yield still_open
         failures = CounterMetricFamily("aidline_notification_failures", "Failed notification attempts")
         failures.add_metric([], store.stats.get("notification_failures"))
         yield failures

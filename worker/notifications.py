@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from rq import get_current_job
 
-from service import clock, jobs
+from service import clock, incidents, jobs, lifecycle
 from service.backlog import DRAIN_SECONDS, NOTIFY, announce, enqueue_drain
 from service.deps import Deps
 from service.messages import render
@@ -36,6 +36,8 @@ VOLUNTEER_TOPICS = frozenset(
 )
 REQUESTER_TOPICS = frozenset({Topic.RECEIVED, Topic.ASSIGNED, Topic.EN_ROUTE, Topic.DONE, Topic.DEFERRED})
 DISPATCHER_TOPICS = frozenset({Topic.ESCALATED, Topic.OVERDUE, Topic.DELIVERY_FAILED})
+INCIDENT_TOPICS = frozenset({Topic.INCIDENT_OPENED, Topic.INCIDENT_MILESTONE})
+"""About an incident, not one need: told to the dispatchers and to the grids of its needs."""
 SMS_SCHEMES = {
     "twilio",
     "sns",
@@ -149,8 +151,11 @@ def plan_deliveries(
     offer_id: str = "",
     reason: str = "",
     event_id: str = "",
+    incident_id: str = "",
 ) -> list[str]:
     """Create one delivery per recipient and queue it; a second run finds them made and adds nothing."""
+    if topic in INCIDENT_TOPICS:
+        return plan_incident_deliveries(deps=deps, topic=topic, incident_id=incident_id, milestone=reason)
     need = deps.store.needs.get(need_id)
     if need is None:
         return []
@@ -173,6 +178,60 @@ def plan_deliveries(
                 "title": title,
                 "body": body,
                 "sms_body": sms_body,
+                "channels": channels,
+                "channel_index": 0,
+                "status": "pending",
+                "created_at": clock.iso(deps.clock.now()),
+            },
+        )
+        if created:
+            deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=did)
+        planned.append(did)
+    return planned
+
+
+def incident_recipients(deps: Deps, grids: list[str]) -> list[tuple[str, str, list[str]]]:
+    """The dispatchers (AIDLINE_DISPATCHER_CHANNELS) and each grid of the incident's needs with channels."""
+    out = []
+    if deps.settings.dispatcher_channels:
+        out.append(("dispatchers:default", "zh", list(deps.settings.dispatcher_channels)))
+    for grid in grids:
+        channels = list(deps.settings.grid_channels.get(grid, ()))
+        if channels:
+            out.append((f"dispatchers:{grid}", "zh", channels))
+    return out
+
+
+def plan_incident_deliveries(*, deps: Deps, topic: Topic, incident_id: str, milestone: str) -> list[str]:
+    """One delivery per recipient of an incident's opening or milestone; planning twice adds nothing."""
+    incident = deps.store.incidents.get(incident_id)
+    if incident is None:
+        return []
+    summary = incidents.report(deps=deps, incident=incident)
+    values = {
+        "family": incident.family.value,
+        "size": len(incident.need_ids),
+        "vulnerable": summary.vulnerable,
+        "radius": f"{incident.radius_km:.1f}",
+        "resolved": sum(n for status, n in summary.counts.items() if status in lifecycle.RESOLVED),
+        "link": f"{deps.settings.public_url.rstrip('/')}/api/v1/incidents/{incident_id}",
+    }
+    template = topic.value if topic is Topic.INCIDENT_OPENED else f"incident_{milestone}"
+    planned = []
+    for recipient, locale, channels in incident_recipients(deps, summary.grids):
+        title, body = render(template, locale, values)
+        did = delivery_id(topic, incident_id, recipient, milestone)
+        created = deps.store.deliveries.create(
+            did,
+            incident_id=incident_id,
+            fields={
+                "id": did,
+                "incident_id": incident_id,
+                "topic": topic.value,
+                "recipient": recipient,
+                "title": title,
+                "body": body,
+                "sms_body": render(template, locale, {**values, "link": ""})[1],
                 "channels": channels,
                 "channel_index": 0,
                 "status": "pending",
@@ -216,6 +275,7 @@ def drain_notifications(*, deps: Deps, owner: str) -> int:
                 offer_id=item.get("offer_id", ""),
                 reason=item.get("reason", ""),
                 event_id=item.get("event_id", ""),
+                incident_id=item.get("incident_id", ""),
             )
         backlog.trim_outbox(len(batch))
         planned += len(batch)
@@ -256,26 +316,34 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
         ok, error = False, type(exc).__name__
     attempt: dict[str, Any] = {"at": clock.iso(deps.clock.now()), "channel": shown, "ok": ok, "error": error}
     deps.store.deliveries.record_attempt(delivery_id, attempt, sent=ok)
-    need_id = delivery["need_id"]
+    need_id = delivery.get("need_id", "")
     log.info(
         "notification attempt",
-        extra={"need_id": need_id, "delivery_id": delivery_id, "topic": delivery["topic"], "channel": shown, "ok": ok},
+        extra={
+            "need_id": need_id,
+            "incident_id": delivery.get("incident_id", ""),
+            "delivery_id": delivery_id,
+            "topic": delivery["topic"],
+            "channel": shown,
+            "ok": ok,
+        },
     )
-    deps.store.needs.add_event(
-        need_id,
-        Event(
-            at=attempt["at"],
-            type=EventType.NOTIFICATION,
-            actor="system",
-            detail={
-                "topic": delivery["topic"],
-                "recipient": delivery["recipient"].split(":")[0],
-                "channel": shown,
-                "outcome": "sent" if ok else "failed",
-                **({"error": error} if error else {}),
-            },
-        ),
-    )
+    if need_id:  # an incident's notifications belong to no need's timeline
+        deps.store.needs.add_event(
+            need_id,
+            Event(
+                at=attempt["at"],
+                type=EventType.NOTIFICATION,
+                actor="system",
+                detail={
+                    "topic": delivery["topic"],
+                    "recipient": delivery["recipient"].split(":")[0],
+                    "channel": shown,
+                    "outcome": "sent" if ok else "failed",
+                    **({"error": error} if error else {}),
+                },
+            ),
+        )
     if ok:
         return "sent"
     job = get_current_job()
@@ -286,6 +354,8 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
         deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=delivery_id)
         return "falling back"
     deps.store.deliveries.fail(delivery_id)
+    if not need_id:
+        return "failed"
     deps.store.needs.set_fields(need_id, {"flagged": True})
     deps.store.needs.add_event(
         need_id,

@@ -6,7 +6,8 @@ from dataclasses import asdict
 from typing import Any
 
 from service import access
-from service.models import Event, Need, Offer, OfferStatus, Principal, Role, Volunteer
+from service.incidents import Report, circle
+from service.models import Event, Incident, Need, Offer, OfferStatus, Principal, Role, Volunteer
 from service.privacy import first_name, mask_channel
 
 __all__ = ["first_name", "mask_channel"]
@@ -59,6 +60,24 @@ def offer_view(offer: Offer, need: Need | None) -> dict[str, Any]:
             "location": {"lat": round(need.location.lat, 2), "lon": round(need.location.lon, 2)},
         }
     return data
+
+
+def incident_view(incident: Incident, report: Report) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "family": incident.family,
+        "status": incident.status,
+        "need_ids": incident.need_ids,
+        "counts": report.counts,
+        "vulnerable": report.vulnerable,
+        "area": circle(incident.centre, incident.radius_km),
+        "centre": {"lat": incident.centre.lat, "lon": incident.centre.lon},
+        "radius_km": incident.radius_km,
+        "opened_at": incident.opened_at,
+        "closed_at": incident.closed_at,
+        "note": incident.note,
+        "declared_by": incident.declared_by,
+    }
 
 
 def event_view(event: Event) -> dict[str, Any]:

@@ -8,7 +8,17 @@ from typing import Any, ClassVar
 import marshmallow as ma
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
-from service.models import Locale, NeedKind, NeedStatus, OfferStatus, Priority, Skill, Vulnerability
+from service.models import (
+    Family,
+    IncidentStatus,
+    Locale,
+    NeedKind,
+    NeedStatus,
+    OfferStatus,
+    Priority,
+    Skill,
+    Vulnerability,
+)
 from service.needs import MAX_BATCH
 
 E164 = validate.Regexp(r"^\+[1-9][0-9]{6,14}$", error="Must be a phone number in E.164 form, like +8613800000001.")
@@ -110,6 +120,13 @@ class ErrorSchema(ma.Schema):
 
 class KindSchema(ma.Schema):
     name = fields.String(required=True)
+    family = fields.String(
+        required=True,
+        metadata={
+            "enum": [f.value for f in Family],
+            "description": "Needs of one family close together form an incident",
+        },
+    )
     skills = fields.List(fields.String(), required=True)
     radius_km = fields.Float(required=True)
     deadlines = fields.Dict(
@@ -379,6 +396,7 @@ class NeedSchema(ma.Schema):
     grid = fields.String(allow_none=True)
     radius_km = fields.Float(allow_none=True, metadata={"description": "How far volunteers are searched for"})
     arrive_by = fields.String(allow_none=True, metadata={"description": "Volunteers must be able to arrive by then"})
+    incident_id = fields.String(allow_none=True, metadata={"description": "The incident this need is part of, if any"})
 
 
 class NeedBatchResultSchema(ma.Schema):
@@ -454,6 +472,17 @@ class TrackVolunteerSchema(ma.Schema):
     status = fields.String(required=True)
 
 
+class TrackIncidentSchema(ma.Schema):
+    size = fields.Integer(required=True, metadata={"description": "How many needs the incident holds"})
+    family = fields.String(required=True, metadata={"enum": [f.value for f in Family]})
+    message = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "For the requester, by language (zh, en): their need is part of a wider incident"},
+    )
+
+
 class TrackSchema(ma.Schema):
     kind = fields.String(required=True)
     status = fields.String(required=True)
@@ -464,6 +493,9 @@ class TrackSchema(ma.Schema):
     volunteers = fields.List(fields.Nested(TrackVolunteerSchema), required=True)
     timeline = fields.List(fields.Nested(EventSchema), required=True)
     rating = fields.Integer(allow_none=True)
+    incident = fields.Nested(
+        TrackIncidentSchema, required=True, allow_none=True, metadata={"description": "null when in no incident"}
+    )
 
 
 class AttemptSchema(ma.Schema):
@@ -485,6 +517,65 @@ class NotificationSchema(ma.Schema):
 
 class NotificationListSchema(ma.Schema):
     items = fields.List(fields.Nested(NotificationSchema), required=True)
+
+
+# ---- incidents ----------------------------------------------------------------------------------
+
+
+class IncidentCreateSchema(Schema):
+    family = fields.Enum(Family, by_value=True, required=True)
+    centre = fields.Nested(LocationSchema, required=True)
+    radius_km = StrictFloat(
+        required=True,
+        allow_nan=False,
+        validate=validate.Range(min=0.05, max=50),
+        metadata={"description": "The area: every open need of the family within it, not yet in an incident, joins"},
+    )
+    note = fields.String(validate=validate.Length(max=1000), allow_none=True)
+
+    @ma.post_load
+    def _plain_values(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        data["family"] = data["family"].value
+        return data
+
+
+class IncidentQuerySchema(NearArgsSchema):
+    status = fields.Enum(IncidentStatus, by_value=True)
+    family = fields.Enum(Family, by_value=True)
+
+
+class PolygonSchema(ma.Schema):
+    type = fields.String(required=True, metadata={"enum": ["Polygon"]})
+    coordinates = fields.List(
+        fields.List(fields.List(fields.Float())),
+        required=True,
+        metadata={"description": "One closed ring of [lon, lat] pairs"},
+    )
+
+
+class IncidentSchema(ma.Schema):
+    id = fields.String(required=True)
+    family = fields.String(required=True, metadata={"enum": [f.value for f in Family]})
+    status = fields.String(required=True, metadata={"enum": [s.value for s in IncidentStatus]})
+    need_ids = fields.List(fields.String(), required=True, metadata={"description": "In the order they joined"})
+    counts = fields.Dict(
+        keys=fields.String(), values=fields.Integer(), required=True, metadata={"description": "Needs by status"}
+    )
+    vulnerable = fields.Integer(required=True, metadata={"description": "Needs with any vulnerability"})
+    area = fields.Nested(
+        PolygonSchema, required=True, metadata={"description": "GeoJSON Polygon approximating the circle"}
+    )
+    centre = fields.Nested(LocationSchema, required=True)
+    radius_km = fields.Float(required=True)
+    opened_at = fields.String(required=True)
+    closed_at = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+    declared_by = fields.String(allow_none=True, metadata={"description": "null when it formed by itself"})
+
+
+class IncidentPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(IncidentSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
 
 
 class HealthSchema(ma.Schema):

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask.views import MethodView
 
-from service import needs
+from service import incidents, needs
 from service.api import present
 from service.api.auth import deps, errors
 from service.api.blueprint import Blueprint
@@ -42,6 +42,7 @@ def tracking_view(code: str) -> dict[str, Any]:
         "volunteers": helpers,
         "timeline": [present.public_event(e) for e in store.needs.events(need.id)],
         "rating": need.rating,
+        "incident": incidents.for_requester(deps=deps(), need=need),
     }
 
 

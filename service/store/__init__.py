@@ -16,6 +16,7 @@ from service.store.codec import volunteer_fields
 from service.store.deliveries import DeliveryStore
 from service.store.errors import Refusal, Refused
 from service.store.idempotency import IdempotencyStore
+from service.store.incidents import IncidentStore, Placement
 from service.store.keys import Keys
 from service.store.needs import NeedStore, Release, Transition
 from service.store.offers import OfferStore, bucket_label
@@ -25,6 +26,7 @@ from service.store.tokens import TokenStore
 from service.store.volunteers import VolunteerStore
 
 __all__ = [
+    "Placement",
     "Refusal",
     "Refused",
     "Release",
@@ -50,6 +52,7 @@ class Store:
         self.stats = StatStore(client, self.keys)
         self.idempotency = IdempotencyStore(client, self.keys)
         self.backlog = BacklogStore(client, self.keys)
+        self.incidents = IncidentStore(client, self.keys, scripts)
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -68,6 +71,8 @@ class Store:
         "stats:*",
         "once:*",
         "idem:*",
+        "incident:*",
+        "incidents:*",
     )
 
     def clear_activity(self) -> int:

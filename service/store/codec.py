@@ -11,6 +11,9 @@ from typing import Any
 from service.models import (
     Event,
     EventType,
+    Family,
+    Incident,
+    IncidentStatus,
     Locale,
     Location,
     Need,
@@ -153,6 +156,7 @@ def need_fields(n: Need) -> dict[str, str]:
             "accept_seconds": n.accept_seconds,
             "arrive_by": n.arrive_by,
             "arrive_by_epoch": repr(_epoch(n.arrive_by)) if n.arrive_by else None,
+            "incident_id": n.incident_id,
             "offers_made": 0,
             "accepted": 0,
             "active": 0,
@@ -192,6 +196,24 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         radius_km=float(d["radius_km"]) if d.get("radius_km") else None,
         accept_seconds=int(d["accept_seconds"]) if d.get("accept_seconds") else None,
         arrive_by=_opt(d.get("arrive_by")),
+        incident_id=_opt(d.get("incident_id")),
+    )
+
+
+def incident_from_hash(raw: dict[Any, Any], need_ids: list[str]) -> Incident:
+    d = decode_hash(raw)
+    return Incident(
+        id=d["id"],
+        family=Family(d["family"]),
+        status=IncidentStatus(d["status"]),
+        centre=Location(float(d["lat"]), float(d["lon"])),
+        radius_km=float(d["radius_km"]),
+        reach_km=float(d.get("reach_km") or d["radius_km"]),
+        opened_at=d["opened_at"],
+        need_ids=need_ids,
+        closed_at=_opt(d.get("closed_at")),
+        note=_opt(d.get("note")),
+        declared_by=_opt(d.get("declared_by")),
     )
 
 

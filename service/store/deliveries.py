@@ -22,13 +22,15 @@ class DeliveryStore:
         self.keys = keys
         self.scripts = scripts
 
-    def create(self, delivery_id: str, *, need_id: str, fields: dict[str, Any]) -> bool:
-        """Record a planned delivery unless it exists already; True when this call created it."""
+    def create(self, delivery_id: str, *, need_id: str = "", incident_id: str = "", fields: dict[str, Any]) -> bool:
+        """Record a planned delivery about a need (or an incident) unless it exists already; True when this
+        call created it."""
+        owner = self.keys.incident_deliveries(incident_id) if incident_id else self.keys.need_deliveries(need_id)
         try:
             self.scripts.run(
                 "create_delivery",
                 {"delivery_id": delivery_id, "score": repr(time.time()), "fields": encode_fields(fields)},
-                keys=[self.keys.delivery(delivery_id), self.keys.need_deliveries(need_id)],
+                keys=[self.keys.delivery(delivery_id), owner],
             )
         except Refused as refused:
             if refused.reason is Refusal.EXISTS:
@@ -38,7 +40,7 @@ class DeliveryStore:
 
     def get(self, delivery_id: str) -> dict[str, Any] | None:
         data = decode_hash(self.r.hgetall(self.keys.delivery(delivery_id)))
-        if "need_id" not in data:
+        if "id" not in data:
             return None
         out: dict[str, Any] = dict(data)
         out["channels"] = json_list(data.get("channels"))
@@ -62,4 +64,8 @@ class DeliveryStore:
 
     def of_need(self, need_id: str) -> list[dict[str, Any]]:
         ids = [text(x) for x in self.r.zrange(self.keys.need_deliveries(need_id), 0, -1)]
+        return [d for d in (self.get(i) for i in ids) if d is not None]
+
+    def of_incident(self, incident_id: str) -> list[dict[str, Any]]:
+        ids = [text(x) for x in self.r.zrange(self.keys.incident_deliveries(incident_id), 0, -1)]
         return [d for d in (self.get(i) for i in ids) if d is not None]

@@ -20,6 +20,8 @@ class Refusal(StrEnum):
     ALREADY_OFFERED = "already_offered"
     NOT_DUE = "not_due"
     MAX_OFFERS = "max_offers"
+    NO_INCIDENT = "no_incident"
+    INCIDENT_STATUS = "incident_status"
 
 
 class Refused(Exception):

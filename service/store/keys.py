@@ -80,6 +80,39 @@ class Keys:
     def offer_code(self, code: str) -> str:
         return self._k("offercode", code)
 
+    # incidents
+    def incident(self, incident_id: str) -> str:
+        return self._k("incident", incident_id)
+
+    def incident_needs(self, incident_id: str) -> str:
+        """The incident's needs, scored by when each joined."""
+        return self._k("incident", incident_id, "needs")
+
+    def incident_deliveries(self, incident_id: str) -> str:
+        return self._k("incident", incident_id, "deliveries")
+
+    def incidents(self) -> str:
+        return self._k("incidents")
+
+    def incidents_with_status(self, status: str) -> str:
+        return self._k("incidents:status", status)
+
+    def incidents_geo(self) -> str:
+        """Every incident's centre."""
+        return self._k("incidents:geo")
+
+    def open_incidents_geo(self, family: str) -> str:
+        """The centres of the family's open incidents."""
+        return self._k("incidents:open", family)
+
+    def recent_needs_geo(self, family: str) -> str:
+        """The family's recent needs not in an incident, by place."""
+        return self._k("incidents:recent", family)
+
+    def recent_needs_at(self, family: str) -> str:
+        """The same needs by arrival (epoch seconds), to forget them after the family's time window."""
+        return self._k("incidents:recent_at", family)
+
     # notifications
     def delivery(self, delivery_id: str) -> str:
         return self._k("delivery", delivery_id)

@@ -17,7 +17,15 @@ import redis
 from redis.commands.core import Script
 
 from service import lifecycle
-from service.models import URGENT_PRIORITIES, URGENT_VULNERABILITIES, EventType, NeedStatus, OfferStatus, Skill
+from service.models import (
+    URGENT_PRIORITIES,
+    URGENT_VULNERABILITIES,
+    EventType,
+    IncidentStatus,
+    NeedStatus,
+    OfferStatus,
+    Skill,
+)
 from service.store.errors import Refusal, Refused
 
 
@@ -38,6 +46,7 @@ def constants() -> str:
             _lua_names("NEED", NeedStatus),
             _lua_names("OFFER", OfferStatus),
             _lua_names("EVENT", EventType),
+            _lua_names("INCIDENT", IncidentStatus),
             f"local SKILLS = {{{', '.join(repr(s.value) for s in Skill)}}}",
             _lua_set("MATCHABLE", lifecycle.MATCHABLE),
             _lua_set("ACCEPTS_OFFERS", lifecycle.ACCEPTS_OFFERS),
@@ -45,6 +54,7 @@ def constants() -> str:
             _lua_set("ESCALATES_FROM", lifecycle.ESCALATES_FROM),
             _lua_set("URGENT_PRIORITY", URGENT_PRIORITIES),
             _lua_set("URGENT_VULNERABILITY", URGENT_VULNERABILITIES),
+            _lua_set("RESOLVED", lifecycle.RESOLVED),
         ]
     )
 
@@ -71,6 +81,8 @@ class Scripts:
         "create_delivery",
         "holders",
         "next_expiry",
+        "incident",
+        "incident_close",
     )
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:

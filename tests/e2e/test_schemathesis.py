@@ -89,16 +89,23 @@ def worker_alive(deps: Any) -> None:
 
 @pytest.fixture
 def known_ids(make_volunteer: Any, make_need: Any, work: Any, client: Any, tokens: Tokens) -> dict[str, str]:
-    """A volunteer, and a need offered to them: ids for the path parameters of valid requests."""
+    """A volunteer, a need offered to them, and an incident holding the need: ids for the path parameters of
+    valid requests."""
     volunteer = make_volunteer(on_duty=True)
     need = make_need()
     work(queues=("urgent", "default", "low"))
     [offer] = client.get(f"/api/v1/needs/{need['id']}", headers=tokens.dispatcher).get_json()["assignments"]
+    incident = client.post(
+        "/api/v1/incidents",
+        json={"family": "water", "centre": need["location"], "radius_km": 1.0},
+        headers=tokens.dispatcher,
+    ).get_json()
     return {
         "volunteer_id": volunteer["id"],
         "need_id": need["id"],
         "offer_id": offer["offer_id"],
         "code": need["tracking_code"],
+        "incident_id": incident["id"],
     }
 
 
@@ -111,6 +118,7 @@ def test_openapi_document_is_served_and_covers_the_api(client: Any) -> None:
         "/api/v1/volunteers",
         "/api/v1/offers/{offer_id}/accept",
         "/api/v1/track/{code}/feedback",
+        "/api/v1/incidents/{incident_id}",
         "/readyz",
         "/healthz",
     ):

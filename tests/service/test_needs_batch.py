@@ -73,7 +73,8 @@ def nothing_stored(deps: Deps) -> bool:
 
 
 def test_every_need_of_a_batch_is_stored_queued_and_announced_in_the_order_sent(recorded: Deps) -> None:
-    needs_in = [item(description=f"house {i}") for i in range(50)]
+    apart = [{"lat": NEED["location"]["lat"] + 0.05 * i, "lon": NEED["location"]["lon"]} for i in range(50)]
+    needs_in = [item(description=f"house {i}", location=apart[i]) for i in range(50)]  # 5 km apart: no incident
 
     created = submit_needs(deps=recorded, needs_in=needs_in, principal=INTAKE)
 
@@ -165,3 +166,11 @@ def test_an_empty_or_oversized_batch_is_refused(recorded: Deps, count: int) -> N
 
     assert list(refused.value.errors["json"]) == ["needs"]
     assert nothing_stored(recorded)
+
+
+def test_needs_of_one_batch_that_form_an_incident_are_all_answered_with_it(recorded: Deps) -> None:
+    created = submit_needs(deps=recorded, needs_in=[item(description=f"house {i}") for i in range(6)], principal=INTAKE)
+
+    incident_ids = {n.incident_id for n in created}
+    assert len(incident_ids) == 1 and None not in incident_ids, "the first four were drawn in by the fifth"
+    assert [recorded.store.needs.get(n.id).incident_id for n in created] == [n.incident_id for n in created]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import traceback
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from service import clock, dispatch, needs, offers, volunteers
+from service import clock, dispatch, incidents, needs, offers, volunteers
 from service.bootstrap import bootstrap
 from service.clock import Clock, ManualClock
 from service.config import Settings
@@ -61,8 +62,8 @@ def _child(
         deps = child_deps(redis_url, clock)
         barrier.wait(timeout=30)
         results.put((index, "ok", task(deps, index)))
-    except BaseException as exc:  # report, so the parent fails with the reason
-        results.put((index, "error", repr(exc)))
+    except BaseException:  # report, so the parent fails with the reason
+        results.put((index, "error", traceback.format_exc()))
 
 
 def run_in_processes(
@@ -455,3 +456,91 @@ def test_urgent_needs_racing_for_one_ordinary_offer_take_it_once(redis_server, s
         assert need.active == 0 and need.status == "matching", "it waits again"
     assert set(deps.store.backlog.waiting_ids()) >= set(ordinary)
     assert_books_balance(deps, volunteer_ids, ordinary + urgent)
+
+
+# ---- incidents: needs arriving at once on several processes -------------------------------------
+
+
+def incident_ids(deps: Deps) -> list[str]:
+    return deps.store.incidents.ids_page(status=None, before=None, limit=100)
+
+
+def assert_one_incident_with(deps: Deps, need_ids: list[str]) -> str:
+    """Exactly one incident, holding every one of the needs, each once, each told on its timeline once."""
+    [incident_id] = incident_ids(deps)
+    incident = deps.store.incidents.get(incident_id)
+    assert incident is not None
+    assert sorted(incident.need_ids) == sorted(need_ids)
+    for nid in need_ids:
+        need = deps.store.needs.get(nid)
+        assert need is not None and need.incident_id == incident_id
+        assert [e.type for e in deps.store.needs.events(nid)].count("incident_joined") == 1
+    opened = [a for a in deps.store.backlog.peek_outbox(1000) if a["topic"] == "incident_opened"]
+    assert [a["incident_id"] for a in opened] == [incident_id]
+    assert deps.store.stats.get("incidents_opened:water:automatic") == 1
+    return incident_id
+
+
+def _submit_water(count: int) -> Callable[[Deps, int], Any]:
+    def task(deps: Deps, index: int) -> list[str]:
+        return [
+            add_need(deps, location=at(0.05 * (count * index + k), 0.05 * k), kind="water_delivery")
+            for k in range(count)
+        ]
+
+    return task
+
+
+def test_five_needs_arriving_at_once_on_five_processes_open_exactly_one_incident_with_all_of_them(
+    redis_server, setup_deps: Deps
+) -> None:
+    made = run_in_processes(redis_server.url, 5, _submit_water(1))
+
+    assert_one_incident_with(setup_deps, [nid for ids in made for nid in ids])
+
+
+def test_many_needs_arriving_at_once_on_six_processes_are_each_in_the_one_incident_once(
+    redis_server, setup_deps: Deps
+) -> None:
+    for _ in range(3):
+        setup_deps.redis.flushdb()
+        made = run_in_processes(redis_server.url, 6, _submit_water(4))
+
+        assert_one_incident_with(setup_deps, [nid for ids in made for nid in ids])
+
+
+def test_needs_resolving_at_once_on_several_processes_tell_each_milestone_once(redis_server, setup_deps: Deps) -> None:
+    deps = setup_deps
+    rounds = []
+    for r in range(4):
+        ids = [add_need(deps, location=at(10 * r + 0.1 * k), kind="electrical_repair") for k in range(4)]
+        incident = incidents.declare_incident(
+            deps=deps,
+            incident_in={"family": "power", "centre": at(10 * r), "radius_km": 1.0},
+            principal=DISPATCHER,
+        )
+        assert sorted(incident.need_ids) == sorted(ids)
+        rounds.append((incident.id, ids))
+
+    def cancel_one_in_each(position: int) -> Callable[[Deps, int], Any]:
+        def task(d: Deps, index: int) -> int:
+            for _, ids in rounds:
+                needs.cancel_need(deps=d, need_id=ids[position + index], reason="restored", principal=DISPATCHER)
+            return index
+
+        return task
+
+    def milestones() -> Counter:
+        return Counter(
+            (a["incident_id"], a["reason"])
+            for a in deps.store.backlog.peek_outbox(1000)
+            if a["topic"] == "incident_milestone"
+        )
+
+    run_in_processes(redis_server.url, 2, cancel_one_in_each(0))
+    assert milestones() == Counter({(iid, "half"): 1 for iid, _ in rounds})
+
+    run_in_processes(redis_server.url, 2, cancel_one_in_each(2))
+    assert milestones() == Counter(
+        {**{(iid, "half"): 1 for iid, _ in rounds}, **{(iid, "all"): 1 for iid, _ in rounds}}
+    )

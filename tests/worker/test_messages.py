@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from service.messages import KIND_NAMES, TEMPLATES, render
-from service.models import NeedKind
+from service.messages import FAMILY_NAMES, KIND_NAMES, TEMPLATES, render, tracking_text
+from service.models import Family, NeedKind
 from tests.worker.conftest import Api
 from worker import notifications
 
@@ -25,6 +25,11 @@ VALUES: dict[str, Any] = {
     "volunteer": "Mei",
     "deadline": "2026-01-01 18:00",
     "reason": "the road is closed",
+    "family": "water",
+    "size": 12,
+    "vulnerable": 4,
+    "radius": "2.2",
+    "resolved": 6,
 }
 
 
@@ -66,6 +71,28 @@ def test_an_offer_in_english() -> None:
 
 def test_every_kind_has_a_chinese_name() -> None:
     assert set(KIND_NAMES["zh"]) == {k.value for k in NeedKind}
+
+
+def test_every_family_has_a_chinese_name() -> None:
+    assert set(FAMILY_NAMES["zh"]) == {f.value for f in Family}
+
+
+def test_incident_texts_name_the_family_the_size_and_the_vulnerable() -> None:
+    assert render("incident_opened", "en", VALUES)[1] == (
+        "Aidline incident: 12 water needs within 2.2 km, 4 of them for vulnerable people. "
+        "http://aid.test/api/v1/offers/off_1"
+    )
+    assert render("incident_half", "zh", VALUES)[1].startswith("【Aidline】事件进展：停水事件已解决过半（6/12）")
+    assert "all 12 needs of the water incident are resolved" in render("incident_all", "en", VALUES)[1]
+
+
+def test_the_tracking_page_tells_the_requester_of_the_wider_incident_in_both_languages() -> None:
+    assert tracking_text("incident", "en", {"family": "heat", "size": 7}) == (
+        "Your request is part of a wider heat incident (7 requests) that is being handled together."
+    )
+    assert tracking_text("incident", "zh", {"family": "heat", "size": 7}) == (
+        "您的求助属于一起供暖事件（共7个求助），我们正在统一处理。"
+    )
 
 
 def test_an_unknown_locale_falls_back_to_chinese() -> None:

@@ -316,7 +316,8 @@ def test_submitting_a_need_announces_it_and_sends_nothing_until_a_worker_runs(
 
 
 def test_many_announcements_arm_one_drain_job(deps: Any, make_need: Any, connection: Any) -> None:
-    needs = [make_need() for _ in range(5)]
+    # 5 km apart, so that they do not form an incident (which is announced too)
+    needs = [make_need(location={"lat": 46.34 + 0.05 * i, "lon": 132.25}) for i in range(5)]
 
     assert announcements(deps) == [("received", n["id"]) for n in needs]
     assert notify_jobs(connection) == [jobs.DRAIN_NOTIFICATIONS]
