@@ -160,6 +160,8 @@ class Volunteer:
     updated_at: str
     location_at: str
     idle_since: float
+    drill: bool = False
+    """Created by a drill: `POST /drills/clean` removes it."""
 
 
 @dataclass
@@ -200,6 +202,8 @@ class Need:
     """How far to search for volunteers (the kind's radius unless a dispatcher widened it)."""
     accept_seconds: int | None = None
     """How long a volunteer has to answer an offer of this need."""
+    drill: bool = False
+    """Created by a drill: `POST /drills/clean` removes it."""
 
 
 @dataclass

@@ -81,7 +81,8 @@ def submit_need(*, deps: Deps, need_in: dict[str, Any], principal: Principal) ->
         grid=need_in.get("grid"),
         requester_locale=Locale(requester["locale"]) if requester.get("locale") else None,
         radius_km=radius_km,
-        accept_seconds=spec.accept_seconds[priority],
+        accept_seconds=need_in.get("accept_seconds") or spec.accept_seconds[priority],
+        drill=need_in.get("drill", False),
     )
     deps.store.needs.create(
         need,

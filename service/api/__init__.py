@@ -12,7 +12,7 @@ from urllib.parse import quote
 from flask import Flask, redirect, request, send_from_directory
 from flask_smorest import Api
 
-from service.api import catalog, errors, health, inbound, needs, offers, ops, track, volunteers
+from service.api import catalog, drills, errors, health, inbound, needs, offers, ops, track, volunteers
 from service.api.errors import error_response
 from service.api.schemas import ErrorSchema
 from service.bootstrap import bootstrap
@@ -78,7 +78,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     ops.init_dashboard(app, deps)
     ops.init_metrics(app, deps)
-    for module in (health, catalog, volunteers, needs, offers, track, inbound):
+    for module in (health, catalog, volunteers, needs, offers, track, inbound, drills):
         api.register_blueprint(module.blp)
 
     assets = swagger_assets()

@@ -97,6 +97,7 @@ def volunteer_fields(v: Volunteer) -> dict[str, Any]:
         "updated_at": v.updated_at,
         "location_at": v.location_at,
         "idle_since": round(v.idle_since, 1),
+        "drill": True if v.drill else None,  # kept only when set: most volunteers are not from a drill
     }
 
 
@@ -120,6 +121,7 @@ def volunteer_from_hash(volunteer_id: str, raw: dict[Any, Any]) -> Volunteer:
         updated_at=d.get("updated_at", d["created_at"]),
         location_at=d.get("location_at", d["created_at"]),
         idle_since=float(d.get("idle_since") or 0),
+        drill=d.get("drill") == "1",
     )
 
 
@@ -151,6 +153,7 @@ def need_fields(n: Need) -> dict[str, str]:
             "grid": n.grid,
             "radius_km": n.radius_km,
             "accept_seconds": n.accept_seconds,
+            "drill": True if n.drill else None,
             "offers_made": 0,
             "accepted": 0,
             "active": 0,
@@ -189,6 +192,7 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         requester_locale=Locale(d["requester_locale"]) if d.get("requester_locale") else None,
         radius_km=float(d["radius_km"]) if d.get("radius_km") else None,
         accept_seconds=int(d["accept_seconds"]) if d.get("accept_seconds") else None,
+        drill=d.get("drill") == "1",
     )
 
 

@@ -20,6 +20,8 @@ class Refusal(StrEnum):
     ALREADY_OFFERED = "already_offered"
     NOT_DUE = "not_due"
     MAX_OFFERS = "max_offers"
+    NOT_DRILL = "not_drill"
+    BUSY = "busy"
 
 
 class Refused(Exception):

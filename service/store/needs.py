@@ -79,6 +79,8 @@ class NeedStore:
         if need.created_by:
             pipe.zadd(k.needs_by(need.created_by), {need.id: 0})
         pipe.set(k.tracking(need.tracking_code), need.id)
+        if need.drill:
+            pipe.sadd(k.drill_needs(), need.id)
         pipe.rpush(k.need_events(need.id), event_json(event))
         pipe.execute()
 

@@ -69,6 +69,8 @@ class Scripts:
         "create_delivery",
         "holders",
         "next_expiry",
+        "remove_need",
+        "remove_volunteer",
     )
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
