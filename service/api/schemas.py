@@ -156,7 +156,10 @@ class VolunteerCreateSchema(Schema):
     team = _text(50, allow_none=True)
     grid = _text(50, allow_none=True)
     on_duty = _bool(load_default=False)
-    drill = _bool(load_default=False, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"})
+    drill = _bool(
+        load_default=False,
+        metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"},
+    )
 
 
 class VolunteerUpdateSchema(Schema):
@@ -198,7 +201,9 @@ class VolunteerSchema(ma.Schema):
     grid = fields.String(allow_none=True)
     created_at = fields.String(required=True)
     updated_at = fields.String(required=True)
-    drill = fields.Boolean(required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"})
+    drill = fields.Boolean(
+        required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"}
+    )
 
 
 class PageArgsSchema(Schema):
@@ -300,7 +305,10 @@ class NeedCreateSchema(Schema):
         validate=validate.Range(min=10, max=86400),
         metadata={"description": "Seconds a volunteer has to answer an offer; defaults to the kind's for the priority"},
     )
-    drill = _bool(load_default=False, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"})
+    drill = _bool(
+        load_default=False,
+        metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"},
+    )
 
     @validates_schema
     def _has_a_place(self, data: dict[str, Any], **_: Any) -> None:
@@ -359,7 +367,9 @@ class NeedSchema(ma.Schema):
     flagged = fields.Boolean(required=True, metadata={"description": "A notification could not be delivered"})
     grid = fields.String(allow_none=True)
     radius_km = fields.Float(allow_none=True, metadata={"description": "How far volunteers are searched for"})
-    drill = fields.Boolean(required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"})
+    drill = fields.Boolean(
+        required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"}
+    )
 
 
 class NeedQuerySchema(NearArgsSchema):
@@ -475,7 +485,9 @@ class DrillCleanSchema(ma.Schema):
     volunteers_kept = fields.List(
         fields.Nested(KeptVolunteerSchema),
         required=True,
-        metadata={"description": "Drill volunteers left in place: they hold an accepted offer on a need not from a drill"},
+        metadata={
+            "description": "Drill volunteers left in place: they hold an accepted offer on a need not from a drill"
+        },
     )
     needs_rematched = fields.List(
         fields.String(),

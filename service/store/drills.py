@@ -30,7 +30,13 @@ class DrillStore:
         """
         freed = self.scripts.run(
             "remove_need",
-            {"need_id": need_id, "now_iso": now_iso, "now_epoch": repr(now_epoch), "reason": reason, "only_drill": True},
+            {
+                "need_id": need_id,
+                "now_iso": now_iso,
+                "now_epoch": repr(now_epoch),
+                "reason": reason,
+                "only_drill": True,
+            },
         )
         return [text(v) for v in freed or []]
 

@@ -61,7 +61,9 @@ def test_cleaning_leaves_no_trace_of_a_drill_need_that_went_all_the_way(
     offer = deps.store.offers.get_many(deps.store.offers.ids_of_volunteer(volunteer["id"]))[0]
     d = tokens.dispatcher
     assert client.post(f"/api/v1/offers/{offer.id}/accept", headers=d).status_code == 200
-    assert client.post(f"/api/v1/needs/{need['id']}/progress", json={"status": "en_route"}, headers=d).status_code == 200
+    assert (
+        client.post(f"/api/v1/needs/{need['id']}/progress", json={"status": "en_route"}, headers=d).status_code == 200
+    )
     work()
     assert deps.store.deliveries.of_need(need["id"]), "the drill need's notifications were recorded"
     assert traces(connection, need["id"]) and traces(connection, volunteer["id"])
@@ -75,9 +77,7 @@ def test_cleaning_leaves_no_trace_of_a_drill_need_that_went_all_the_way(
     assert traces(connection, offer.id) == []
 
 
-def test_cleaning_leaves_records_not_from_a_drill_as_they_were(
-    deps: Deps, connection, make_need, make_volunteer, work
-):
+def test_cleaning_leaves_records_not_from_a_drill_as_they_were(deps: Deps, connection, make_need, make_volunteer, work):
     make_volunteer(on_duty=True, location=NEED["location"], capacity=3)
     make_need()
     make_need(priority="low")
