@@ -51,12 +51,6 @@ class NeedPlan:
     at: float
     body: dict[str, Any]
 
-    @property
-    def urgent(self) -> bool:
-        return self.body.get("priority") in ("critical", "high") or bool(
-            set(self.body.get("vulnerability", [])) & {"elderly_alone", "medical", "livestock"}
-        )
-
 
 @dataclass(frozen=True)
 class Scenario:
