@@ -32,7 +32,7 @@ def render(samples: list[tuple[float, dict[str, int]]], path: Path, *, speed: fl
         axes.set_xlabel(f"scenario minutes (played at speed {speed:g})")
         axes.set_ylabel("needs")
         axes.set_title(title)
-        axes.legend(loc="upper left", fontsize="small")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
         axes.grid(alpha=0.3)
         figure.tight_layout()
         path.parent.mkdir(parents=True, exist_ok=True)
