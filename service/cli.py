@@ -1,4 +1,4 @@
-"""The `aidline` command: tokens, workers, demo data and operations."""
+"""The `aidline` command: tokens, workers, demo data, operations and drills."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ from service import clock, launcher, sweeper
 from service.bootstrap import bootstrap
 from service.config import Settings
 from service.deps import Deps
+from service.drill import chart as drill_chart
+from service.drill import report as drill_report
+from service.drill import scenarios as drill_scenarios
+from service.drill.client import ApiError, Client
+from service.drill.player import Player
 from service.ids import new_id
 from service.models import Role
 from service.store import Refusal, Refused, Store, volunteer_fields
@@ -222,6 +227,127 @@ def ops_requeue_failed() -> None:
 def ops_sweep() -> None:
     """Run the sweep now: re-enqueue stuck needs, expire overdue offers, check deadlines."""
     click.echo(json.dumps(sweeper.sweep(deps=_deps())))
+
+
+@cli.group()
+def drill() -> None:
+    """Replay a scenario against a running Aidline through its HTTP API, as a real client would.
+
+    Everything a drill creates is marked drill: true; `aidline drill clean` removes it.
+    """
+
+
+URL_OPTION = click.option(
+    "--url",
+    envvar="AIDLINE_API_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Base URL of the running Aidline (AIDLINE_API_URL).",
+)
+TOKEN_OPTION = click.option(
+    "--token", envvar="AIDLINE_TOKEN", required=True, help="A dispatcher token (AIDLINE_TOKEN)."
+)
+
+
+@drill.command("list")
+def drill_list() -> None:
+    """List the scenarios."""
+    for name in drill_scenarios.SCENARIOS:
+        scenario = drill_scenarios.build(name, 1)
+        click.echo(
+            f"{name:<8} {len(scenario.needs):>4} needs  {len(scenario.volunteers):>3} volunteers  {scenario.title}"
+        )
+
+
+@drill.command("clean")
+@URL_OPTION
+@TOKEN_OPTION
+def drill_clean(url: str, token: str) -> None:
+    """Remove every need and volunteer drills created."""
+    client = Client(url, token)
+    try:
+        answer = client.clean()
+    except ApiError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        client.close()
+    click.echo(f"removed {answer['needs_removed']} needs and {answer['volunteers_removed']} volunteers")
+    for kept in answer["volunteers_kept"]:
+        click.echo(f"kept {kept['id']}: {kept['reason']}")
+    if answer["needs_rematched"]:
+        click.echo(
+            f"matched again (their offers to drill volunteers were withdrawn): {' '.join(answer['needs_rematched'])}"
+        )
+
+
+def _drill_command(name: str) -> click.Command:
+    @click.command(name, help=drill_scenarios.SCENARIOS[name].__doc__)
+    @URL_OPTION
+    @TOKEN_OPTION
+    @click.option(
+        "--speed",
+        type=click.FloatRange(min=0.01),
+        default=1.0,
+        show_default=True,
+        help="Divide every scenario time by this (arrivals, answers, accept windows, deadlines).",
+    )
+    @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the scenario and the volunteers.")
+    @click.option(
+        "--json",
+        "json_path",
+        is_flag=False,
+        flag_value="-",
+        default=None,
+        metavar="[PATH]",
+        help="Write the report as JSON to PATH (stdout without PATH; the table then goes to stderr).",
+    )
+    @click.option(
+        "--chart",
+        "chart_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Write a PNG of the drill's needs by status over time.",
+    )
+    @click.option(
+        "--timeout",
+        type=click.FloatRange(min=1),
+        default=None,
+        help="Stop after this many seconds (default: the scenario's own limit divided by the speed).",
+    )
+    @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+    def play(
+        url: str,
+        token: str,
+        speed: float,
+        seed: int,
+        json_path: str | None,
+        chart_path: Path | None,
+        timeout: float | None,
+        quiet: bool,
+    ) -> None:
+        scenario = drill_scenarios.build(name, seed)
+        client = Client(url, token)
+        say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
+        try:
+            played = Player(client, scenario, speed=speed, seed=seed, timeout=timeout, say=say).run()
+        except ApiError as error:
+            raise click.ClickException(str(error)) from None
+        finally:
+            client.close()
+        report = drill_report.compute(played)
+        click.echo(drill_report.table(report), err=json_path == "-")
+        if json_path == "-":
+            click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        elif json_path:
+            Path(json_path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if chart_path:
+            drill_chart.render(played.samples, chart_path, speed=speed, title=scenario.title)
+
+    return play
+
+
+for _name in drill_scenarios.SCENARIOS:
+    drill.add_command(_drill_command(_name))
 
 
 def main(argv: list[str] | None = None) -> None:

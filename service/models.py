@@ -200,6 +200,8 @@ class Volunteer:
     updated_at: str
     location_at: str
     idle_since: float
+    drill: bool = False
+    """Created by a drill: `POST /drills/clean` removes it."""
 
 
 @dataclass
@@ -244,6 +246,8 @@ class Need:
     """Volunteers who cannot be there by then (at the configured travel speed) are not offered it."""
     incident_id: str | None = None
     """The incident this need is part of, if any (a need is in at most one)."""
+    drill: bool = False
+    """Created by a drill: `POST /drills/clean` removes it."""
 
     @property
     def urgent(self) -> bool:

@@ -152,8 +152,9 @@ def build_need(
         grid=need_in.get("grid"),
         requester_locale=Locale(requester["locale"]) if requester.get("locale") else None,
         radius_km=radius_km,
-        accept_seconds=spec.accept_seconds[priority],
+        accept_seconds=need_in.get("accept_seconds") or spec.accept_seconds[priority],
         arrive_by=clock.iso(arrive_by) if arrive_by is not None else None,
+        drill=need_in.get("drill", False),
     )
 
 

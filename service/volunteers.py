@@ -38,6 +38,7 @@ def build_volunteer(*, volunteer_in: dict[str, Any], now: datetime, volunteer_id
         updated_at=stamp,
         location_at=stamp,
         idle_since=clock.epoch(moment),
+        drill=volunteer_in.get("drill", False),
     )
 
 

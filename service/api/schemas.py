@@ -174,6 +174,10 @@ class VolunteerCreateSchema(Schema):
     team = _text(50, allow_none=True)
     grid = _text(50, allow_none=True)
     on_duty = _bool(load_default=False)
+    drill = _bool(
+        load_default=False,
+        metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"},
+    )
 
 
 class VolunteerUpdateSchema(Schema):
@@ -215,6 +219,9 @@ class VolunteerSchema(ma.Schema):
     grid = fields.String(allow_none=True)
     created_at = fields.String(required=True)
     updated_at = fields.String(required=True)
+    drill = fields.Boolean(
+        required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"}
+    )
 
 
 class PageArgsSchema(Schema):
@@ -317,6 +324,15 @@ class NeedCreateSchema(Schema):
             "shows the radius used."
         },
     )
+    accept_seconds = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=10, max=86400),
+        metadata={"description": "Seconds a volunteer has to answer an offer; defaults to the kind's for the priority"},
+    )
+    drill = _bool(
+        load_default=False,
+        metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"},
+    )
 
     @validates_schema
     def _has_a_place(self, data: dict[str, Any], **_: Any) -> None:
@@ -397,6 +413,9 @@ class NeedSchema(ma.Schema):
     radius_km = fields.Float(allow_none=True, metadata={"description": "How far volunteers are searched for"})
     arrive_by = fields.String(allow_none=True, metadata={"description": "Volunteers must be able to arrive by then"})
     incident_id = fields.String(allow_none=True, metadata={"description": "The incident this need is part of, if any"})
+    drill = fields.Boolean(
+        required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"}
+    )
 
 
 class NeedBatchResultSchema(ma.Schema):
@@ -576,6 +595,28 @@ class IncidentSchema(ma.Schema):
 class IncidentPageSchema(ma.Schema):
     items = fields.List(fields.Nested(IncidentSchema), required=True)
     next_cursor = fields.String(required=True, allow_none=True)
+
+
+class KeptVolunteerSchema(ma.Schema):
+    id = fields.String(required=True)
+    reason = fields.String(required=True)
+
+
+class DrillCleanSchema(ma.Schema):
+    needs_removed = fields.Integer(required=True)
+    volunteers_removed = fields.Integer(required=True)
+    volunteers_kept = fields.List(
+        fields.Nested(KeptVolunteerSchema),
+        required=True,
+        metadata={
+            "description": "Drill volunteers left in place: they hold an accepted offer on a need not from a drill"
+        },
+    )
+    needs_rematched = fields.List(
+        fields.String(),
+        required=True,
+        metadata={"description": "Needs not from a drill whose pending offers to drill volunteers were withdrawn"},
+    )
 
 
 class HealthSchema(ma.Schema):

@@ -1,6 +1,6 @@
 """The Redis store: the only code that knows key names, and the Lua scripts that change state.
 
-One module per concept (needs, volunteers, offers, deliveries, tokens, stats, idempotency) over
+One module per concept (needs, volunteers, offers, deliveries, tokens, stats, idempotency, drills) over
 one key builder (keys.py). Every state change that two workers or two requests could race on
 is a single Lua script in lua/, so Redis runs it as one atomic step; each script sits behind
 one Python method that returns a value or raises Refused naming why. Index sets ordered by id
@@ -14,6 +14,7 @@ import redis
 from service.store.backlog import BacklogStore
 from service.store.codec import volunteer_fields
 from service.store.deliveries import DeliveryStore
+from service.store.drills import DrillStore
 from service.store.errors import Refusal, Refused
 from service.store.idempotency import IdempotencyStore
 from service.store.incidents import IncidentStore, Placement
@@ -53,6 +54,7 @@ class Store:
         self.idempotency = IdempotencyStore(client, self.keys)
         self.backlog = BacklogStore(client, self.keys)
         self.incidents = IncidentStore(client, self.keys, scripts)
+        self.drills = DrillStore(client, self.keys, scripts)
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -73,6 +75,7 @@ class Store:
         "idem:*",
         "incident:*",
         "incidents:*",
+        "drills:needs",
     )
 
     def clear_activity(self) -> int:

@@ -100,6 +100,7 @@ def volunteer_fields(v: Volunteer) -> dict[str, Any]:
         "updated_at": v.updated_at,
         "location_at": v.location_at,
         "idle_since": round(v.idle_since, 1),
+        "drill": True if v.drill else None,  # kept only when set: most volunteers are not from a drill
     }
 
 
@@ -123,6 +124,7 @@ def volunteer_from_hash(volunteer_id: str, raw: dict[Any, Any]) -> Volunteer:
         updated_at=d.get("updated_at", d["created_at"]),
         location_at=d.get("location_at", d["created_at"]),
         idle_since=float(d.get("idle_since") or 0),
+        drill=d.get("drill") == "1",
     )
 
 
@@ -157,6 +159,7 @@ def need_fields(n: Need) -> dict[str, str]:
             "arrive_by": n.arrive_by,
             "arrive_by_epoch": repr(_epoch(n.arrive_by)) if n.arrive_by else None,
             "incident_id": n.incident_id,
+            "drill": True if n.drill else None,
             "offers_made": 0,
             "accepted": 0,
             "active": 0,
@@ -197,6 +200,7 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         accept_seconds=int(d["accept_seconds"]) if d.get("accept_seconds") else None,
         arrive_by=_opt(d.get("arrive_by")),
         incident_id=_opt(d.get("incident_id")),
+        drill=d.get("drill") == "1",
     )
 
 

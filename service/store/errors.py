@@ -22,6 +22,8 @@ class Refusal(StrEnum):
     MAX_OFFERS = "max_offers"
     NO_INCIDENT = "no_incident"
     INCIDENT_STATUS = "incident_status"
+    NOT_DRILL = "not_drill"
+    BUSY = "busy"
 
 
 class Refused(Exception):

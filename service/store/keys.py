@@ -133,6 +133,13 @@ class Keys:
     def lock(self, name: str) -> str:
         return self._k("backlog:lock", name)
 
+    # drills: what a drill created, so it can be removed again
+    def drill_needs(self) -> str:
+        return self._k("drills:needs")
+
+    def drill_volunteers(self) -> str:
+        return self._k("drills:vols")
+
     # tokens, counters, markers
     def token(self, digest: str) -> str:
         return self._k("token", digest)

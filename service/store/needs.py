@@ -98,6 +98,9 @@ class NeedStore:
             pipe.zadd(k.needs_by(creator), members)
         pipe.geoadd(k.needs_geo(), places)
         pipe.mset({k.tracking(need.tracking_code): need.id for need, _ in created})
+        drills = [need.id for need, _ in created if need.drill]
+        if drills:
+            pipe.sadd(k.drill_needs(), *drills)
         pipe.execute()
 
     def get(self, need_id: str) -> Need | None:

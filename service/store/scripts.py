@@ -21,6 +21,7 @@ from service.models import (
     URGENT_PRIORITIES,
     URGENT_VULNERABILITIES,
     EventType,
+    Family,
     IncidentStatus,
     NeedStatus,
     OfferStatus,
@@ -48,6 +49,7 @@ def constants() -> str:
             _lua_names("EVENT", EventType),
             _lua_names("INCIDENT", IncidentStatus),
             f"local SKILLS = {{{', '.join(repr(s.value) for s in Skill)}}}",
+            f"local FAMILIES = {{{', '.join(repr(f.value) for f in Family)}}}",
             _lua_set("MATCHABLE", lifecycle.MATCHABLE),
             _lua_set("ACCEPTS_OFFERS", lifecycle.ACCEPTS_OFFERS),
             _lua_set("IN_PROGRESS", lifecycle.IN_PROGRESS),
@@ -83,6 +85,8 @@ class Scripts:
         "next_expiry",
         "incident",
         "incident_close",
+        "remove_need",
+        "remove_volunteer",
     )
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:

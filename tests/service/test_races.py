@@ -544,3 +544,53 @@ def test_needs_resolving_at_once_on_several_processes_tell_each_milestone_once(r
     assert milestones() == Counter(
         {**{(iid, "half"): 1 for iid, _ in rounds}, **{(iid, "all"): 1 for iid, _ in rounds}}
     )
+
+
+# ---- cleaning up after a drill while matching goes on -------------------------------------------
+
+
+def _clean_or_match(need_ids: list[str]) -> Callable[[Deps, int], Any]:
+    def task(deps: Deps, index: int) -> Any:
+        if index == 0:
+            from service import drills
+
+            return drills.clean_drills(deps=deps).needs_removed
+        return _match_all_needs(need_ids)(deps, index)
+
+    return task
+
+
+def test_cleaning_a_drill_while_four_processes_match_leaves_no_half_record(redis_server, setup_deps: Deps) -> None:
+    deps = setup_deps
+    rng = random.Random(11)
+    real_volunteers = [
+        add_volunteer(deps, i, capacity=2, location=at(rng.uniform(-2, 2), rng.uniform(-2, 2))) for i in range(6)
+    ]
+    drill_volunteers = [
+        add_volunteer(deps, 100 + i, capacity=2, location=at(rng.uniform(-2, 2), rng.uniform(-2, 2)), drill=True)
+        for i in range(4)
+    ]
+    drill_needs = [add_need(deps, location=at(rng.uniform(-2, 2), rng.uniform(-2, 2)), drill=True) for _ in range(20)]
+    real_needs = [add_need(deps, location=at(rng.uniform(-2, 2), rng.uniform(-2, 2))) for _ in range(20)]
+    mixed = drill_needs + real_needs
+    random.Random(3).shuffle(mixed)
+
+    removed, *_ = run_in_processes(redis_server.url, 5, _clean_or_match(mixed))
+
+    assert removed == 20
+    assert all(deps.store.needs.get(n) is None for n in drill_needs)
+    assert all(deps.store.volunteers.get(v) is None for v in drill_volunteers)
+    assert deps.store.drills.need_ids() == [] and deps.store.drills.volunteer_ids() == []
+    assert_books_balance(deps, real_volunteers, real_needs)
+    for nid in real_needs:
+        live = [o for o in deps.store.offers.of_need(nid) if o.status in LIVE]
+        assert all(o.volunteer_id in real_volunteers for o in live), f"{nid} holds a live offer of a removed volunteer"
+    leftovers = [
+        key
+        for key in deps.redis.scan_iter(match=deps.store.keys.prefix + "*", count=1000)
+        if any(n in key.decode() for n in drill_needs + drill_volunteers)
+    ]
+    assert leftovers == []
+    for skill in ("general", "driving"):
+        members = {m.decode() for m in deps.redis.zrange(deps.store.keys.available(skill), 0, -1)}
+        assert not members & set(drill_volunteers)

@@ -3,6 +3,7 @@
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {volunteer_id, create (bool), now_iso, now_epoch, withdraw_reason,
 --                fields: {name: value, ...} (an empty value deletes the field)}
+-- A volunteer created with the field drill = '1' is also listed among the drill volunteers.
 -- Answers {'ok', [need ids whose pending offers were withdrawn because the volunteer went off duty]},
 -- or {'exists'} (create of a known id), or {'no_volunteer'} (update of an unknown id).
 local a = cjson.decode(ARGV[2])
@@ -15,6 +16,7 @@ local was_on = redis.call('HGET', key, 'on_duty')
 set_fields(key, a.fields)
 local v = redis.call('HMGET', key, 'lat', 'lon', 'on_duty')
 if a.create then redis.call('RPUSH', P .. 'vols', id) end
+if a.create and a.fields.drill == '1' then redis.call('SADD', P .. 'drills:vols', id) end
 redis.call('GEOADD', P .. 'vols:geo', v[2], v[1], id)
 if v[3] == '1' and was_on ~= '1' then redis.call('HSET', key, 'idle_since', now_epoch) end
 local touched = {}
