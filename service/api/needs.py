@@ -36,7 +36,8 @@ D = Role.DISPATCHER
 
 def view(need_id: str, principal: Principal) -> dict[str, Any]:
     need, offers = needs.read_need(deps=deps(), need_id=need_id, principal=principal)
-    return present.need_view(need, offers, principal)
+    team = needs.team_of(deps=deps(), need=need, offers=offers, principal=principal)
+    return present.need_view(need, offers, principal, team=team)
 
 
 @blp.route("")
@@ -140,11 +141,16 @@ class NeedAssign(MethodView):
     @blp.arguments(AssignSchema)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)
-    def post(self, body: dict[str, str], need_id: str) -> dict[str, Any]:
-        """Assign a chosen volunteer directly, without an offer round (capacity still applies); it takes
-        the place of a pending offer when the need has no free place."""
+    def post(self, body: dict[str, Any], need_id: str) -> dict[str, Any]:
+        """Assign a chosen volunteer directly, without an offer round (capacity still applies), to `role` or the
+        first role not yet filled whose skills they have; it takes the place of the role's pending offers when
+        the role has no free place."""
         offers.assign_volunteer(
-            deps=deps(), need_id=need_id, volunteer_id=body["volunteer_id"], principal=current_principal()
+            deps=deps(),
+            need_id=need_id,
+            volunteer_id=body["volunteer_id"],
+            principal=current_principal(),
+            role=body.get("role"),
         )
         return view(need_id, current_principal())
 
