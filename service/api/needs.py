@@ -74,7 +74,9 @@ class Needs(MethodView):
         """Submit a need; it is queued for matching at once. Keep the tracking_code for the requester."""
         principal = current_principal()
         need = needs.submit_need(deps=deps(), need_in=need_in, principal=principal)
-        return present.need_view(need, [], principal)
+        return present.need_view(
+            need, [], principal, team=needs.team_of(deps=deps(), need=need, offers=[], principal=principal)
+        )
 
 
 @blp.route("/batch")
@@ -91,7 +93,8 @@ class NeedBatch(MethodView):
         AIDLINE_MAX_BULK_CONTENT_LENGTH (default 4 MB); each need counts once against the rate limit."""
         principal = current_principal()
         created = needs.submit_needs(deps=deps(), needs_in=batch["needs"], principal=principal)
-        return {"items": [present.need_view(need, [], principal) for need in created]}
+        team = needs.team_of(deps=deps(), need=created[0], offers=[], principal=principal) if created else None
+        return {"items": [present.need_view(need, [], principal, team=team) for need in created]}
 
 
 class NeedIdConverter(BaseConverter):

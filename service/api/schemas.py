@@ -465,8 +465,8 @@ class NeedSchema(ma.Schema):
         fields.Nested(TeamMemberSchema),
         metadata={
             "description": "The volunteers who accepted, with first name and phone, so the team can reach each "
-            "other: only in GET /needs/{id} (and the answers of its actions), for dispatchers and the volunteers "
-            "who accepted the need"
+            "other: in the answers about one need (not in lists), for dispatchers and the volunteers who accepted "
+            "the need"
         },
     )
     description = fields.String(allow_none=True)
