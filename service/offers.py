@@ -57,6 +57,9 @@ def refusal_error(refused: Refused, *, doing: str, need: Need | None = None) -> 
     if reason is Refusal.NEED_STATUS:
         what = "a need" if doing == "assign" else "an offer on a need"
         return InvalidTransition(f"cannot {doing} {what} that is {detail}", current=detail)
+    if reason is Refusal.ROLE_FILLED:
+        current = need.status.value if need else "unknown"
+        return InvalidTransition(f"{_REFUSAL_MESSAGES[reason]} (role {detail})", current=current)
     current = detail or (need.status.value if need else "unknown")
     message = _REFUSAL_MESSAGES.get(reason, f"cannot {doing}: {reason.value.replace('_', ' ')}")
     return InvalidTransition(message, current=current)

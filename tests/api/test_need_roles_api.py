@@ -281,3 +281,18 @@ def test_nobody_outside_the_team_sees_it(client, tokens, on_duty, work):
     assert [m["volunteer_id"] for m in read(client, tokens.dispatcher, need["id"]).get_json()["team"]] == [
         on_duty["tanker"]
     ]
+
+
+def test_accepting_for_a_role_already_filled_is_409_naming_the_role(client, tokens, on_duty, work, deps):
+    """The step that fills a role withdraws its pending offers, so this is only reached by a record changed
+    outside it; the accept step refuses it all the same."""
+    need = submit(client, tokens)
+    work()
+    pending = pending_by_volunteer(client, tokens, need["id"])
+    deps.redis.hset(deps.store.keys.need(need["id"]), "role:1:accepted", 2)
+
+    late = accept(client, tokens, on_duty["lifter1"], pending[on_duty["lifter1"]]["offer_id"])
+
+    assert late.status_code == 409
+    assert late.get_json()["message"] == "this role of the need already has all the volunteers it asks for (role 1)"
+    assert pending_by_volunteer(client, tokens, need["id"])[on_duty["lifter1"]]["status"] == "pending"
