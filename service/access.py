@@ -34,3 +34,8 @@ def sees_private_details(principal: Principal, *, accepted: set[str]) -> bool:
     if principal.role is Role.DISPATCHER:
         return True
     return principal.role is Role.VOLUNTEER and principal.volunteer_id in accepted
+
+
+def sees_team(principal: Principal, *, accepted: set[str]) -> bool:
+    """The team's first names and phones: dispatchers, and the volunteers who accepted the need (its team)."""
+    return sees_private_details(principal, accepted=accepted)

@@ -130,8 +130,9 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     first, then the most places, then the least total travel; each need's offers are then made in
     one atomic step as usual, taking the chosen volunteers if they still fit (else its own search).
 
-    Needs offered to several at once (critical ones) are matched on their own first. Two round
-    trips for the batch: one listing candidates, one reserving.
+    Needs offered to several at once (critical ones) and needs with several roles (each role is
+    searched in turn, so they do not fit the one-list plan) are matched on their own first. Two
+    round trips for the batch: one listing candidates, one reserving.
     """
     if len(need_ids) <= 1:
         return [match_need(deps=deps, need_id=need_id) for need_id in need_ids]
@@ -141,12 +142,16 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     wanting = [
         Wanting(request.need_id, c.places, tuple(Option(*o) for o in c.options), urgent=c.urgent)
         for request, c in zip(requests, found, strict=True)
-        if c is not None and c.fanout == 1 and c.places > 0
+        if c is not None and c.fanout == 1 and c.roles == 1 and c.places > 0
     ]
     plan = assign_jointly(wanting)
     urgent = {request.need_id for request, c in zip(requests, found, strict=True) if c is not None and c.urgent}
-    # several-at-once first, then the planned (urgent first), then the rest (urgent first)
-    alone = {request.need_id for request, c in zip(requests, found, strict=True) if c is not None and c.fanout > 1}
+    # several-at-once and several roles first, then the planned (urgent first), then the rest (urgent first)
+    alone = {
+        request.need_id
+        for request, c in zip(requests, found, strict=True)
+        if c is not None and (c.fanout > 1 or c.roles > 1)
+    }
     order = sorted(
         requests,
         key=lambda r: (r.need_id not in alone, r.need_id not in plan, r.need_id not in urgent),
@@ -289,11 +294,9 @@ def rematch_escalated_near(*, deps: Deps, volunteer_id: str) -> list[str]:
     for need in deps.store.needs.get_many(ids):
         if need is None or need.status is not NeedStatus.ESCALATED:
             continue
-        if not set(need.skills) <= set(volunteer.skills):
-            continue
+        if not any(set(r.skills) <= set(volunteer.skills) and r.active < r.count for r in need.roles):
+            continue  # no open place of a role they fit
         if distance_km(need.location, volunteer.location) > max_radius_km(deps, need):
-            continue
-        if need.volunteers_needed - need.active <= 0:
             continue
         wait_for_match(deps, need)
         queued.append(need.id)

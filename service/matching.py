@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from geopy.distance import great_circle
 
-from service.models import Location
+from service.models import Location, NeedRole
 
 TIE_KM = 0.1
 """Distances within the same 100 m are a tie, broken by lower load, then longest idle."""
@@ -100,3 +101,34 @@ def choose_volunteers(
         near.sort(key=lambda row: (row[5], *row[:4]))
         ranked = near + [row for row in ranked if row not in near]
     return [Choice(volunteer_id=row[3], distance_km=row[4]) for row in ranked[: max(count, 0)]]
+
+
+def choose_team(
+    roles: list[tuple[Requirement, int]],
+    candidates: list[Candidate],
+    *,
+    exclude: frozenset[str] | set[str] = frozenset(),
+    fair: FairLoad = NEAREST_ONLY,
+) -> list[list[Choice]]:
+    """Each role's volunteers, role by role in order, each as choose_volunteers chooses them for its
+    requirement and count; nobody is chosen for two roles (those chosen for an earlier role are excluded)."""
+    taken = set(exclude)
+    team: list[list[Choice]] = []
+    for requirement, count in roles:
+        chosen = choose_volunteers(requirement, candidates, exclude=taken, count=count, fair=fair)
+        taken.update(c.volunteer_id for c in chosen)
+        team.append(chosen)
+    return team
+
+
+def role_for(roles: list[NeedRole], skills: Iterable[str]) -> int | None:
+    """The role a volunteer a dispatcher assigns takes: the first role not yet filled whose skills they have,
+    else the first not yet filled (the dispatcher's choice stands over skills); among each, one with a free
+    place (fewer live offers than its count) first. None when every role is filled."""
+    own = set(skills)
+    open_roles = [(i, r) for i, r in enumerate(roles) if not r.filled]
+    for fits_only, free_only in ((True, True), (True, False), (False, True), (False, False)):
+        for i, r in open_roles:
+            if (not fits_only or set(r.skills) <= own) and (not free_only or r.active < r.count):
+                return i
+    return None

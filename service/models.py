@@ -205,6 +205,35 @@ class Volunteer:
 
 
 @dataclass
+class NeedRole:
+    """One part of a need's team: `count` volunteers, each with every one of `skills`.
+
+    A need asking for one kind of volunteer has one role (its skills, its volunteers_needed)."""
+
+    skills: list[Skill]
+    count: int
+    active: int = 0
+    """Live offers (pending or accepted) for this role."""
+    accepted: int = 0
+    """Volunteers who accepted this role."""
+
+    @property
+    def filled(self) -> bool:
+        return self.accepted >= self.count
+
+
+@dataclass(frozen=True)
+class TeamMember:
+    """An accepted volunteer as the rest of the team sees them: first name and phone, and the role taken."""
+
+    volunteer_id: str
+    first_name: str
+    phone: str
+    role: int
+    skills: list[Skill]
+
+
+@dataclass
 class Requester:
     name: str | None = None
     phone: str | None = None
@@ -248,6 +277,18 @@ class Need:
     """The incident this need is part of, if any (a need is in at most one)."""
     drill: bool = False
     """Created by a drill: `POST /drills/clean` removes it."""
+    roles: list[NeedRole] = field(default_factory=list)
+    """Who the need asks for, each role matched on its own; one role (its skills, volunteers_needed) when not
+    given. volunteers_needed is the sum of the counts, skills every skill a role asks for."""
+
+    def __post_init__(self) -> None:
+        if not self.roles:
+            self.roles = [NeedRole(list(self.skills), self.volunteers_needed, self.active, self.accepted)]
+
+    @property
+    def staffed(self) -> bool:
+        """Every role has as many live offers as volunteers it asks for."""
+        return all(r.active >= r.count for r in self.roles)
 
     @property
     def urgent(self) -> bool:
@@ -267,6 +308,8 @@ class Offer:
     code: str
     reason: str | None = None
     decided_at: str | None = None
+    role: int = 0
+    """Which of the need's roles this offer is for (its index)."""
 
 
 @dataclass(frozen=True)

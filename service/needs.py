@@ -21,6 +21,7 @@ from service.models import (
     Location,
     Need,
     NeedKind,
+    NeedRole,
     NeedStatus,
     Offer,
     OfferStatus,
@@ -29,9 +30,11 @@ from service.models import (
     Requester,
     Role,
     Skill,
+    TeamMember,
     Topic,
     Vulnerability,
 )
+from service.privacy import first_name
 from service.store import Refusal, Refused, Release, Transition
 
 MAX_BATCH = 500
@@ -131,17 +134,17 @@ def build_need(
     # how far to search: the kind's radius, or what a dispatcher asked for; never past the maximum
     radius_km = min(float(need_in.get("radius_km") or spec.radius_km), deps.settings.max_radius_km)
     requester = need_in.get("requester") or {}
-    skills = need_in.get("skills")
+    roles = need_roles(need_in, default_skills=list(spec.skills))
     return Need(
         id=new_id("need"),
         kind=spec.name,
         status=NeedStatus.QUEUED,
         priority=priority,
-        skills=sorted({Skill(s) for s in skills}, key=lambda s: s.value) if skills is not None else list(spec.skills),
+        skills=sorted({s for r in roles for s in r.skills}, key=lambda s: s.value),
         location=location,
         address=address,
         vulnerability=sorted({Vulnerability(v) for v in need_in.get("vulnerability", [])}, key=lambda v: v.value),
-        volunteers_needed=need_in.get("volunteers_needed", 1),
+        volunteers_needed=sum(r.count for r in roles),
         description=need_in.get("description"),
         requester=Requester(name=requester.get("name"), phone=requester.get("phone")),
         tracking_code=secrets.token_urlsafe(12),
@@ -155,7 +158,26 @@ def build_need(
         accept_seconds=need_in.get("accept_seconds") or spec.accept_seconds[priority],
         arrive_by=clock.iso(arrive_by) if arrive_by is not None else None,
         drill=need_in.get("drill", False),
+        roles=roles,
     )
+
+
+def need_roles(need_in: dict[str, Any], *, default_skills: list[Skill]) -> list[NeedRole]:
+    """Who a need asks for: its roles (each role's skills sorted, without repeats), or one role from its skills
+    (the kind's when not given) and volunteers_needed (1 when not given). Roles, when given, stand for both."""
+
+    def skill_set(names: list[str]) -> list[Skill]:
+        return sorted({Skill(s) for s in names}, key=lambda s: s.value)
+
+    if need_in.get("roles"):
+        return [NeedRole(skills=skill_set(r["skills"]), count=int(r["count"])) for r in need_in["roles"]]
+    skills = need_in.get("skills")
+    return [
+        NeedRole(
+            skills=skill_set(skills) if skills is not None else list(default_skills),
+            count=need_in.get("volunteers_needed", 1),
+        )
+    ]
 
 
 def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None:
@@ -256,6 +278,31 @@ def list_needs(
                 if len(found) == limit:
                     break
     return found, paging.encode_after(before) if before else None
+
+
+def team_of(*, deps: Deps, need: Need, offers: list[Offer], principal: Principal) -> list[TeamMember] | None:
+    """The volunteers who accepted the need, with first name, phone and role, for its team to reach each
+    other: shown to dispatchers and to the volunteers who accepted it; None for everyone else."""
+    accepted = [o for o in offers if o.status is OfferStatus.ACCEPTED]
+    if not access.sees_team(principal, accepted={o.volunteer_id for o in accepted}):
+        return None
+    members = []
+    for offer, volunteer in zip(
+        accepted, deps.store.volunteers.get_many([o.volunteer_id for o in accepted]), strict=True
+    ):
+        if volunteer is None:
+            continue
+        role = need.roles[offer.role] if offer.role < len(need.roles) else need.roles[0]
+        members.append(
+            TeamMember(
+                volunteer_id=volunteer.id,
+                first_name=first_name(volunteer.name),
+                phone=volunteer.phone,
+                role=offer.role,
+                skills=list(role.skills),
+            )
+        )
+    return members
 
 
 def need_events(*, deps: Deps, need_id: str, principal: Principal) -> list[Event]:

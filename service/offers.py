@@ -15,7 +15,7 @@ from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
 from service.ids import new_id
 from service.lifecycle import Action
-from service.matching import distance_km
+from service.matching import distance_km, role_for
 from service.models import Event, EventType, Need, NeedStatus, Offer, OfferStatus, Principal, Role, Topic
 from service.needs import load_need
 from service.store import Refusal, Refused
@@ -33,6 +33,7 @@ ENDED_EVENTS = {
 _REFUSAL_MESSAGES = {
     Refusal.AT_CAPACITY: "the volunteer is already at capacity",
     Refusal.NEED_FULL: "the need already has all the volunteers it asked for",
+    Refusal.ROLE_FILLED: "this role of the need already has all the volunteers it asks for",
     Refusal.ALREADY_OFFERED: "the volunteer already holds an offer or assignment on this need",
     Refusal.STAFFED: "the need has all the offers it asked for",
 }
@@ -56,6 +57,9 @@ def refusal_error(refused: Refused, *, doing: str, need: Need | None = None) -> 
     if reason is Refusal.NEED_STATUS:
         what = "a need" if doing == "assign" else "an offer on a need"
         return InvalidTransition(f"cannot {doing} {what} that is {detail}", current=detail)
+    if reason is Refusal.ROLE_FILLED:
+        current = need.status.value if need else "unknown"
+        return InvalidTransition(f"{_REFUSAL_MESSAGES[reason]} (role {detail})", current=current)
     current = detail or (need.status.value if need else "unknown")
     message = _REFUSAL_MESSAGES.get(reason, f"cannot {doing}: {reason.value.replace('_', ' ')}")
     return InvalidTransition(message, current=current)
@@ -75,8 +79,8 @@ def observe_once(deps: Deps, name: str, need: Need) -> None:
         deps.store.stats.observe(name, since_intake(deps, need), LATENCY_BUCKETS)
 
 
-def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str) -> str:
-    """Reserve one volunteer for the need as an accepted offer (a dispatcher's choice); the offer id.
+def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str, role: int = 0) -> str:
+    """Reserve one volunteer for a role of the need as an accepted offer (a dispatcher's choice); the offer id.
 
     One atomic store step re-checks the need and the volunteer's capacity; raises Refused when
     they no longer allow it.
@@ -91,6 +95,7 @@ def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str) ->
             need_id=need.id,
             volunteer_id=volunteer_id,
             offer_id=offer_id,
+            role=role,
             now_iso=clock.iso(moment),
             now_epoch=clock.epoch(moment),
             distance_km=distance,
@@ -98,7 +103,12 @@ def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str) ->
                 at=clock.iso(moment),
                 type=EventType.ASSIGNED_BY_DISPATCHER,
                 actor=actor,
-                detail={"offer_id": offer_id, "volunteer_id": volunteer_id, "distance_km": round(distance, 2)},
+                detail={
+                    "offer_id": offer_id,
+                    "volunteer_id": volunteer_id,
+                    "distance_km": round(distance, 2),
+                    "role": role,
+                },
             ),
             committed_iso=clock.iso(committed),
             committed_epoch=clock.epoch(committed),
@@ -265,12 +275,21 @@ def release_offer(
 
 
 def withdraw_pending(
-    *, deps: Deps, need_id: str, actor: str, reason: str, sparing: str | None = None, most: int | None = None
+    *,
+    deps: Deps,
+    need_id: str,
+    actor: str,
+    reason: str,
+    sparing: str | None = None,
+    most: int | None = None,
+    role: int | None = None,
 ) -> int:
-    """Withdraw pending offers on a need (all, or at most `most`) and tell their volunteers."""
+    """Withdraw pending offers on a need (all, or at most `most`; of one role, or of all) and tell their volunteers."""
     withdrawn = 0
     for offer in deps.store.offers.of_need(need_id):
         if offer.status is not OfferStatus.PENDING or offer.volunteer_id == sparing:
+            continue
+        if role is not None and offer.role != role:
             continue
         if most is not None and withdrawn >= most:
             break
@@ -285,29 +304,47 @@ def withdraw_pending(
     return withdrawn
 
 
-def assign_volunteer(*, deps: Deps, need_id: str, volunteer_id: str, principal: Principal) -> Need:
-    """A dispatcher's direct assignment: no offer round, but never beyond the volunteer's capacity."""
+def assign_volunteer(
+    *, deps: Deps, need_id: str, volunteer_id: str, principal: Principal, role: int | None = None
+) -> Need:
+    """A dispatcher's direct assignment: no offer round, but never beyond the volunteer's capacity.
+
+    The volunteer takes `role` (an index of the need's roles), or else the first role not yet filled
+    whose skills they have (service.matching.role_for)."""
     access.require_role(principal, Role.DISPATCHER)
     need = load_need(deps=deps, need_id=need_id)
     lifecycle.check(Action.ASSIGN, need.status)
-    if deps.store.volunteers.get(volunteer_id) is None:
+    volunteer = deps.store.volunteers.get(volunteer_id)
+    if volunteer is None:
         # the need in the path exists: a volunteer named in the body that does not is bad input
         raise InvalidInput(
             f"no volunteer {volunteer_id}", errors={"json": {"volunteer_id": ["No volunteer with this id."]}}
         )
-    if need.active >= need.volunteers_needed:
-        # the dispatcher's choice takes the place of an offer still waiting for an answer
+    if role is not None and role >= len(need.roles):
+        # the body is well formed; this need has fewer roles (as an offer that is no longer pending, a conflict)
+        raise InvalidTransition(
+            f"the need has no role {role}: it has {len(need.roles)} (indexes from 0)", current=need.status.value
+        )
+    index = role if role is not None else role_for(need.roles, volunteer.skills)
+    if index is None:
+        raise InvalidTransition(_REFUSAL_MESSAGES[Refusal.NEED_FULL], current=need.status.value)
+    taken = need.roles[index]
+    if taken.filled:
+        raise InvalidTransition(_REFUSAL_MESSAGES[Refusal.ROLE_FILLED], current=need.status.value)
+    if taken.active >= taken.count:
+        # the dispatcher's choice takes the place of offers of the role still waiting for an answer
         withdraw_pending(
             deps=deps,
             need_id=need_id,
             actor=principal.actor,
             reason="dispatcher assigned another volunteer",
             sparing=volunteer_id,
-            most=1,
+            most=taken.active - taken.count + 1,
+            role=index,
         )
         need = load_need(deps=deps, need_id=need_id)
     try:
-        assign_directly(deps=deps, need=need, volunteer_id=volunteer_id, actor=principal.actor)
+        assign_directly(deps=deps, need=need, volunteer_id=volunteer_id, actor=principal.actor, role=index)
     except Refused as refused:
         raise refusal_error(refused, doing="assign", need=need) from None
     announce(deps, Topic.ASSIGNED_BY_DISPATCHER, need_id, volunteer_id=volunteer_id)

@@ -19,8 +19,8 @@ def sweep(*, deps: Deps) -> dict[str, int]:
         for need in deps.store.needs.get_many(deps.store.needs.ids_with_status(status)):
             if need is None:
                 continue
-            if status is NeedStatus.OFFERED and need.active >= need.volunteers_needed:
-                continue  # fully offered: the offers' own expiry moves it on
+            if status is NeedStatus.OFFERED and need.staffed:
+                continue  # every role fully offered: the offers' own expiry moves it on
             changed = deps.store.needs.field(need.id, "status_at") or need.updated_at
             if (moment - clock.parse(changed)).total_seconds() >= STUCK_AFTER_SECONDS:
                 backlog.wait_for_match(deps, need)

@@ -36,7 +36,8 @@ D = Role.DISPATCHER
 
 def view(need_id: str, principal: Principal) -> dict[str, Any]:
     need, offers = needs.read_need(deps=deps(), need_id=need_id, principal=principal)
-    return present.need_view(need, offers, principal)
+    team = needs.team_of(deps=deps(), need=need, offers=offers, principal=principal)
+    return present.need_view(need, offers, principal, team=team)
 
 
 @blp.route("")
@@ -73,7 +74,9 @@ class Needs(MethodView):
         """Submit a need; it is queued for matching at once. Keep the tracking_code for the requester."""
         principal = current_principal()
         need = needs.submit_need(deps=deps(), need_in=need_in, principal=principal)
-        return present.need_view(need, [], principal)
+        return present.need_view(
+            need, [], principal, team=needs.team_of(deps=deps(), need=need, offers=[], principal=principal)
+        )
 
 
 @blp.route("/batch")
@@ -90,7 +93,8 @@ class NeedBatch(MethodView):
         AIDLINE_MAX_BULK_CONTENT_LENGTH (default 4 MB); each need counts once against the rate limit."""
         principal = current_principal()
         created = needs.submit_needs(deps=deps(), needs_in=batch["needs"], principal=principal)
-        return {"items": [present.need_view(need, [], principal) for need in created]}
+        team = needs.team_of(deps=deps(), need=created[0], offers=[], principal=principal) if created else None
+        return {"items": [present.need_view(need, [], principal, team=team) for need in created]}
 
 
 class NeedIdConverter(BaseConverter):
@@ -140,11 +144,16 @@ class NeedAssign(MethodView):
     @blp.arguments(AssignSchema)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)
-    def post(self, body: dict[str, str], need_id: str) -> dict[str, Any]:
-        """Assign a chosen volunteer directly, without an offer round (capacity still applies); it takes
-        the place of a pending offer when the need has no free place."""
+    def post(self, body: dict[str, Any], need_id: str) -> dict[str, Any]:
+        """Assign a chosen volunteer directly, without an offer round (capacity still applies), to `role` or the
+        first role not yet filled whose skills they have; it takes the place of the role's pending offers when
+        the role has no free place."""
         offers.assign_volunteer(
-            deps=deps(), need_id=need_id, volunteer_id=body["volunteer_id"], principal=current_principal()
+            deps=deps(),
+            need_id=need_id,
+            volunteer_id=body["volunteer_id"],
+            principal=current_principal(),
+            role=body.get("role"),
         )
         return view(need_id, current_principal())
 

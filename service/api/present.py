@@ -7,7 +7,7 @@ from typing import Any
 
 from service import access
 from service.incidents import Report, circle
-from service.models import Event, Incident, Need, Offer, OfferStatus, Principal, Role, Volunteer
+from service.models import Event, Incident, Need, Offer, OfferStatus, Principal, Role, TeamMember, Volunteer
 from service.privacy import first_name, mask_channel
 
 __all__ = ["first_name", "mask_channel"]
@@ -23,16 +23,28 @@ def volunteer_view(v: Volunteer) -> dict[str, Any]:
     return data
 
 
-def need_view(need: Need, offers: list[Offer], principal: Principal) -> dict[str, Any]:
-    """A need as this caller may see it: private details only for dispatchers and accepted volunteers."""
+def need_view(
+    need: Need, offers: list[Offer], principal: Principal, *, team: list[TeamMember] | None = None
+) -> dict[str, Any]:
+    """A need as this caller may see it: private details only for dispatchers and accepted volunteers, and the
+    team (when given: service.needs.team_of decides who sees it)."""
     accepted = {o.volunteer_id for o in offers if o.status is OfferStatus.ACCEPTED}
     private = access.sees_private_details(principal, accepted=accepted)
     data = asdict(need)
     data.pop("created_by")
     data.pop("accepted")
     data.pop("active")
+    data["roles"] = [{"skills": r.skills, "count": r.count, "filled": r.accepted} for r in need.roles]
+    if team is not None:
+        data["team"] = [asdict(member) for member in team]
     data["assignments"] = [
-        {"volunteer_id": o.volunteer_id, "status": o.status, "offer_id": o.id, "distance_km": o.distance_km}
+        {
+            "volunteer_id": o.volunteer_id,
+            "status": o.status,
+            "offer_id": o.id,
+            "distance_km": o.distance_km,
+            "role": o.role,
+        }
         for o in offers
         if o.status in LIVE_OFFERS
     ]
@@ -58,6 +70,7 @@ def offer_view(offer: Offer, need: Need | None) -> dict[str, Any]:
             "vulnerability": need.vulnerability,
             "deadline": need.deadline,
             "location": {"lat": round(need.location.lat, 2), "lon": round(need.location.lon, 2)},
+            "skills": need.roles[offer.role].skills if offer.role < len(need.roles) else need.skills,
         }
     return data
 

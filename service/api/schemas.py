@@ -276,10 +276,33 @@ class RequesterSchema(Schema):
     locale = fields.String(validate=validate.OneOf(["zh", "en"]), metadata={"description": "Language of messages"})
 
 
-class NeedCreateSchema(Schema):
-    """A place is required: location, or an address to geocode."""
+MAX_ROLES = 5
+"""Most roles one need may have."""
 
-    BODY_RULES = {"anyOf": [{"required": ["location"]}, {"required": ["address"]}]}
+
+class NeedRoleSchema(Schema):
+    skills = fields.List(
+        fields.Enum(Skill, by_value=True),
+        required=True,
+        validate=validate.Length(max=20),
+        metadata={"description": "Every volunteer of the role has all of these skills (none: anyone)"},
+    )
+    count = fields.Integer(
+        strict=True,
+        required=True,
+        validate=validate.Range(min=1, max=20),
+        metadata={"description": "How many volunteers the role needs"},
+    )
+
+
+class NeedCreateSchema(Schema):
+    """A place is required: location, or an address to geocode. Who is needed: skills and volunteers_needed, or
+    roles (not both)."""
+
+    BODY_RULES = {
+        "anyOf": [{"required": ["location"]}, {"required": ["address"]}],
+        "not": {"required": ["roles"], "anyOf": [{"required": ["skills"]}, {"required": ["volunteers_needed"]}]},
+    }
 
     kind = fields.Enum(NeedKind, by_value=True, required=True)
     skills = fields.List(
@@ -299,7 +322,20 @@ class NeedCreateSchema(Schema):
     vulnerability = fields.List(
         fields.Enum(Vulnerability, by_value=True), load_default=list, validate=validate.Length(max=5)
     )
-    volunteers_needed = fields.Integer(strict=True, load_default=1, validate=validate.Range(min=1, max=20))
+    volunteers_needed = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=1, max=20),
+        metadata={"description": "How many volunteers with the skills; 1 when not sent"},
+    )
+    roles = fields.List(
+        fields.Nested(NeedRoleSchema),
+        validate=validate.Length(min=1, max=MAX_ROLES),
+        metadata={
+            "description": f"A team of several kinds of volunteer, instead of skills and volunteers_needed (422 on "
+            f"roles when sent with either): 1 to {MAX_ROLES} roles, each matched on its own; the need is assigned "
+            "once every role has its count of volunteers"
+        },
+    )
     description = fields.String(validate=validate.Length(max=2000), allow_none=True)
     requester = fields.Nested(RequesterSchema)
     deadline = fields.AwareDateTime(
@@ -339,6 +375,11 @@ class NeedCreateSchema(Schema):
         if "location" not in data and not data.get("address"):
             raise ValidationError("Send location {lat, lon} or an address.", "location")
 
+    @validates_schema
+    def _roles_or_skills(self, data: dict[str, Any], **_: Any) -> None:
+        if "roles" in data and ("skills" in data or "volunteers_needed" in data):
+            raise ValidationError("Send roles, or skills and volunteers_needed, not both.", "roles")
+
     @ma.post_load
     def _plain_values(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
         data["kind"] = data["kind"].value
@@ -346,6 +387,8 @@ class NeedCreateSchema(Schema):
         data["vulnerability"] = [v.value for v in data["vulnerability"]]
         if "skills" in data:
             data["skills"] = [s.value for s in data["skills"]]
+        if "roles" in data:
+            data["roles"] = [{"skills": [s.value for s in r["skills"]], "count": r["count"]} for r in data["roles"]]
         return data
 
 
@@ -375,6 +418,23 @@ class AssignmentSchema(ma.Schema):
     offer_id = fields.String(required=True)
     name = fields.String()
     distance_km = fields.Float()
+    role = fields.Integer(metadata={"description": "The index of the need's role this offer is for"})
+
+
+class NeedRoleOutSchema(ma.Schema):
+    skills = fields.List(fields.String(), required=True)
+    count = fields.Integer(required=True)
+    filled = fields.Integer(required=True, metadata={"description": "Volunteers who accepted this role"})
+
+
+class TeamMemberSchema(ma.Schema):
+    volunteer_id = fields.String(required=True)
+    first_name = fields.String(
+        required=True, metadata={"description": "The first word of the name (a name written without spaces: all of it)"}
+    )
+    phone = fields.String(required=True)
+    role = fields.Integer(required=True, metadata={"description": "The index of the role the volunteer took"})
+    skills = fields.List(fields.String(), required=True, metadata={"description": "The role's skills"})
 
 
 class RequesterOutSchema(ma.Schema):
@@ -395,7 +455,20 @@ class NeedSchema(ma.Schema):
     )
     address = fields.String(allow_none=True, metadata={"description": "Only for dispatchers and assigned volunteers"})
     vulnerability = fields.List(fields.String(), required=True)
-    volunteers_needed = fields.Integer(required=True)
+    volunteers_needed = fields.Integer(required=True, metadata={"description": "Every role's count together"})
+    roles = fields.List(
+        fields.Nested(NeedRoleOutSchema),
+        required=True,
+        metadata={"description": "Who the need asks for; one role (skills, volunteers_needed) unless sent with roles"},
+    )
+    team = fields.List(
+        fields.Nested(TeamMemberSchema),
+        metadata={
+            "description": "The volunteers who accepted, with first name and phone, so the team can reach each "
+            "other: in the answers about one need (not in lists), for dispatchers and the volunteers who accepted "
+            "the need"
+        },
+    )
     description = fields.String(allow_none=True)
     requester = fields.Nested(RequesterOutSchema, required=True)
     tracking_code = fields.String(metadata={"description": "Only for dispatchers and the intake client that sent it"})
@@ -454,6 +527,14 @@ class OptionalReasonSchema(Schema):
 
 class AssignSchema(Schema):
     volunteer_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    role = fields.Integer(
+        strict=True,
+        validate=validate.Range(min=0, max=MAX_ROLES - 1),
+        metadata={
+            "description": "The index of the role the volunteer takes (409 when the need has no such role); "
+            "by default the first role not yet filled whose skills they have"
+        },
+    )
 
 
 class ProgressSchema(Schema):
@@ -472,7 +553,10 @@ class OfferSchema(ma.Schema):
     code = fields.String(metadata={"description": "Short code for answering by SMS: YES <code> or NO <code>"})
     reason = fields.String(allow_none=True)
     decided_at = fields.String(allow_none=True)
-    need = fields.Dict(metadata={"description": "Kind, priority, description and approximate place of the need"})
+    role = fields.Integer(metadata={"description": "The index of the need's role this offer is for"})
+    need = fields.Dict(
+        metadata={"description": "Kind, priority, description, approximate place of the need, and the role's skills"}
+    )
 
 
 class OfferListSchema(ma.Schema):

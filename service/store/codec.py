@@ -18,6 +18,7 @@ from service.models import (
     Location,
     Need,
     NeedKind,
+    NeedRole,
     NeedStatus,
     Offer,
     OfferStatus,
@@ -160,11 +161,28 @@ def need_fields(n: Need) -> dict[str, str]:
             "arrive_by_epoch": repr(_epoch(n.arrive_by)) if n.arrive_by else None,
             "incident_id": n.incident_id,
             "drill": True if n.drill else None,
+            "roles": [{"skills": [s.value for s in r.skills], "count": r.count} for r in n.roles],
             "offers_made": 0,
             "accepted": 0,
             "active": 0,
         }
     )
+
+
+def roles_from_hash(d: dict[str, str]) -> list[NeedRole]:
+    """A need's roles with their counters (lib.lua's need_roles and role_counts): a need with one role counts its
+    totals, and a need recorded before roles has one, from its skills and volunteers_needed."""
+    listed = json_list(d.get("roles")) or [{"skills": _csv(d.get("skills")), "count": int(d["volunteers_needed"])}]
+    if len(listed) == 1:
+        counters = [(int(d.get("active") or 0), int(d.get("accepted") or 0))]
+    else:
+        counters = [
+            (int(d.get(f"role:{i}:active") or 0), int(d.get(f"role:{i}:accepted") or 0)) for i in range(len(listed))
+        ]
+    return [
+        NeedRole(skills=[Skill(s) for s in r["skills"]], count=int(r["count"]), active=active, accepted=accepted)
+        for r, (active, accepted) in zip(listed, counters, strict=True)
+    ]
 
 
 def need_from_hash(raw: dict[Any, Any]) -> Need:
@@ -201,6 +219,7 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         arrive_by=_opt(d.get("arrive_by")),
         incident_id=_opt(d.get("incident_id")),
         drill=d.get("drill") == "1",
+        roles=roles_from_hash(d),
     )
 
 
@@ -234,4 +253,5 @@ def offer_from_hash(raw: dict[Any, Any]) -> Offer:
         code=d.get("code", ""),
         reason=_opt(d.get("reason")),
         decided_at=_opt(d.get("decided_at")),
+        role=int(d.get("role") or 0),
     )

@@ -15,6 +15,7 @@ class Refusal(StrEnum):
     NEED_STATUS = "need_status"
     OFFER_STATUS = "offer_status"
     NEED_FULL = "need_full"
+    ROLE_FILLED = "role_filled"
     STAFFED = "staffed"
     AT_CAPACITY = "at_capacity"
     ALREADY_OFFERED = "already_offered"

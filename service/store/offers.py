@@ -28,6 +28,8 @@ class Assignment:
     need_id: str
     volunteer_id: str
     offer_id: str
+    role: int
+    """The index of the need's role the volunteer takes."""
     now_iso: str
     now_epoch: float
     distance_km: float
@@ -75,6 +77,8 @@ class Candidates:
     urgent: bool
     options: list[tuple[str, float, int]]
     """(volunteer id, distance km, free capacity) in the order of choice."""
+    roles: int = 1
+    """How many roles the need has; a need with several lists no options (it is matched on its own)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class MatchedOffer:
     distance_km: float
     code: str
     expires_epoch: float
+    role: int = 0
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,7 @@ class OfferStore:
                     places=int(data.get("places", 0)),
                     fanout=int(data.get("fanout", 1)),
                     urgent=bool(data.get("urgent")),
+                    roles=int(data.get("roles", 1)),
                     options=[
                         (c["volunteer_id"], float(c["distance_km"]), int(c["free"]))
                         for c in data.get("candidates") or []
@@ -190,6 +196,7 @@ class OfferStore:
                     distance_km=float(o["distance_km"]),
                     code=o["code"],
                     expires_epoch=float(o["expires_epoch"]),
+                    role=int(o.get("role", 0)),
                 )
                 for o in data["offers"] or []
             ],
@@ -209,6 +216,7 @@ class OfferStore:
                 "need_id": a.need_id,
                 "volunteer_id": a.volunteer_id,
                 "offer_id": a.offer_id,
+                "role": a.role,
                 "now_iso": a.now_iso,
                 "now_epoch": repr(a.now_epoch),
                 "distance_km": repr(round(a.distance_km, 3)),
@@ -231,9 +239,10 @@ class OfferStore:
         event: Event,
         assigned_event: Event,
     ) -> tuple[bool, bool]:
-        """Accept a pending offer: (the need became assigned, the notify drain must be enqueued).
+        """Accept a pending offer: (the need became assigned, the notify drain must be enqueued: offers of a role
+        now filled were withdrawn).
 
-        Raises Refused otherwise."""
+        Raises Refused otherwise (role_filled: the offer's role has all its volunteers)."""
         detail = self.scripts.run(
             "accept",
             {

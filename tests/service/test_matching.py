@@ -1,4 +1,5 @@
-"""choose_volunteers: the pure rule of who is offered a need, no Redis, no clock."""
+"""choose_volunteers: the pure rule of who is offered a need, no Redis, no clock; choose_team for a need with
+roles, and role_for, the role a dispatcher's chosen volunteer takes."""
 
 from __future__ import annotations
 
@@ -6,8 +7,16 @@ import dataclasses
 
 import pytest
 
-from service.matching import Candidate, FairLoad, Requirement, choose_volunteers, distance_km
-from service.models import Location
+from service.matching import (
+    Candidate,
+    FairLoad,
+    Requirement,
+    choose_team,
+    choose_volunteers,
+    distance_km,
+    role_for,
+)
+from service.models import Location, NeedRole, Skill
 
 HERE = Location(lat=46.34, lon=132.25)
 KM_PER_DEGREE_LAT = 111.19
@@ -193,3 +202,60 @@ def test_only_the_first_of_the_nearly_as_near_are_weighed() -> None:
     assert chosen(choose_volunteers(requirement(), [*crowd, rested], fair=FAIR)) == ["rested"]
     small_pool = FairLoad(ratio=0.10, max_km=0.5, pool=3)
     assert chosen(choose_volunteers(requirement(), [*crowd, rested], fair=small_pool)) == ["v00"]
+
+
+# ---- roles ---------------------------------------------------------------------------------------
+
+
+def test_each_role_gets_its_own_nearest_volunteers_with_its_skills() -> None:
+    candidates = [
+        candidate("driver", 1.0),
+        candidate("lifter", 2.0, skills=frozenset({"general", "heavy_lifting"})),
+        candidate("far lifter", 5.0, skills=frozenset({"general", "heavy_lifting"})),
+    ]
+
+    team = choose_team([(requirement("driving"), 1), (requirement("heavy_lifting"), 2)], candidates)
+
+    assert [chosen(c) for c in team] == [["driver"], ["lifter", "far lifter"]]
+
+
+def test_a_volunteer_chosen_for_one_role_is_not_chosen_for_a_later_one() -> None:
+    both = frozenset({"general", "driving", "heavy_lifting"})
+    candidates = [candidate("both", 1.0, skills=both), candidate("lifter", 3.0, skills=both - {"driving"})]
+
+    team = choose_team([(requirement("driving"), 1), (requirement("heavy_lifting"), 2)], candidates)
+
+    assert [chosen(c) for c in team] == [["both"], ["lifter"]], "a role short of volunteers gets who is left"
+
+
+def test_volunteers_excluded_are_excluded_from_every_role() -> None:
+    candidates = [candidate("tried", 1.0), candidate("fresh", 2.0)]
+
+    team = choose_team([(requirement("driving"), 1), (requirement("plumbing"), 1)], candidates, exclude={"tried"})
+
+    assert [chosen(c) for c in team] == [["fresh"], []]
+
+
+def roles(*specs: tuple[tuple[str, ...], int, int, int]) -> list[NeedRole]:
+    """NeedRoles from (skills, count, live offers, accepted)."""
+    return [NeedRole([Skill(s) for s in skills], count, active, accepted) for skills, count, active, accepted in specs]
+
+
+def test_a_dispatcher_assigns_to_the_first_open_role_the_volunteer_fits() -> None:
+    need = roles((("driving", "tanker_truck"), 1, 0, 0), (("heavy_lifting",), 2, 0, 0))
+
+    assert role_for(need, ["general", "heavy_lifting"]) == 1
+    assert role_for(need, ["driving", "tanker_truck", "heavy_lifting"]) == 0
+
+
+def test_a_role_with_a_free_place_goes_before_one_whose_places_all_wait_for_answers() -> None:
+    need = roles((("driving",), 1, 1, 0), (("driving",), 1, 0, 0))
+
+    assert role_for(need, ["driving"]) == 1
+
+
+def test_a_filled_role_is_never_given_and_a_volunteer_fitting_none_takes_the_first_open() -> None:
+    need = roles((("heavy_lifting",), 1, 1, 1), (("tanker_truck",), 1, 1, 0))
+
+    assert role_for(need, ["heavy_lifting"]) == 1, "the dispatcher's choice stands over skills"
+    assert role_for(roles((("driving",), 1, 1, 1)), ["driving"]) is None

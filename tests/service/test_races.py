@@ -6,6 +6,7 @@ enqueued, waits at a barrier so they all start together, and reports what it did
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import random
 import traceback
@@ -311,7 +312,8 @@ def test_accept_racing_expiry_as_the_offer_falls_due_has_exactly_one_winner(
 def test_two_offers_accepted_at_once_on_a_need_for_one_assign_it_once(redis_server, setup_deps: Deps) -> None:
     """The matcher never leaves two live offers on a need for one; the accept step must hold even so.
 
-    The state is made by offering a need for two, then lowering volunteers_needed to one in Redis.
+    The state is made by offering a need for two, then lowering volunteers_needed (and its one role's count) to
+    one in Redis.
     """
     deps = setup_deps
     rounds = []
@@ -321,7 +323,10 @@ def test_two_offers_accepted_at_once_on_a_need_for_one_assign_it_once(redis_serv
         nid = add_need(deps, location=at(0.1 * r), volunteers_needed=2)
         outcome = dispatch.match_need(deps=deps, need_id=nid)
         assert len(outcome.offered) == 2, outcome
-        deps.redis.hset(deps.store.keys.need(nid), "volunteers_needed", 1)
+        key = deps.store.keys.need(nid)
+        roles = json.loads(deps.redis.hget(key, "roles"))
+        roles[0]["count"] = 1
+        deps.redis.hset(key, mapping={"volunteers_needed": 1, "roles": json.dumps(roles)})
         by_volunteer = {deps.store.offers.get(o).volunteer_id: o for o in outcome.offered}
         rounds.append((nid, [(first, by_volunteer[first]), (second, by_volunteer[second])]))
 
@@ -428,6 +433,45 @@ def test_all_of_a_critical_needs_offers_accepted_at_once_give_one_acceptance(red
         assert (need.status, need.accepted, need.active) == ("assigned", 1, 1)
         assert_books_balance(deps, volunteer_ids, [nid])
     assert wins == Counter({1: 5}), "exactly one winner every time"
+
+
+def test_all_offers_of_a_critical_need_with_roles_accepted_at_once_fill_each_role_exactly(
+    redis_server, setup_deps: Deps
+) -> None:
+    """One driver and two lifters, each place offered to three at once: nine acceptances at once, by nine
+    processes, give each role exactly its count."""
+    deps = setup_deps
+    filled = Counter()
+    for round_ in range(2):
+        base, north = 20 * round_, 100.0 * round_  # each round far from the last one's volunteers
+        drivers = [add_volunteer(deps, base + i, capacity=1, location=at(north + 0.1 * i)) for i in range(3)]
+        lifters = [
+            add_volunteer(deps, base + 3 + i, capacity=1, location=at(north + 0.1 * i, 0.05), skills=["heavy_lifting"])
+            for i in range(6)
+        ]
+        nid = add_need(
+            deps,
+            location=at(north),
+            kind="water_delivery",
+            priority="critical",
+            roles=[{"skills": ["driving"], "count": 1}, {"skills": ["heavy_lifting"], "count": 2}],
+        )
+        made = dispatch.match_need(deps=deps, need_id=nid).offered
+        targets = [(o.volunteer_id, o.id) for o in deps.store.offers.get_many(made)]
+        assert len(targets) == 9, "three offers for each of the three places"
+
+        results = run_in_processes(redis_server.url, 9, _accept_one(targets))
+
+        won = [deps.store.offers.get(oid) for (_, oid), ok in zip(targets, results, strict=True) if ok]
+        need = deps.store.needs.get(nid)
+        assert sorted(o.role for o in won) == [0, 1, 1], "each role exactly its count, never more"
+        assert [(r.accepted, r.active) for r in need.roles] == [(1, 1), (2, 2)], "the other offers are withdrawn"
+        assert (need.status, need.accepted, need.active) == ("assigned", 3, 3)
+        assert {o.volunteer_id for o in won if o.role == 0} <= set(drivers)
+        assert {o.volunteer_id for o in won if o.role == 1} <= set(lifters)
+        assert_books_balance(deps, drivers + lifters, [nid])
+        filled[tuple(sorted(o.role for o in won))] += 1
+    assert filled == Counter({(0, 1, 1): 2})
 
 
 def _match_one(need_ids: list[str]) -> Callable[[Deps, int], Any]:

@@ -1,20 +1,26 @@
 -- assign.lua: a dispatcher's direct assignment: reserve one unit of the volunteer's capacity for
--- the need and record it as an accepted offer, re-checking the need and the volunteer in the
--- same step; the need is assigned once it has all the volunteers it asked for.
+-- one role of the need and record it as an accepted offer, re-checking the need and the volunteer
+-- in the same step; the need is assigned once every role has all the volunteers it asks for.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
--- ARGV[2]: JSON {need_id, volunteer_id, offer_id, now_iso, now_epoch, distance_km, event (JSON),
---                committed_iso, committed_epoch, bucket (intake-to-first-offer histogram bucket,
---                counted when this is the need's first offer), since_intake}
--- Answers {'ok'}, or a refusal: no_need, need_status (detail: the status), need_full,
--- no_volunteer, at_capacity, already_offered.
+-- ARGV[2]: JSON {need_id, volunteer_id, offer_id, role (0-based index), now_iso, now_epoch,
+--                distance_km, event (JSON), committed_iso, committed_epoch, bucket
+--                (intake-to-first-offer histogram bucket, counted when this is the need's first
+--                offer), since_intake}
+-- Answers {'ok'}, or a refusal: no_need, need_status (detail: the status), need_full (the role
+-- has no free place), no_volunteer, at_capacity, already_offered.
 local a = cjson.decode(ARGV[2])
 local need_id, vol_id, offer_id, now_iso = a.need_id, a.volunteer_id, a.offer_id, a.now_iso
 local nkey, vkey = need_key(need_id), vol_key(vol_id)
-local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed')
-if not n[1] then return refuse('no_need') end
-if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
-if tonumber(n[2]) >= tonumber(n[3]) then return refuse('need_full') end
+local status = redis.call('HGET', nkey, 'status')
+if not status then return refuse('no_need') end
+if not MATCHABLE[status] then return refuse('need_status', status) end
+local roles = need_roles(nkey)
+local r = tonumber(a.role or 0) or 0
+local role = roles[r + 1]
+if not role then return refuse('need_full') end
+local active_r = role_counts(nkey, roles, r)
+if active_r >= role.count then return refuse('need_full') end
 local v = redis.call('HMGET', vkey, 'load', 'capacity')
 if not v[2] then return refuse('no_volunteer') end
 if tonumber(v[1]) >= tonumber(v[2]) then return refuse('at_capacity') end
@@ -27,11 +33,12 @@ redis.call('SADD', nkey .. ':tried', vol_id)
 take_capacity(vol_id)
 redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vol_id,
   'status', OFFER.accepted, 'created_at', now_iso, 'expires_at', now_iso, 'expires_epoch', a.now_epoch,
-  'distance_km', a.distance_km, 'code', '', 'decided_at', now_iso)
+  'distance_km', a.distance_km, 'code', '', 'decided_at', now_iso, 'role', r)
 local now_ms = string.format('%d', math.floor(tonumber(a.now_epoch) * 1000))
 redis.call('ZADD', nkey .. ':offers', now_ms, offer_id)
 redis.call('ZADD', vkey .. ':offers', now_ms, offer_id)
 redis.call('HINCRBY', nkey, 'active', 1)
+count_role(nkey, r, 'active', 1)
 if redis.call('HINCRBY', nkey, 'offers_made', 1) == 1 then
   local hist = P .. 'hist:intake_to_first_offer'
   redis.call('HINCRBY', hist, a.bucket, 1)
@@ -39,9 +46,15 @@ if redis.call('HINCRBY', nkey, 'offers_made', 1) == 1 then
   redis.call('HINCRBYFLOAT', hist, '_sum', a.since_intake)
 end
 push_event(need_id, a.event)
-local accepted = redis.call('HINCRBY', nkey, 'accepted', 1)
+redis.call('HINCRBY', nkey, 'accepted', 1)
+count_role(nkey, r, 'accepted', 1)
 count_task(vol_id, tonumber(a.now_epoch))
-if accepted >= tonumber(n[3]) then
+local all_filled = true
+for i, other in ipairs(roles) do
+  local _, accepted = role_counts(nkey, roles, i - 1)
+  if accepted < other.count then all_filled = false end
+end
+if all_filled then
   set_status(need_id, NEED.assigned, now_iso)
   redis.call('HSET', nkey, 'committed_deadline', a.committed_iso)
   redis.call('ZADD', P .. 'needs:due', a.committed_epoch, need_id)

@@ -132,11 +132,54 @@ local function change_load(vol_id, delta, now_epoch)
   sync_avail(vol_id)
 end
 
+-- A need's roles: {skills = {...}, csv = 'a,b', count = n} each, in order; a need recorded without roles has
+-- one, from its skills and volunteers_needed.
+local function need_roles(nkey)
+  local f = redis.call('HMGET', nkey, 'roles', 'skills', 'volunteers_needed')
+  local roles = {}
+  if f[1] and f[1] ~= '' then
+    for i, role in ipairs(cjson.decode(f[1])) do
+      local skills = {}
+      for _, s in ipairs(role.skills) do table.insert(skills, s) end
+      roles[i] = {skills = skills, csv = table.concat(skills, ','), count = tonumber(role.count)}
+    end
+  else
+    local skills = {}
+    for s in string.gmatch(f[2] or '', '[^,]+') do table.insert(skills, s) end
+    roles[1] = {skills = skills, csv = f[2] or '', count = tonumber(f[3])}
+  end
+  return roles
+end
+
+-- Live (pending or accepted) and accepted offers of role r (0-based) of a need: counted per role as
+-- 'role:<r>:active' and 'role:<r>:accepted', but a need with one role reads its totals (a need recorded
+-- before roles has only those).
+local function role_counts(nkey, roles, r)
+  local n
+  if #roles == 1 then n = redis.call('HMGET', nkey, 'active', 'accepted')
+  else n = redis.call('HMGET', nkey, 'role:' .. r .. ':active', 'role:' .. r .. ':accepted') end
+  return tonumber(n[1] or '0') or 0, tonumber(n[2] or '0') or 0
+end
+
+local function count_role(nkey, r, name, delta)
+  return redis.call('HINCRBY', nkey, 'role:' .. r .. ':' .. name, delta)
+end
+
+-- Every role has as many live offers as volunteers it asks for.
+local function staffed(nkey)
+  local roles = need_roles(nkey)
+  for r, role in ipairs(roles) do
+    local active = role_counts(nkey, roles, r - 1)
+    if active < role.count then return false end
+  end
+  return true
+end
+
 -- End one offer: a pending one gets new_status; an accepted one becomes completed when its
 -- need is done, else withdrawn. Either way the volunteer's capacity is freed once.
 local function end_offer(offer_id, new_status, now_iso, now_epoch, reason)
   local okey = offer_key(offer_id)
-  local o = redis.call('HMGET', okey, 'status', 'volunteer_id', 'need_id')
+  local o = redis.call('HMGET', okey, 'status', 'volunteer_id', 'need_id', 'role')
   local status = o[1]
   if status ~= OFFER.pending and status ~= OFFER.accepted then return nil end
   local target = new_status
@@ -150,8 +193,13 @@ local function end_offer(offer_id, new_status, now_iso, now_epoch, reason)
   redis.call('ZREM', P .. 'offers:pending', offer_id)
   change_load(o[2], -1, now_epoch)
   local nkey = need_key(o[3])
+  local r = tonumber(o[4] or '0') or 0
   redis.call('HINCRBY', nkey, 'active', -1)
-  if status == OFFER.accepted then redis.call('HINCRBY', nkey, 'accepted', -1) end
+  count_role(nkey, r, 'active', -1)
+  if status == OFFER.accepted then
+    redis.call('HINCRBY', nkey, 'accepted', -1)
+    count_role(nkey, r, 'accepted', -1)
+  end
   return status
 end
 
@@ -173,6 +221,23 @@ local function announce(topic, need_id, volunteer_id, offer_id, event_id)
   redis.call('RPUSH', P .. 'backlog:outbox', cjson.encode({topic = topic, need_id = need_id,
     volunteer_id = volunteer_id or '', offer_id = offer_id or '', reason = '', event_id = event_id or ''}))
   return redis.call('SET', P .. 'backlog:armed:notify', '1', 'NX', 'EX', 120) ~= false
+end
+
+-- Withdraw the need's offers still pending for role r (0-based; every role when r is nil) because the
+-- role is filled, telling those volunteers it was taken; true when the notify drain must be enqueued.
+local function withdraw_taken(need_id, r, now_iso, now_epoch)
+  local reason = 'taken by another volunteer'
+  local arm_notify = false
+  for _, id in ipairs(redis.call('ZRANGE', need_key(need_id) .. ':offers', 0, -1)) do
+    local other = redis.call('HMGET', offer_key(id), 'status', 'volunteer_id', 'role')
+    if other[1] == OFFER.pending and (r == nil or (tonumber(other[3] or '0') or 0) == r) then
+      end_offer(id, OFFER.withdrawn, now_iso, now_epoch, reason)
+      push_event(need_id, cjson.encode({at = now_iso, type = EVENT.offer_withdrawn, actor = 'system',
+        detail = {offer_id = id, volunteer_id = other[2], reason = reason}}))
+      if announce('offer_taken', need_id, other[2], '', 'taken-' .. id) then arm_notify = true end
+    end
+  end
+  return arm_notify
 end
 
 -- The expiry timer is armed for the earliest pending offer: true when `epoch` is earlier than

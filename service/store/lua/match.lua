@@ -6,6 +6,9 @@
 -- or two of the need's skills, ring by ring (each ring 4x the last), and asks GEOSEARCH for
 -- more members until it holds everyone who could tie with the last one chosen. A need still
 -- missing volunteers after the whole radius is escalated in the same step.
+-- Roles: each role of the need (lib.lua's need_roles) is matched on its own, in order, with its own
+-- skills and places; a volunteer chosen for one role in this step is not chosen for another (and
+-- nobody is offered the need twice). Each offer records its role's index.
 -- Parallel offers: a need is offered to K volunteers per open place at once (K by priority, at
 -- least parallel_after_expiry once one of its offers expired unanswered); the first to accept wins.
 -- Pre-emption: an urgent need that finds nobody free takes the nearest eligible volunteer's
@@ -25,13 +28,14 @@
 --                wait_class: {priority: backlog urgency class} (for pre-empted ordinary needs),
 --                fair: {ratio, max_km, pool} (pool 0: nearest first only),
 --                prefer: volunteer ids a joint assignment chose (taken when every one is still
---                  eligible, else the search runs as usual),
+--                  eligible, else the search runs as usual; needs with one role only),
 --                plan_only: reserve nothing, answer the candidates, extra: how many beyond the places}
 -- With plan_only it answers {'ok', JSON {places: open places (not counting parallel offers),
---   fanout, urgent, candidates: [{volunteer_id, distance_km, free}] in the order of choice}}.
+--   fanout, urgent, roles: how many roles, candidates: [{volunteer_id, distance_km, free}] in the order
+--   of choice (none for a need with several roles: those are matched on their own)}}.
 -- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
 -- earliest pending offer.
--- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch}],
+-- Answers {'ok', JSON {offers: [{offer_id, volunteer_id, distance_km, code, expires_epoch, role}],
 --                      missing: still missing after this call,
 --                      arm_notify: the notify drain must be enqueued,
 --                      arm_expiry: the expiry job must be scheduled at this epoch, or '',
@@ -48,19 +52,29 @@ local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'of
   'arrive_by_epoch')
 if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
+local roles = need_roles(nkey)
 local plan_only = a.plan_only == true
 if n[1] == NEED.queued and not plan_only then
   set_status(need_id, NEED.matching, now_iso)
   push_event(need_id, cjson.encode({at = now_iso, type = EVENT.matching_started, actor = 'system', detail = {}}))
 end
-local needed, active, accepted = tonumber(n[3]), tonumber(n[2]), tonumber(n[12] or '0') or 0
 -- offers wanted per open place: K for the priority, more once an offer went unanswered
 local fanout = tonumber(a.parallel[n[8]] or 1) or 1
 if (tonumber(n[13] or '0') or 0) > 0 then fanout = math.max(fanout, tonumber(a.parallel_after_expiry)) end
-local missing = (needed - accepted) * fanout - (active - accepted)
-if needed - active <= 0 and missing <= 0 then return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false,
+-- per role: open places (volunteers still without a live offer) and offers to make now
+local wanting = false
+for r, role in ipairs(roles) do
+  local active, accepted = role_counts(nkey, roles, r - 1)
+  local missing = (role.count - accepted) * fanout - (active - accepted)
+  role.places = role.count - active
+  role.missing = 0
+  if role.places > 0 or missing > 0 then
+    role.missing = math.max(missing, role.places)
+    wanting = true
+  end
+end
+if not wanting then return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false,
   arm_expiry = '', escalated = '', arm_match = false})) end
-missing = math.max(missing, needed - active)
 if tonumber(n[4]) >= tonumber(a.max_offers) then return refuse('max_offers', n[4]) end
 
 local lat, lon = tonumber(n[6]), tonumber(n[7])
@@ -74,23 +88,12 @@ if n[15] and n[15] ~= '' then
   if reach < max_km then max_km, too_late = reach, true end
 end
 local urgent = is_urgent(n[8], n[14])
+-- a need with several roles is not planned jointly with others: it is matched on its own
+if plan_only and #roles > 1 then
+  return ok(cjson.encode({places = tonumber(n[3]) - tonumber(n[2]), fanout = fanout, urgent = urgent,
+    roles = #roles, candidates = {}}))
+end
 local tie = tonumber(a.tie_km)
-local skills = {}
-for s in string.gmatch(n[5] or '', '[^,]+') do table.insert(skills, s) end
-if #skills == 0 then skills = {'general'} end
-
--- the smallest set of available volunteers holding required skills: one skill's, or two skills'
-local set, smallest = nil, nil
-local function weigh(key)
-  local size = redis.call('ZCARD', key)
-  if smallest == nil or size < smallest then set, smallest = key, size end
-end
-for i, s in ipairs(skills) do
-  weigh(P .. 'avail:' .. s)
-  for j = i + 1, #skills do
-    if s ~= 'general' and skills[j] ~= 'general' then weigh(pair_key(s, skills[j])) end
-  end
-end
 
 -- great-circle distance in km, computed as geopy's great_circle does (radius 6371.009 km)
 local rad = math.pi / 180
@@ -117,28 +120,7 @@ local tried = nkey .. ':tried'
 local fair = a.fair
 local pool = tonumber(fair.pool)
 local tasks_of = pool > 0 and task_fields(now_epoch) or {}
-local need_skills = n[5] or ''
-local checked = {}   -- volunteer id -> rank row or false
-local eligible = {}
-
-local function consider(vid)
-  if checked[vid] ~= nil then return end
-  checked[vid] = false
-  if redis.call('SISMEMBER', tried, vid) == 1 then return end
-  local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon', 'idle_since',
-    unpack(tasks_of))
-  if v[1] ~= '1' or not v[3] or tonumber(v[2]) >= tonumber(v[3]) then return end
-  for _, s in ipairs(skills) do
-    if need_skills ~= '' and not in_csv(v[4], s) then return end
-  end
-  local km = great_circle(tonumber(v[5]), tonumber(v[6]))
-  if km > max_km then return end
-  local tasks = 0
-  for i = 8, 7 + #tasks_of do tasks = tasks + (tonumber(v[i] or '0') or 0) end
-  local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], tasks, tonumber(v[3])}
-  checked[vid] = row
-  table.insert(eligible, row)
-end
+local in_chosen = {}  -- volunteers chosen in this step, for any role
 
 local function better(x, y)
   for i = 1, 4 do
@@ -153,102 +135,144 @@ local function fairer(x, y)
   return better(x, y)
 end
 
--- how far the nearly-as-near reach, given the eligible sorted by better()
-local function near_reach()
-  if pool <= 0 then return 0 end
-  local d0 = eligible[1][5]
-  return d0 + tie + math.min(tonumber(fair.ratio) * d0, tonumber(fair.max_km))
-end
+-- The best `missing` eligible volunteers for one role (every one of its skills), as rows
+-- {band, load, idle since, id, km, lat, lon, recent tasks, capacity} in the order of choice; fewer
+-- when fewer are eligible within the whole radius.
+local function search(role, missing, prefer)
+  local skills = {}
+  for _, s in ipairs(role.skills) do table.insert(skills, s) end
+  if #skills == 0 then skills = {'general'} end
+  local need_skills = role.csv
 
--- how far the search must have looked to know the nearly-as-near: all of near_reach(), unless
--- the first `pool` in nearest-first order are all within it (then nobody further can join them)
-local function near_search_reach()
-  local reach = near_reach()
-  if pool <= 0 or #eligible < pool then return reach end
-  for i = 1, pool do
-    if eligible[i][5] > reach then return reach end
+  -- the smallest set of available volunteers holding required skills: one skill's, or two skills'
+  local set, smallest = nil, nil
+  local function weigh(key)
+    local size = redis.call('ZCARD', key)
+    if smallest == nil or size < smallest then set, smallest = key, size end
   end
-  return math.min(reach, (eligible[pool][1] + 0.5) * tie)
-end
-
--- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest
-local function fair_order()
-  if pool <= 0 or #eligible == 0 then return eligible end
-  local reach = near_reach()
-  local near, rest = {}, {}
-  for _, row in ipairs(eligible) do
-    if #near < pool and row[5] <= reach then table.insert(near, row) else table.insert(rest, row) end
-  end
-  table.sort(near, fairer)
-  for _, row in ipairs(rest) do table.insert(near, row) end
-  return near
-end
-
-local chosen = {}
--- the first ring holds about two of the set's volunteers if they were spread evenly over the
--- area served (an eighth of the radius that would hold sixteen): small in a dense town, wide
--- in a sparse district; each next ring is 4x wider
-local radius = tonumber(a.max_radius_km)
-if smallest > 0 then radius = math.sqrt(16 * tonumber(a.area_km2) / (math.pi * smallest)) / 8 end
-radius = math.min(math.max(radius, tonumber(a.first_ring_km)), max_km)
-local places = needed - active
-if plan_only then missing = missing + tonumber(a.extra or 0) end
--- volunteers a joint assignment chose for this need: taken as they are if all still fit
-if a.prefer and #a.prefer > 0 and #a.prefer >= missing then
-  local rows = {}
-  for _, vid in ipairs(a.prefer) do
-    consider(vid)
-    if checked[vid] then table.insert(rows, checked[vid]) end
-  end
-  if #rows >= missing then
-    for i = 1, missing do chosen[i] = rows[i] end
-  end
-end
-local count = missing + 16  -- grows with what the rings show, and is kept from one ring to the next
-while #chosen == 0 and max_km > 0 do
-  local search_km = math.min(radius, max_km) * 1.001
-  while true do
-    local hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC',
-      'COUNT', count, 'WITHDIST')
-    for _, h in ipairs(hits) do consider(h[1]) end
-    local complete = #hits < count  -- every member within search_km is in hits
-    if #eligible >= missing then
-      table.sort(eligible, better)
-      -- everyone who could tie with the last one chosen is nearer than its band's upper edge, and
-      -- everyone nearly as near as the nearest is within near_reach()
-      local ordered = fair_order()
-      local edge = math.max((ordered[missing][1] + 0.5) * tie, near_search_reach()) * REDIS_PER_GC
-      local reach = math.min(edge, max_km * 1.001)
-      if (complete and search_km >= reach) or (not complete and tonumber(hits[#hits][2]) >= edge) then
-        for i = 1, missing do chosen[i] = ordered[i] end
-        break
-      end
-      if search_km < reach then search_km = reach end
-      if not complete then count = count * 4 end
-    elseif complete then
-      break
-    else
-      count = count * 4
+  for i, s in ipairs(skills) do
+    weigh(P .. 'avail:' .. s)
+    for j = i + 1, #skills do
+      if s ~= 'general' and skills[j] ~= 'general' then weigh(pair_key(s, skills[j])) end
     end
   end
-  if #chosen > 0 or radius >= max_km then break end
-  radius = radius * 4
-end
-if #chosen == 0 and #eligible > 0 then
-  -- fewer eligible than missing within the whole radius: offer to all of them
-  table.sort(eligible, better)
-  chosen = fair_order()
+
+  local checked = {}   -- volunteer id -> rank row or false
+  local eligible = {}
+
+  local function consider(vid)
+    if checked[vid] ~= nil then return end
+    checked[vid] = false
+    if in_chosen[vid] or redis.call('SISMEMBER', tried, vid) == 1 then return end
+    local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon', 'idle_since',
+      unpack(tasks_of))
+    if v[1] ~= '1' or not v[3] or tonumber(v[2]) >= tonumber(v[3]) then return end
+    for _, s in ipairs(skills) do
+      if need_skills ~= '' and not in_csv(v[4], s) then return end
+    end
+    local km = great_circle(tonumber(v[5]), tonumber(v[6]))
+    if km > max_km then return end
+    local tasks = 0
+    for i = 8, 7 + #tasks_of do tasks = tasks + (tonumber(v[i] or '0') or 0) end
+    local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], tasks, tonumber(v[3])}
+    checked[vid] = row
+    table.insert(eligible, row)
+  end
+
+  -- how far the nearly-as-near reach, given the eligible sorted by better()
+  local function near_reach()
+    if pool <= 0 then return 0 end
+    local d0 = eligible[1][5]
+    return d0 + tie + math.min(tonumber(fair.ratio) * d0, tonumber(fair.max_km))
+  end
+
+  -- how far the search must have looked to know the nearly-as-near: all of near_reach(), unless
+  -- the first `pool` in nearest-first order are all within it (then nobody further can join them)
+  local function near_search_reach()
+    local reach = near_reach()
+    if pool <= 0 or #eligible < pool then return reach end
+    for i = 1, pool do
+      if eligible[i][5] > reach then return reach end
+    end
+    return math.min(reach, (eligible[pool][1] + 0.5) * tie)
+  end
+
+  -- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest
+  local function fair_order()
+    if pool <= 0 or #eligible == 0 then return eligible end
+    local reach = near_reach()
+    local near, rest = {}, {}
+    for _, row in ipairs(eligible) do
+      if #near < pool and row[5] <= reach then table.insert(near, row) else table.insert(rest, row) end
+    end
+    table.sort(near, fairer)
+    for _, row in ipairs(rest) do table.insert(near, row) end
+    return near
+  end
+
+  local chosen = {}
+  -- the first ring holds about two of the set's volunteers if they were spread evenly over the
+  -- area served (an eighth of the radius that would hold sixteen): small in a dense town, wide
+  -- in a sparse district; each next ring is 4x wider
+  local radius = tonumber(a.max_radius_km)
+  if smallest > 0 then radius = math.sqrt(16 * tonumber(a.area_km2) / (math.pi * smallest)) / 8 end
+  radius = math.min(math.max(radius, tonumber(a.first_ring_km)), max_km)
+  -- volunteers a joint assignment chose for this need: taken as they are if all still fit
+  if prefer and #prefer > 0 and #prefer >= missing then
+    local rows = {}
+    for _, vid in ipairs(prefer) do
+      consider(vid)
+      if checked[vid] then table.insert(rows, checked[vid]) end
+    end
+    if #rows >= missing then
+      for i = 1, missing do chosen[i] = rows[i] end
+    end
+  end
+  local count = missing + 16  -- grows with what the rings show, and is kept from one ring to the next
+  while #chosen == 0 and max_km > 0 do
+    local search_km = math.min(radius, max_km) * 1.001
+    while true do
+      local hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC',
+        'COUNT', count, 'WITHDIST')
+      for _, h in ipairs(hits) do consider(h[1]) end
+      local complete = #hits < count  -- every member within search_km is in hits
+      if #eligible >= missing then
+        table.sort(eligible, better)
+        -- everyone who could tie with the last one chosen is nearer than its band's upper edge, and
+        -- everyone nearly as near as the nearest is within near_reach()
+        local ordered = fair_order()
+        local edge = math.max((ordered[missing][1] + 0.5) * tie, near_search_reach()) * REDIS_PER_GC
+        local reach = math.min(edge, max_km * 1.001)
+        if (complete and search_km >= reach) or (not complete and tonumber(hits[#hits][2]) >= edge) then
+          for i = 1, missing do chosen[i] = ordered[i] end
+          break
+        end
+        if search_km < reach then search_km = reach end
+        if not complete then count = count * 4 end
+      elseif complete then
+        break
+      else
+        count = count * 4
+      end
+    end
+    if #chosen > 0 or radius >= max_km then break end
+    radius = radius * 4
+  end
+  if #chosen == 0 and #eligible > 0 then
+    -- fewer eligible than missing within the whole radius: offer to all of them
+    table.sort(eligible, better)
+    chosen = fair_order()
+  end
+  return chosen
 end
 
 -- An urgent need still short of volunteers takes pending offers of ordinary needs: the nearest
--- volunteers (eligible but for their load) holding one give it up; accepted work is never taken.
+-- volunteers (eligible for the role but for their load) holding one give it up; accepted work is
+-- never taken. The volunteers taken are added to `chosen`.
 local holding = P .. 'volunteers:holding_ordinary'
 local arm_match = false
 local preempted = {}  -- volunteer id -> the ordinary need whose offer was withdrawn
-local short = needed - active - #chosen
-local in_chosen = {}
-for _, row in ipairs(chosen) do in_chosen[row[4]] = true end
-if urgent and short > 0 and max_km > 0 and not plan_only then
+local function preempt(role, chosen, short)
   local hits = redis.call('GEOSEARCH', holding, 'FROMLONLAT', lon, lat, 'BYRADIUS', max_km * 1.001, 'km', 'ASC',
     'COUNT', 64)
   for _, vid in ipairs(hits) do
@@ -256,8 +280,8 @@ if urgent and short > 0 and max_km > 0 and not plan_only then
     local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'skills', 'lat', 'lon', 'idle_since', 'load')
     local fits = true
     if v[1] == '1' and not in_chosen[vid] and redis.call('SISMEMBER', tried, vid) == 0 then
-      for _, s in ipairs(skills) do
-        if need_skills ~= '' and not in_csv(v[2] or '', s) then fits = false end
+      for _, s in ipairs(role.skills) do
+        if not in_csv(v[2] or '', s) then fits = false end
       end
       local km = fits and great_circle(tonumber(v[3]), tonumber(v[4])) or max_km + 1
       local taken = false
@@ -292,12 +316,24 @@ if urgent and short > 0 and max_km > 0 and not plan_only then
   end
 end
 
-if plan_only then
-  local listed = {}
-  for i, row in ipairs(chosen) do
-    listed[i] = {volunteer_id = row[4], distance_km = row[5], free = row[9] - row[2]}
+-- each role in turn: its search, then pre-emption while it is short
+local picks = {}  -- {row, role index (0-based)} in the order the offers are made
+for r, role in ipairs(roles) do
+  local missing = role.missing
+  if plan_only then missing = missing + tonumber(a.extra or 0) end
+  local chosen = {}
+  if missing > 0 then chosen = search(role, missing, #roles == 1 and a.prefer or nil) end
+  for _, row in ipairs(chosen) do in_chosen[row[4]] = true end
+  if plan_only then
+    local listed = {}
+    for i, row in ipairs(chosen) do
+      listed[i] = {volunteer_id = row[4], distance_km = row[5], free = row[9] - row[2]}
+    end
+    return ok(cjson.encode({places = role.places, fanout = fanout, urgent = urgent, roles = 1, candidates = listed}))
   end
-  return ok(cjson.encode({places = places, fanout = fanout, urgent = urgent, candidates = listed}))
+  local short = role.places - #chosen
+  if urgent and short > 0 and max_km > 0 then preempt(role, chosen, short) end
+  for _, row in ipairs(chosen) do table.insert(picks, {row = row, role = r - 1}) end
 end
 
 local window = tonumber(n[11])
@@ -307,10 +343,12 @@ local accept = {seconds = window, expires_iso = iso(expires_epoch), expires_epoc
 local now_ms = string.format('%d', math.floor(now_epoch * 1000))
 local made = tonumber(n[4])
 local offers = {}
+local offered = {}  -- offers made per role (1-based)
 local arm_notify, arm_expiry_at = false, ''
-for i, row in ipairs(chosen) do
+for i, pick in ipairs(picks) do
   local offer_id = a.offer_id
   if i > 1 then offer_id = offer_id .. '-' .. i end
+  local row, r = pick.row, pick.role
   local vid, km = row[4], row[5]
   local vkey = vol_key(vid)
   -- an SMS code free right now: a permutation of a counter, 4 digits while they last, then 6
@@ -331,15 +369,17 @@ for i, row in ipairs(chosen) do
   local distance = string.format('%.3f', km)
   redis.call('HSET', offer_key(offer_id), 'id', offer_id, 'need_id', need_id, 'volunteer_id', vid,
     'status', OFFER.pending, 'created_at', now_iso, 'expires_at', accept.expires_iso,
-    'expires_epoch', accept.expires_epoch, 'distance_km', distance, 'code', code or '')
+    'expires_epoch', accept.expires_epoch, 'distance_km', distance, 'code', code or '', 'role', r)
   redis.call('ZADD', nkey .. ':offers', now_ms, offer_id)
   redis.call('ZADD', vkey .. ':offers', now_ms, offer_id)
   redis.call('ZADD', P .. 'offers:pending', accept.expires_epoch, offer_id)
   redis.call('HINCRBY', nkey, 'active', 1)
+  count_role(nkey, r, 'active', 1)
+  offered[r + 1] = (offered[r + 1] or 0) + 1
   made = redis.call('HINCRBY', nkey, 'offers_made', 1)
   push_event(need_id, cjson.encode({at = now_iso, type = EVENT.offered, actor = 'system', detail = {
     offer_id = offer_id, volunteer_id = vid, distance_km = tonumber(string.format('%.2f', km)),
-    expires_at = accept.expires_iso}}))
+    expires_at = accept.expires_iso, role = r}}))
   if made == 1 and n[9] and n[9] ~= '' then
     local since = math.max(now_epoch - tonumber(n[9]), 0)
     local bucket = '+Inf'
@@ -354,13 +394,21 @@ for i, row in ipairs(chosen) do
   if announce('offer', need_id, vid, offer_id) then arm_notify = true end
   if arm_expiry(accept.expires_epoch) then arm_expiry_at = accept.expires_epoch end
   table.insert(offers, {offer_id = offer_id, volunteer_id = vid, distance_km = km, code = code or '',
-    expires_epoch = accept.expires_epoch})
+    expires_epoch = accept.expires_epoch, role = r})
 end
 if #offers > 0 then set_status(need_id, NEED.offered, now_iso) end
--- nobody (or not enough) within the whole radius: the dispatchers take over
+-- nobody (or not enough) within the whole radius for a role: the dispatchers take over
 local escalated = ''
-if needed - active > #offers and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
-  local wanted = need_skills ~= '' and string.gsub(need_skills, ',', ', ') or 'any skill'
+local short_role, missing = nil, 0
+for r, role in ipairs(roles) do
+  local short = role.places - (offered[r] or 0)
+  if short > 0 then
+    missing = missing + short
+    short_role = short_role or role
+  end
+end
+if short_role and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
+  local wanted = short_role.csv ~= '' and string.gsub(short_role.csv, ',', ', ') or 'any skill'
   escalated = string.format('no available volunteer with %s within %g km', wanted, max_km)
   if too_late then
     escalated = string.format('no available volunteer with %s can arrive in time (within %.1f km)', wanted, max_km)
@@ -372,5 +420,5 @@ if needed - active > #offers and ESCALATES_FROM[redis.call('HGET', nkey, 'status
   local count = redis.call('INCR', P .. 'stats:escalations')  -- also names this escalation's announcement
   if announce('escalated', need_id, '', '', 'esc-' .. count) then arm_notify = true end
 end
-return ok(cjson.encode({offers = offers, missing = math.max(needed - active - #offers, 0),
+return ok(cjson.encode({offers = offers, missing = missing,
   arm_notify = arm_notify, arm_expiry = arm_expiry_at, escalated = escalated, arm_match = arm_match}))

@@ -7,7 +7,7 @@
 --                offers complete, pending ones are withdrawn), release_reason,
 --                clear_tried (bool), unless_staffed (bool), fields: {name: value ('' deletes)}}
 -- Answers {'ok', the status before}, or a refusal: no_need, need_status (detail: the status),
--- staffed (unless_staffed and the need has all the offers it asked for).
+-- staffed (unless_staffed and every role of the need has all the offers it asks for).
 local a = cjson.decode(ARGV[2])
 local need_id, now_iso, now_epoch = a.need_id, a.now_iso, a.now_epoch
 local nkey = need_key(need_id)
@@ -16,10 +16,7 @@ if not current then return refuse('no_need') end
 local allowed = false
 for _, s in ipairs(a.allowed) do if s == current then allowed = true end end
 if not allowed then return refuse('need_status', current) end
-if a.unless_staffed then
-  local n = redis.call('HMGET', nkey, 'active', 'volunteers_needed')
-  if tonumber(n[1]) >= tonumber(n[2]) then return refuse('staffed', current) end
-end
+if a.unless_staffed and staffed(nkey) then return refuse('staffed', current) end
 if a.release == 'withdraw' then end_need_offers(need_id, OFFER.withdrawn, now_iso, now_epoch, a.release_reason) end
 if a.release == 'complete' then end_need_offers(need_id, OFFER.completed, now_iso, now_epoch, '') end
 if a.clear_tried then redis.call('DEL', nkey .. ':tried') end

@@ -4,7 +4,8 @@
 lower load, then longest idle, among volunteers on duty, with every required skill, below
 capacity, not offered the need before and within its radius. Hypothesis builds random fleets
 and needs (dense clusters, ties, full volunteers, volunteers tried before); match.lua, run on a
-real Redis, must pick the same volunteers in the same order.
+real Redis, must pick the same volunteers in the same order. For a need with roles the specification is
+`choose_team`: each role in turn, nobody chosen for two roles.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from service import clock
 from service.ids import new_id
-from service.matching import NEAREST_ONLY, TIE_KM, Candidate, FairLoad, Requirement, choose_volunteers
+from service.matching import NEAREST_ONLY, TIE_KM, Candidate, FairLoad, Requirement, choose_team, choose_volunteers
 from service.models import (
     Event,
     EventType,
@@ -26,6 +27,7 @@ from service.models import (
     Location,
     Need,
     NeedKind,
+    NeedRole,
     NeedStatus,
     Priority,
     Requester,
@@ -70,6 +72,16 @@ def fleets(draw: Any) -> dict[str, Any]:
         "radius_km": draw(st.sampled_from([0.5, 3.0, 12.0, 40.0])),
         "fair": draw(st.sampled_from([NEAREST_ONLY, FairLoad(), FairLoad(ratio=0.5, max_km=2.0, pool=3)])),
     }
+
+
+@st.composite
+def teams(draw: Any) -> dict[str, Any]:
+    """A fleet and a need with two or three roles, some asking for the same skills."""
+    world = draw(fleets())
+    world["roles"] = draw(
+        st.lists(st.tuples(st.sets(st.sampled_from(SKILLS[1:]), max_size=2), st.integers(1, 3)), min_size=2, max_size=3)
+    )
+    return world
 
 
 def store_world(deps: Any, world: dict[str, Any]) -> tuple[str, list[Candidate], set[str]]:
@@ -121,16 +133,18 @@ def store_world(deps: Any, world: dict[str, Any]) -> tuple[str, list[Candidate],
     for i, v in enumerate(world["volunteers"]):
         for days_ago, n in v.get("tasks", {}).items():
             deps.redis.hset(deps.store.keys.volunteer(f"vol_{i:03d}"), f"tasks:{today - days_ago}", n)
+    roles = [NeedRole(sorted(skills), count) for skills, count in world.get("roles", [])]
     need = Need(
         id=new_id("need"),
         kind=NeedKind.OTHER,
         status=NeedStatus.QUEUED,
         priority=Priority.NORMAL,
         skills=sorted(world["skills"]),
+        roles=roles,
         location=Location(*world["need_at"]),
         address=None,
         vulnerability=[],
-        volunteers_needed=world["needed"],
+        volunteers_needed=sum(r.count for r in roles) if roles else world["needed"],
         description=None,
         requester=Requester(),
         tracking_code=new_id("trk"),
@@ -187,6 +201,40 @@ def test_the_script_chooses_what_the_specification_chooses(deps: Any, world: dic
     for offer, choice in zip(result.offers, expected, strict=True):
         assert math.isclose(offer.distance_km, choice.distance_km, abs_tol=1e-9)
     assert result.missing == world["needed"] - len(expected)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(world=teams())
+def test_for_a_need_with_roles_the_script_chooses_what_the_specification_chooses(
+    deps: Any, world: dict[str, Any]
+) -> None:
+    need_id, candidates, tried = store_world(deps, world)
+    roles = [
+        (
+            Requirement(
+                location=Location(*world["need_at"]),
+                skills=frozenset(s.value for s in skills),
+                radius_km=world["radius_km"],
+            ),
+            count,
+        )
+        for skills, count in world["roles"]
+    ]
+    expected = choose_team(roles, candidates, exclude=tried, fair=world["fair"])
+
+    result = deps.store.offers.match(request(need_id, world["fair"]))
+
+    assert [(o.role, o.volunteer_id) for o in result.offers] == [
+        (r, c.volunteer_id) for r, chosen in enumerate(expected) for c in chosen
+    ]
+    assert result.missing == sum(count - len(chosen) for (_, count), chosen in zip(roles, expected, strict=True))
+    stored = deps.store.needs.get(need_id)
+    assert [r.active for r in stored.roles] == [len(chosen) for chosen in expected]
+    assert sum(r.active for r in stored.roles) == stored.active
 
 
 def test_each_offer_gets_its_own_sms_code_and_takes_one_unit_of_capacity(deps: Any) -> None:
