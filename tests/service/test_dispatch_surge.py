@@ -350,3 +350,21 @@ def test_an_ordinary_need_waits_out_the_batch_window_but_an_urgent_one_does_not(
     before = deps.clock.now()
     dispatch.wait_for_company(deps)
     assert deps.clock.now() == before
+
+
+def test_an_ordinary_need_leaves_a_volunteer_to_the_escalated_urgent_need_waiting_for_them(
+    volunteer_at, make_need, work, need_of, events_of
+) -> None:
+    urgent = make_need(priority="normal", vulnerability=["elderly_alone"])
+    work()
+    assert need_of(urgent["id"])["status"] == "escalated", "nobody on duty yet"
+    freed = volunteer_at(1.0)["id"]
+
+    ordinary = make_need(**ORDINARY)
+    work()
+
+    assert offered_to(need_of(urgent["id"])) == [freed]
+    assert [e["type"] for e in events_of(ordinary["id"]) if e["type"].startswith("offer")] == [], (
+        "never offered the volunteer the urgent need was waiting for"
+    )
+    assert need_of(ordinary["id"])["status"] == "escalated"

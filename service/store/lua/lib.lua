@@ -46,6 +46,15 @@ local function set_fields(key, fields)
   end
 end
 
+-- Urgent needs go first and may take an ordinary need's pending offer (service.models.Need.urgent).
+local function is_urgent(priority, vulnerability_csv)
+  if URGENT_PRIORITY[priority] then return true end
+  for v in string.gmatch(vulnerability_csv or '', '[^,]+') do
+    if URGENT_VULNERABILITY[v] then return true end
+  end
+  return false
+end
+
 local function set_status(need_id, new_status, now_iso)
   local key = need_key(need_id)
   local old = redis.call('HGET', key, 'status')
@@ -54,10 +63,13 @@ local function set_status(need_id, new_status, now_iso)
   redis.call('ZADD', P .. 'needs:status:' .. new_status, 0, need_id)
   redis.call('HSET', key, 'status', new_status, 'updated_at', now_iso, 'status_at', now_iso)
   if new_status == NEED.escalated then
-    local pos = redis.call('HMGET', key, 'lon', 'lat')
+    local pos = redis.call('HMGET', key, 'lon', 'lat', 'priority', 'vulnerability')
     redis.call('GEOADD', P .. 'needs:escalated:geo', pos[1], pos[2], need_id)
+    -- urgent ones also where ordinary needs look before taking a volunteer (match.lua)
+    if is_urgent(pos[3], pos[4]) then redis.call('GEOADD', P .. 'needs:escalated_urgent:geo', pos[1], pos[2], need_id) end
   elseif old == NEED.escalated then
     redis.call('ZREM', P .. 'needs:escalated:geo', need_id)
+    redis.call('ZREM', P .. 'needs:escalated_urgent:geo', need_id)
   end
   return old
 end
@@ -248,15 +260,6 @@ local function arm_expiry(epoch)
   if armed and tonumber(armed) <= tonumber(epoch) then return false end
   redis.call('SET', key, epoch)
   return true
-end
-
--- Urgent needs go first and may take an ordinary need's pending offer (service.models.Need.urgent).
-local function is_urgent(priority, vulnerability_csv)
-  if URGENT_PRIORITY[priority] then return true end
-  for v in string.gmatch(vulnerability_csv or '', '[^,]+') do
-    if URGENT_VULNERABILITY[v] then return true end
-  end
-  return false
 end
 
 -- Put a need back in the match backlog (it keeps its place if it is waiting already); true when

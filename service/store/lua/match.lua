@@ -121,6 +121,34 @@ local fair = a.fair
 local pool = tonumber(fair.pool)
 local tasks_of = pool > 0 and task_fields(now_epoch) or {}
 local in_chosen = {}  -- volunteers chosen in this step, for any role
+local arm_match = false
+
+-- An ordinary need does not take a volunteer an escalated urgent need is waiting for: that need
+-- is put back in the backlog instead (urgent needs are drained first), and finds them free.
+local urgent_waiting = P .. 'needs:escalated_urgent:geo'
+local guard = not urgent and redis.call('ZCARD', urgent_waiting) > 0
+local woken = {}
+local function wanted_by_urgent(vid, vlat, vlon, vskills)
+  local near = redis.call('GEOSEARCH', urgent_waiting, 'FROMLONLAT', vlon, vlat, 'BYRADIUS',
+    tonumber(a.max_radius_km) * 1.001, 'km', 'ASC', 'COUNT', 16, 'WITHDIST')
+  for _, hit in ipairs(near) do
+    local uid = hit[1]
+    local u = redis.call('HMGET', need_key(uid), 'status', 'skills', 'radius_km', 'priority', 'created_epoch')
+    local fits = u[1] == NEED.escalated
+    for s in string.gmatch(u[2] or '', '[^,]+') do
+      if not in_csv(vskills, s) then fits = false end
+    end
+    local reach = tonumber(u[3] or '') or tonumber(a.max_radius_km)
+    if fits and tonumber(hit[2]) <= reach and redis.call('SISMEMBER', need_key(uid) .. ':tried', vid) == 0 then
+      if not woken[uid] then
+        woken[uid] = true
+        if wait_again(uid, math.floor(now_epoch * 1000)) then arm_match = true end  -- urgent class 0
+      end
+      return true
+    end
+  end
+  return false
+end
 
 local function better(x, y)
   for i = 1, 4 do
@@ -172,6 +200,7 @@ local function search(role, missing, prefer)
     end
     local km = great_circle(tonumber(v[5]), tonumber(v[6]))
     if km > max_km then return end
+    if guard and wanted_by_urgent(vid, v[5], v[6], v[4]) then return end
     local tasks = 0
     for i = 8, 7 + #tasks_of do tasks = tasks + (tonumber(v[i] or '0') or 0) end
     local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], tasks, tonumber(v[3])}
@@ -270,7 +299,6 @@ end
 -- volunteers (eligible for the role but for their load) holding one give it up; accepted work is
 -- never taken. The volunteers taken are added to `chosen`.
 local holding = P .. 'volunteers:holding_ordinary'
-local arm_match = false
 local preempted = {}  -- volunteer id -> the ordinary need whose offer was withdrawn
 local function preempt(role, chosen, short)
   local hits = redis.call('GEOSEARCH', holding, 'FROMLONLAT', lon, lat, 'BYRADIUS', max_km * 1.001, 'km', 'ASC',

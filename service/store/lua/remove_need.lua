@@ -39,6 +39,7 @@ for _, status in pairs(NEED) do redis.call('ZREM', P .. 'needs:status:' .. statu
 if n[3] and n[3] ~= '' then redis.call('ZREM', P .. 'needs:by:' .. n[3], id) end
 redis.call('ZREM', P .. 'needs:geo', id)
 redis.call('ZREM', P .. 'needs:escalated:geo', id)
+redis.call('ZREM', P .. 'needs:escalated_urgent:geo', id)
 redis.call('ZREM', P .. 'needs:due', id)
 redis.call('ZREM', P .. 'backlog:waiting', id)
 if n[2] and n[2] ~= '' then redis.call('DEL', P .. 'track:' .. n[2]) end
