@@ -139,12 +139,17 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     moment = deps.clock.now()
     requests = [match_request(deps, need_id, moment) for need_id in need_ids]
     found = deps.store.offers.candidates(requests, extra=JOINT_EXTRA)
+    if any(c is not None and c.arm_match for c in found):
+        enqueue_drain(deps, MATCH)  # listing woke an escalated urgent need
     wanting = [
         Wanting(request.need_id, c.places, tuple(Option(*o) for o in c.options), urgent=c.urgent)
         for request, c in zip(requests, found, strict=True)
         if c is not None and c.fanout == 1 and c.roles == 1 and c.places > 0
     ]
     plan = assign_jointly(wanting)
+    if len(wanting) > 1:
+        deps.store.stats.incr("joint_batches")
+        deps.store.stats.incr("joint_needs", len(wanting))
     urgent = {request.need_id for request, c in zip(requests, found, strict=True) if c is not None and c.urgent}
     # several-at-once and several roles first, then the planned (urgent first), then the rest (urgent first)
     alone = {

@@ -104,11 +104,23 @@ class AidlineCollector(Collector):
         overdue.add_metric([], store.needs.overdue_count(now_epoch=clock.epoch(self.deps.clock.now())))
         yield overdue
         offers = CounterMetricFamily(
-            "aidline_offers_ended", "Offers declined, expired or withdrawn", labels=["outcome"]
+            "aidline_offers_ended",
+            "Offers declined, expired or withdrawn (taken: another volunteer accepted first; preempted: given to a "
+            "more urgent need)",
+            labels=["outcome"],
         )
-        for outcome in ("declined", "expired", "withdrawn"):
+        for outcome in ("declined", "expired", "withdrawn", "taken", "preempted"):
             offers.add_metric([outcome], store.stats.get(f"offers_{outcome}"))
         yield offers
+        for name, help_text in (
+            ("parallel_offers", "Offers made to several volunteers at once (critical needs, needs after an expiry)"),
+            ("joint_batches", "Batches of waiting needs assigned together by the solver"),
+            ("joint_needs", "Needs assigned as part of a joint assignment"),
+            ("urgent_wakeups", "Escalated urgent needs woken because a volunteer they wait for came free"),
+        ):
+            counter = CounterMetricFamily(f"aidline_{name}", help_text)
+            counter.add_metric([], store.stats.get(name))
+            yield counter
         escalations = CounterMetricFamily("aidline_escalations", "Needs escalated to dispatchers")
         escalations.add_metric([], store.stats.get("escalations"))
         yield escalations

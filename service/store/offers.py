@@ -77,6 +77,8 @@ class Candidates:
     urgent: bool
     options: list[tuple[str, float, int]]
     """(volunteer id, distance km, free capacity) in the order of choice."""
+    arm_match: bool = False
+    """Listing woke an escalated urgent need and armed the match drain: enqueue it."""
     roles: int = 1
     """How many roles the need has; a need with several lists no options (it is matched on its own)."""
 
@@ -156,6 +158,7 @@ class OfferStore:
                     places=int(data.get("places", 0)),
                     fanout=int(data.get("fanout", 1)),
                     urgent=bool(data.get("urgent")),
+                    arm_match=bool(data.get("arm_match")),
                     roles=int(data.get("roles", 1)),
                     options=[
                         (c["volunteer_id"], float(c["distance_km"]), int(c["free"]))

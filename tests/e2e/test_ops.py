@@ -22,7 +22,7 @@ from service.cli import demo_volunteers
 from service.clock import ManualClock, SystemClock
 from service.config import Settings
 from service.deps import Deps
-from tests.conftest import RedisServer, Tokens
+from tests.conftest import NEED, RedisServer, Tokens
 from tests.e2e.conftest import aidline, free_port, process_env
 
 DASHBOARD = "/ops/rq/"
@@ -337,3 +337,39 @@ def test_token_create_prints_only_the_token(env: dict[str, str], deps: Deps) -> 
     refused = aidline("token", "create", "--role", "volunteer", env=env, check=False)
     assert refused.returncode == 2
     assert "--volunteer-id is required" in refused.stderr
+
+
+def test_surge_dispatch_is_counted(
+    client: Any, tokens: Tokens, make_volunteer: Callable, make_need: Callable, work: Callable
+) -> None:
+    names = ("aidline_parallel_offers_total", "aidline_joint_batches_total", "aidline_joint_needs_total")
+    before = scrape(client)
+    assert all((name, frozenset()) in before for name in names), "exposed from the start"
+    near = NEED["location"]
+    for i in range(3):
+        make_volunteer(
+            on_duty=True, capacity=1, phone=f"+861380000010{i}", location={**near, "lat": near["lat"] + i / 100}
+        )
+    critical = make_need(priority="critical")
+    work()
+    assignments = client.get(f"/api/v1/needs/{critical['id']}", headers=tokens.dispatcher).get_json()["assignments"]
+    assert len(assignments) == 3
+    first = assignments[0]
+    assert (
+        client.post(
+            f"/api/v1/offers/{first['offer_id']}/accept", headers=tokens.volunteer(first["volunteer_id"])
+        ).status_code
+        == 200
+    )
+    make_need(priority="normal", vulnerability=[])  # ordinary: takes one of the two now free
+    make_need(priority="normal", vulnerability=[])
+    work()
+    make_need(priority="normal", vulnerability=["livestock"])  # urgent: takes an ordinary need's pending offer
+    work()
+
+    after = scrape(client)
+    assert value(after, "aidline_parallel_offers_total") == 3
+    assert value(after, "aidline_offers_ended_total", outcome="taken") == 2
+    assert value(after, "aidline_joint_batches_total") == 1
+    assert value(after, "aidline_joint_needs_total") == 2
+    assert value(after, "aidline_offers_ended_total", outcome="preempted") == 1

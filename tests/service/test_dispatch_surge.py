@@ -7,10 +7,11 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from rq import Queue
 
 from service import clock, dispatch, offers
 from service.config import Settings
-from service.jobs import MATCH_QUEUES
+from service.jobs import MATCH_QUEUES, URGENT
 from service.models import Topic
 from tests.conftest import NEED
 
@@ -368,3 +369,24 @@ def test_an_ordinary_need_leaves_a_volunteer_to_the_escalated_urgent_need_waitin
         "never offered the volunteer the urgent need was waiting for"
     )
     assert need_of(ordinary["id"])["status"] == "escalated"
+
+
+def test_needs_assigned_together_also_leave_the_volunteer_to_the_waiting_urgent_need(
+    volunteer_at, make_need, work, need_of, deps, connection
+) -> None:
+    urgent = make_need(priority="normal", vulnerability=["elderly_alone"])
+    work()
+    freed = volunteer_at(1.0)["id"]
+
+    ordinary = [make_need(**ORDINARY), make_need(**ORDINARY, location=north(0.5))]
+    connection.delete(*connection.keys("rq:queue:*"))  # only what matching them enqueues
+    deps.store.backlog.take_waiting(10)
+    deps.store.backlog.disarm("match")
+
+    dispatch.match_together(deps=deps, need_ids=[n["id"] for n in ordinary])
+    assert Queue(URGENT, connection=connection).job_ids, "waking the urgent need enqueued a drain"
+    work()
+
+    assert offered_to(need_of(urgent["id"])) == [freed]
+    assert [need_of(n["id"])["status"] for n in ordinary] == ["escalated", "escalated"]
+    assert deps.store.backlog.waiting_count() == 0, "the woken need's drain was enqueued: nothing left waiting"

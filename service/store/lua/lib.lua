@@ -247,6 +247,7 @@ local function withdraw_taken(need_id, r, now_iso, now_epoch)
       push_event(need_id, cjson.encode({at = now_iso, type = EVENT.offer_withdrawn, actor = 'system',
         detail = {offer_id = id, volunteer_id = other[2], reason = reason}}))
       if announce('offer_taken', need_id, other[2], '', 'taken-' .. id) then arm_notify = true end
+      redis.call('INCR', P .. 'stats:offers_taken')
     end
   end
   return arm_notify

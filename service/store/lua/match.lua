@@ -143,6 +143,7 @@ local function wanted_by_urgent(vid, vlat, vlon, vskills)
       if not woken[uid] then
         woken[uid] = true
         if wait_again(uid, math.floor(now_epoch * 1000)) then arm_match = true end  -- urgent class 0
+        redis.call('INCR', P .. 'stats:urgent_wakeups')
       end
       return true
     end
@@ -323,6 +324,7 @@ local function preempt(role, chosen, short)
             if not is_urgent(other[1], other[2]) then
               local reason = 'withdrawn for a more urgent need nearby'
               end_offer(oid, OFFER.withdrawn, now_iso, now_epoch, reason)
+              redis.call('INCR', P .. 'stats:offers_preempted')
               push_event(o[2], cjson.encode({at = now_iso, type = EVENT.offer_preempted, actor = 'system',
                 detail = {offer_id = oid, volunteer_id = vid, for_need_id = need_id, reason = reason}}))
               back_to_matching_if_empty(o[2], now_iso)
@@ -357,7 +359,8 @@ for r, role in ipairs(roles) do
     for i, row in ipairs(chosen) do
       listed[i] = {volunteer_id = row[4], distance_km = row[5], free = row[9] - row[2]}
     end
-    return ok(cjson.encode({places = role.places, fanout = fanout, urgent = urgent, roles = 1, candidates = listed}))
+    return ok(cjson.encode({places = role.places, fanout = fanout, urgent = urgent, roles = 1, candidates = listed,
+      arm_match = arm_match}))
   end
   local short = role.places - #chosen
   if urgent and short > 0 and max_km > 0 then preempt(role, chosen, short) end
@@ -405,6 +408,7 @@ for i, pick in ipairs(picks) do
   count_role(nkey, r, 'active', 1)
   offered[r + 1] = (offered[r + 1] or 0) + 1
   made = redis.call('HINCRBY', nkey, 'offers_made', 1)
+  if fanout > 1 then redis.call('INCR', P .. 'stats:parallel_offers') end
   push_event(need_id, cjson.encode({at = now_iso, type = EVENT.offered, actor = 'system', detail = {
     offer_id = offer_id, volunteer_id = vid, distance_km = tonumber(string.format('%.2f', km)),
     expires_at = accept.expires_iso, role = r}}))
