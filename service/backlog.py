@@ -122,7 +122,12 @@ def enqueue_drain(deps: Deps, name: str) -> None:
         deps.jobs.enqueue(jobs.DRAIN_NOTIFICATIONS, queue=jobs.NOTIFY)
 
 
+EXPIRY_MARGIN = 0.25
+"""The expiry job runs this long after the offer falls due (RQ's scheduler then moves it within a second):
+enough for a clock a little behind, short enough that a need waits little for its next offer."""
+
+
 def schedule_expiry(deps: Deps, epoch: float) -> None:
     """Schedule the expiry job just after the earliest pending offer falls due."""
-    at = datetime.fromtimestamp(epoch, UTC) + timedelta(seconds=1)
+    at = datetime.fromtimestamp(epoch, UTC) + timedelta(seconds=EXPIRY_MARGIN)
     deps.jobs.enqueue(jobs.EXPIRE_DUE_OFFERS, queue=jobs.URGENT, at=at)

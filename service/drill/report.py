@@ -23,7 +23,7 @@ URGENT_PRIORITIES = frozenset({"critical", "high"})
 URGENT_VULNERABILITIES = frozenset({"elderly_alone", "medical", "livestock"})
 OFFER_EVENTS = ("offered", "assigned_by_dispatcher")
 ACCEPT_EVENTS = ("accepted", "assigned", "assigned_by_dispatcher")
-OFFER_ENDED = ("offer_declined", "offer_expired", "offer_withdrawn")
+OFFER_ENDED = ("offer_declined", "offer_expired", "offer_withdrawn", "offer_preempted")
 NEED_ENDS = ("done", "closed", "cancelled", "deferred")
 """Events after which a need needs nobody any more (until it is reopened)."""
 RELEASES_ALL = ("done", "closed", "cancelled", "deferred", "reopened")

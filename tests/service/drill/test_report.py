@@ -291,3 +291,21 @@ def test_the_report_accounts_for_every_need_and_counts_reasons_tasks_and_notific
     assert result["notifications"] == {"sent": 2, "failed": 1, "pending": 0}
     assert result["speed"] == 10 and "10" in result["times"]
     assert "resolved (done or closed)" in report.table(result)
+
+
+def test_an_ordinary_offer_preempted_for_an_urgent_need_stops_counting_as_pending_then() -> None:
+    events = [
+        {"at": "2026-11-29T12:00:00.000Z", "type": "offered", "detail": {"offer_id": "o1", "volunteer_id": "v1"}},
+        {
+            "at": "2026-11-29T12:00:02.000Z",
+            "type": "offer_preempted",
+            "detail": {"offer_id": "o1", "volunteer_id": "v1", "for_need_id": "n2"},
+        },
+    ]
+
+    [span] = report.offer_spans(events)
+
+    assert span.pending(horizon=report.ts("2026-11-29T12:10:00.000Z")) == (
+        report.ts("2026-11-29T12:00:00.000Z"),
+        report.ts("2026-11-29T12:00:02.000Z"),
+    )
