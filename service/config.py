@@ -32,7 +32,7 @@ class Settings:
     """Fair load: volunteers within the tie band plus this share of the nearest's distance ..."""
     fair_slack_km: float = 0.5
     """... but never more than this many km count as nearly as near; fewer recent tasks go first."""
-    fair_pool: int = 32
+    fair_pool: int = 8
     """At most this many of the nearly as near are weighed (0 turns fair load off)."""
     travel_speed_kmh: float = 30.0
     """How fast volunteers are assumed to travel, to keep needs with arrive_by to those who can make it."""

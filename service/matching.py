@@ -24,7 +24,7 @@ class FairLoad:
 
     ratio: float = 0.10
     max_km: float = 0.5
-    pool: int = 32
+    pool: int = 8
 
     def reach_km(self, nearest_km: float) -> float:
         return nearest_km + TIE_KM + min(self.ratio * nearest_km, self.max_km)

@@ -165,7 +165,7 @@ def test_count_of_zero_or_less_chooses_nobody(count: int) -> None:
 
 # ---- fair load -----------------------------------------------------------------------------------
 
-FAIR = FairLoad(ratio=0.10, max_km=0.5, pool=32)
+FAIR = FairLoad(ratio=0.10, max_km=0.5, pool=8)
 
 
 def test_among_the_nearly_as_near_the_one_with_fewer_recent_tasks_goes() -> None:
