@@ -167,27 +167,46 @@ def plan_deliveries(
         title, body = render(topic.value, locale, values)
         sms_body = render(topic.value, locale, {**values, "link": ""})[1]
         did = delivery_id(topic, need_id, recipient, f"{offer_id}|{reason}|{event_id}")
-        created = deps.store.deliveries.create(
-            did,
-            need_id=need_id,
-            fields={
-                "id": did,
-                "need_id": need_id,
-                "topic": topic.value,
-                "recipient": recipient,
-                "title": title,
-                "body": body,
-                "sms_body": sms_body,
-                "channels": channels,
-                "channel_index": 0,
-                "status": "pending",
-                "created_at": clock.iso(deps.clock.now()),
-            },
-        )
-        if created:
-            deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=did)
+        record_delivery(deps, did, topic, recipient, channels, (title, body, sms_body), need_id=need_id)
         planned.append(did)
     return planned
+
+
+def record_delivery(
+    deps: Deps,
+    did: str,
+    topic: Topic,
+    recipient: str,
+    channels: list[str],
+    texts: tuple[str, str, str],
+    *,
+    need_id: str = "",
+    incident_id: str = "",
+) -> None:
+    """Record one planned delivery (title, body, SMS body) about a need or an incident, and queue its sending
+    unless it was recorded before."""
+    title, body, sms_body = texts
+    owner = {"incident_id": incident_id} if incident_id else {"need_id": need_id}
+    created = deps.store.deliveries.create(
+        did,
+        need_id=need_id,
+        incident_id=incident_id,
+        fields={
+            "id": did,
+            **owner,
+            "topic": topic.value,
+            "recipient": recipient,
+            "title": title,
+            "body": body,
+            "sms_body": sms_body,
+            "channels": channels,
+            "channel_index": 0,
+            "status": "pending",
+            "created_at": clock.iso(deps.clock.now()),
+        },
+    )
+    if created:
+        deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=did)
 
 
 def incident_recipients(deps: Deps, grids: list[str]) -> list[tuple[str, str, list[str]]]:
@@ -221,25 +240,8 @@ def plan_incident_deliveries(*, deps: Deps, topic: Topic, incident_id: str, mile
     for recipient, locale, channels in incident_recipients(deps, summary.grids):
         title, body = render(template, locale, values)
         did = delivery_id(topic, incident_id, recipient, milestone)
-        created = deps.store.deliveries.create(
-            did,
-            incident_id=incident_id,
-            fields={
-                "id": did,
-                "incident_id": incident_id,
-                "topic": topic.value,
-                "recipient": recipient,
-                "title": title,
-                "body": body,
-                "sms_body": render(template, locale, {**values, "link": ""})[1],
-                "channels": channels,
-                "channel_index": 0,
-                "status": "pending",
-                "created_at": clock.iso(deps.clock.now()),
-            },
-        )
-        if created:
-            deps.jobs.enqueue(jobs.DELIVER, queue=jobs.NOTIFY, delivery_id=did)
+        sms_body = render(template, locale, {**values, "link": ""})[1]
+        record_delivery(deps, did, topic, recipient, channels, (title, body, sms_body), incident_id=incident_id)
         planned.append(did)
     return planned
 
