@@ -322,31 +322,17 @@ def list_incidents(
 ) -> tuple[list[Incident], str | None]:
     """Incidents newest first, filtered by status, family and centre near a point."""
     access.require_role(principal, Role.DISPATCHER, Role.OPS)
-    before = paging.decode_after(cursor)
-    nearby: set[str] | None = None
+    nearby = None
     if near is not None:
         nearby = set(deps.store.incidents.ids_near(lat=near.lat, lon=near.lon, radius_km=radius_km))
-    found: list[Incident] = []
-    scanned = 0
-    while len(found) < limit and scanned < 5000:
-        if nearby is not None:
-            ids = sorted((i for i in nearby if before is None or i < before), reverse=True)[:limit]
-        else:
-            ids = deps.store.incidents.ids_page(status=status, before=before, limit=limit)
-        if not ids:
-            return found, None
-        for iid, incident in zip(ids, deps.store.incidents.get_many(ids), strict=True):
-            before = iid
-            scanned += 1
-            if (
-                incident is not None
-                and (status is None or incident.status is status)
-                and (family is None or incident.family is family)
-            ):
-                found.append(incident)
-                if len(found) == limit:
-                    break
-    return found, paging.encode_after(before) if before else None
+    return paging.filtered_page(
+        ids_before=lambda before, count: deps.store.incidents.ids_page(status=status, before=before, limit=count),
+        get_many=deps.store.incidents.get_many,
+        keep=lambda i: (status is None or i.status is status) and (family is None or i.family is family),
+        nearby=nearby,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 @dataclass(frozen=True)

@@ -246,38 +246,27 @@ def list_needs(
     status = NeedStatus(status) if status else None
     created_by = principal.token_id if principal.role is Role.INTAKE else None
 
-    def keep(n: Need | None) -> bool:
+    def keep(n: Need) -> bool:
         return (
-            n is not None
-            and (status is None or n.status == status)
+            (status is None or n.status == status)
             and (kind is None or n.kind == kind)
             and (priority is None or n.priority == priority)
             and (created_by is None or n.created_by == created_by)
         )
 
-    before = paging.decode_after(cursor)
-    nearby: set[str] | None = None
+    nearby = None
     if near is not None:
         nearby = set(deps.store.needs.ids_near(lat=near.lat, lon=near.lon, radius_km=radius_km))
-    found: list[Need] = []
-    scanned = 0
-    while len(found) < limit and scanned < 5000:
-        if nearby is not None:
-            ids = sorted((i for i in nearby if before is None or i < before), reverse=True)[:limit]
-        else:
-            ids = deps.store.needs.ids_page(
-                status=status.value if status else None, created_by=created_by, before=before, limit=limit
-            )
-        if not ids:
-            return found, None
-        for nid, n in zip(ids, deps.store.needs.get_many(ids), strict=True):
-            before = nid
-            scanned += 1
-            if keep(n):
-                found.append(n)  # type: ignore[arg-type]
-                if len(found) == limit:
-                    break
-    return found, paging.encode_after(before) if before else None
+    return paging.filtered_page(
+        ids_before=lambda before, count: deps.store.needs.ids_page(
+            status=status.value if status else None, created_by=created_by, before=before, limit=count
+        ),
+        get_many=deps.store.needs.get_many,
+        keep=keep,
+        nearby=nearby,
+        cursor=cursor,
+        limit=limit,
+    )
 
 
 def team_of(*, deps: Deps, need: Need, offers: list[Offer], principal: Principal) -> list[TeamMember] | None:

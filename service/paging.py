@@ -5,9 +5,46 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from service.exceptions import InvalidInput
+
+T = TypeVar("T")
+
+SCAN_LIMIT = 5000
+"""Records looked at for one page at most, however few of them the filters keep."""
+
+
+def filtered_page(
+    *,
+    ids_before: Callable[[str | None, int], list[str]],
+    get_many: Callable[[list[str]], list[T | None]],
+    keep: Callable[[T], bool],
+    nearby: set[str] | None,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[T], str | None]:
+    """Records newest first, from an index (`ids_before(last_id, limit)`) or from the ids near a point, kept
+    by `keep`; the next cursor is the last id looked at (None at the end)."""
+    before = decode_after(cursor)
+    found: list[T] = []
+    scanned = 0
+    while len(found) < limit and scanned < SCAN_LIMIT:
+        if nearby is not None:
+            ids = sorted((i for i in nearby if before is None or i < before), reverse=True)[:limit]
+        else:
+            ids = ids_before(before, limit)
+        if not ids:
+            return found, None
+        for record_id, record in zip(ids, get_many(ids), strict=True):
+            before = record_id
+            scanned += 1
+            if record is not None and keep(record):
+                found.append(record)
+                if len(found) == limit:
+                    break
+    return found, encode_after(before) if before else None
 
 
 def _encode(payload: dict[str, Any]) -> str:
