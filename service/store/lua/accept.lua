@@ -36,17 +36,8 @@ count_task(o[5], now_epoch)
 local _, accepted = role_counts(nkey, roles, r)
 if accepted < role.count then return ok() end
 -- this role is staffed; the need is once every role is
-local all_filled = true
-for i, other in ipairs(roles) do
-  local _, n = role_counts(nkey, roles, i - 1)
-  if n < other.count then all_filled = false end
-end
-if all_filled then
-  set_status(need_id, NEED.assigned, now_iso)
-  redis.call('HSET', nkey, 'committed_deadline', a.committed_iso)
-  redis.call('ZADD', P .. 'needs:due', a.committed_epoch, need_id)
-  push_event(need_id, a.assigned_event)
-end
+local all_filled = assign_if_staffed(need_id, roles, now_iso, a.committed_iso, a.committed_epoch)
+if all_filled then push_event(need_id, a.assigned_event) end
 -- offers still pending for the role (for every role, once the need is staffed) are withdrawn
 local arm_notify = withdraw_taken(need_id, (not all_filled) and r or nil, now_iso, now_epoch)
 local detail = all_filled and 'assigned' or ''

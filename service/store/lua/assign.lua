@@ -49,16 +49,7 @@ push_event(need_id, a.event)
 redis.call('HINCRBY', nkey, 'accepted', 1)
 count_role(nkey, r, 'accepted', 1)
 count_task(vol_id, tonumber(a.now_epoch))
-local all_filled = true
-for i, other in ipairs(roles) do
-  local _, accepted = role_counts(nkey, roles, i - 1)
-  if accepted < other.count then all_filled = false end
-end
-if all_filled then
-  set_status(need_id, NEED.assigned, now_iso)
-  redis.call('HSET', nkey, 'committed_deadline', a.committed_iso)
-  redis.call('ZADD', P .. 'needs:due', a.committed_epoch, need_id)
-else
+if not assign_if_staffed(need_id, roles, now_iso, a.committed_iso, a.committed_epoch) then
   set_status(need_id, NEED.offered, now_iso)
 end
 return ok()

@@ -237,6 +237,20 @@ end
 
 -- Withdraw the need's offers still pending for role r (0-based; every role when r is nil) because the
 -- role is filled, telling those volunteers it was taken; true when the notify drain must be enqueued.
+-- Once every role has all the acceptances it asks for, the need is assigned with its committed
+-- deadline (and counted among the needs due); true when it is.
+local function assign_if_staffed(need_id, roles, now_iso, committed_iso, committed_epoch)
+  local nkey = need_key(need_id)
+  for i, role in ipairs(roles) do
+    local _, accepted = role_counts(nkey, roles, i - 1)
+    if accepted < role.count then return false end
+  end
+  set_status(need_id, NEED.assigned, now_iso)
+  redis.call('HSET', nkey, 'committed_deadline', committed_iso)
+  redis.call('ZADD', P .. 'needs:due', committed_epoch, need_id)
+  return true
+end
+
 local function withdraw_taken(need_id, r, now_iso, now_epoch)
   local reason = 'taken by another volunteer'
   local arm_notify = false
