@@ -40,16 +40,6 @@ def volunteer_at(make_volunteer: Any) -> Any:
 
 
 @pytest.fixture
-def get_need(client: Any, tokens: Any) -> Any:
-    def _get(need_id: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
-        response = client.get(f"/api/v1/needs/{need_id}", headers=headers or tokens.dispatcher)
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
-
-    return _get
-
-
-@pytest.fixture
 def get_volunteer(client: Any, tokens: Any) -> Any:
     def _get(volunteer_id: str) -> dict[str, Any]:
         response = client.get(f"/api/v1/volunteers/{volunteer_id}", headers=tokens.dispatcher)

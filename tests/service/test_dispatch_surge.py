@@ -36,16 +36,6 @@ def volunteer_at(make_volunteer: Any) -> Any:
 
 
 @pytest.fixture
-def need_of(client: Any, tokens: Any) -> Any:
-    def _get(need_id: str) -> dict[str, Any]:
-        response = client.get(f"/api/v1/needs/{need_id}", headers=tokens.dispatcher)
-        assert response.status_code == 200, response.get_json()
-        return response.get_json()
-
-    return _get
-
-
-@pytest.fixture
 def events_of(client: Any, tokens: Any) -> Any:
     def _get(need_id: str) -> list[dict[str, Any]]:
         return client.get(f"/api/v1/needs/{need_id}/events", headers=tokens.dispatcher).get_json()["items"]
@@ -68,41 +58,41 @@ def announced(deps: Any, topic: Topic) -> list[dict[str, Any]]:
 # ---- parallel offers ---------------------------------------------------------------------------
 
 
-def test_a_critical_need_is_offered_to_the_three_nearest_at_once(volunteer_at, make_need, work, need_of) -> None:
+def test_a_critical_need_is_offered_to_the_three_nearest_at_once(volunteer_at, make_need, work, get_need) -> None:
     near = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
     volunteer_at(4.0)
     need = make_need(priority="critical")
 
     work()
 
-    got = need_of(need["id"])
+    got = get_need(need["id"])
     assert got["status"] == "offered"
     assert sorted(offered_to(got)) == sorted(near)
 
 
-def test_an_ordinary_need_is_offered_to_one_volunteer(volunteer_at, make_need, work, need_of) -> None:
+def test_an_ordinary_need_is_offered_to_one_volunteer(volunteer_at, make_need, work, get_need) -> None:
     nearest = volunteer_at(1.0)["id"]
     volunteer_at(2.0)
     need = make_need(**ORDINARY)
 
     work()
 
-    assert offered_to(need_of(need["id"])) == [nearest]
+    assert offered_to(get_need(need["id"])) == [nearest]
 
 
 def test_the_first_to_accept_wins_and_the_others_hear_it_was_taken(
-    volunteer_at, make_need, work, need_of, client, tokens, deps, events_of
+    volunteer_at, make_need, work, get_need, client, tokens, deps, events_of
 ) -> None:
     ids = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
     need = make_need(priority="critical")
     work()
-    before = need_of(need["id"])
+    before = get_need(need["id"])
     winner = ids[1]
 
     response = client.post(f"/api/v1/offers/{offer_of(before, winner)}/accept", headers=tokens.volunteer(winner))
 
     assert response.status_code == 200, response.get_json()
-    got = need_of(need["id"])
+    got = get_need(need["id"])
     assert got["status"] == "assigned"
     assert offered_to(got, "accepted") == [winner]
     assert offered_to(got) == []
@@ -125,37 +115,37 @@ def test_the_number_at_once_is_set_per_priority() -> None:
 
 
 def test_after_an_offer_expires_unanswered_the_need_goes_to_two_at_once(
-    volunteer_at, make_need, work, need_of, deps
+    volunteer_at, make_need, work, get_need, deps
 ) -> None:
     ids = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
     need = make_need(**ORDINARY)
     work()
-    first = need_of(need["id"])
+    first = get_need(need["id"])
     assert offered_to(first) == [ids[0]]
 
     deps.clock.set(clock.parse(deps.store.offers.get(offer_of(first, ids[0])).expires_at) + timedelta(seconds=5))
     offers.expire_due_offers(deps=deps)
     work()
 
-    assert sorted(offered_to(need_of(need["id"]))) == sorted(ids[1:])
+    assert sorted(offered_to(get_need(need["id"]))) == sorted(ids[1:])
 
 
 # ---- pre-emption -------------------------------------------------------------------------------
 
 
 def test_an_urgent_need_takes_a_pending_offer_of_an_ordinary_need(
-    volunteer_at, make_need, work, need_of, events_of, deps
+    volunteer_at, make_need, work, get_need, events_of, deps
 ) -> None:
     only = volunteer_at(1.0)["id"]
     ordinary = make_need(**ORDINARY)
     work()
-    assert offered_to(need_of(ordinary["id"])) == [only]
+    assert offered_to(get_need(ordinary["id"])) == [only]
 
     urgent = make_need(priority="normal", vulnerability=["elderly_alone"])
     work(MATCH_QUEUES)  # announcements stay in the outbox to be read
 
-    assert offered_to(need_of(urgent["id"])) == [only]
-    left = need_of(ordinary["id"])
+    assert offered_to(get_need(urgent["id"])) == [only]
+    left = get_need(ordinary["id"])
     assert offered_to(left) == []
     assert left["status"] == "escalated", "it waited again and found nobody else"
     why = [e for e in events_of(ordinary["id"]) if e["type"] == "offer_preempted"]
@@ -166,7 +156,7 @@ def test_an_urgent_need_takes_a_pending_offer_of_an_ordinary_need(
     assert deps.store.volunteers.get(only).load == 1
 
 
-def test_the_ordinary_need_waits_again_and_gets_the_next_volunteer(volunteer_at, make_need, work, need_of) -> None:
+def test_the_ordinary_need_waits_again_and_gets_the_next_volunteer(volunteer_at, make_need, work, get_need) -> None:
     near = volunteer_at(1.0)["id"]
     ordinary = make_need(**ORDINARY)
     work()
@@ -174,50 +164,50 @@ def test_the_ordinary_need_waits_again_and_gets_the_next_volunteer(volunteer_at,
     # the far one is free, so the urgent need takes them rather than pre-empting
     urgent = make_need(priority="critical")
     work()
-    assert offered_to(need_of(urgent["id"])) == [far]
-    assert offered_to(need_of(ordinary["id"])) == [near]
+    assert offered_to(get_need(urgent["id"])) == [far]
+    assert offered_to(get_need(ordinary["id"])) == [near]
 
 
-def test_accepted_work_is_never_taken_away(volunteer_at, make_need, work, need_of, client, tokens) -> None:
+def test_accepted_work_is_never_taken_away(volunteer_at, make_need, work, get_need, client, tokens) -> None:
     only = volunteer_at(1.0)["id"]
     ordinary = make_need(**ORDINARY)
     work()
-    offer = offer_of(need_of(ordinary["id"]), only)
+    offer = offer_of(get_need(ordinary["id"]), only)
     assert client.post(f"/api/v1/offers/{offer}/accept", headers=tokens.volunteer(only)).status_code == 200
 
     urgent = make_need(priority="critical")
     work()
 
-    assert need_of(urgent["id"])["status"] == "escalated"
-    assert offered_to(need_of(ordinary["id"]), "accepted") == [only]
+    assert get_need(urgent["id"])["status"] == "escalated"
+    assert offered_to(get_need(ordinary["id"]), "accepted") == [only]
 
 
-def test_an_urgent_need_never_takes_another_urgent_needs_offer(volunteer_at, make_need, work, need_of) -> None:
+def test_an_urgent_need_never_takes_another_urgent_needs_offer(volunteer_at, make_need, work, get_need) -> None:
     only = volunteer_at(1.0)["id"]
     first = make_need(priority="high")
     work()
     second = make_need(priority="critical")
     work()
 
-    assert offered_to(need_of(first["id"])) == [only]
-    assert need_of(second["id"])["status"] == "escalated"
+    assert offered_to(get_need(first["id"])) == [only]
+    assert get_need(second["id"])["status"] == "escalated"
 
 
-def test_an_ordinary_need_never_takes_an_offer(volunteer_at, make_need, work, need_of) -> None:
+def test_an_ordinary_need_never_takes_an_offer(volunteer_at, make_need, work, get_need) -> None:
     only = volunteer_at(1.0)["id"]
     first = make_need(**ORDINARY)
     work()
     second = make_need(**ORDINARY)
     work()
 
-    assert offered_to(need_of(first["id"])) == [only]
-    assert need_of(second["id"])["status"] == "escalated"
+    assert offered_to(get_need(first["id"])) == [only]
+    assert get_need(second["id"])["status"] == "escalated"
 
 
 # ---- arrive by ---------------------------------------------------------------------------------
 
 
-def test_volunteers_who_cannot_arrive_in_time_are_not_offered_it(volunteer_at, make_need, work, need_of, deps) -> None:
+def test_volunteers_who_cannot_arrive_in_time_are_not_offered_it(volunteer_at, make_need, work, get_need, deps) -> None:
     volunteer_at(8.0)
     in_reach = volunteer_at(4.0)["id"]
     arrive_by = clock.iso(deps.clock.now() + timedelta(minutes=10))  # 5 km at 30 km/h
@@ -225,17 +215,17 @@ def test_volunteers_who_cannot_arrive_in_time_are_not_offered_it(volunteer_at, m
     need = make_need(arrive_by=arrive_by)
     work()
 
-    got = need_of(need["id"])
+    got = get_need(need["id"])
     assert offered_to(got) == [in_reach]
     assert got["arrive_by"] == arrive_by
 
 
-def test_a_need_nobody_can_reach_in_time_is_escalated_saying_so(volunteer_at, make_need, work, need_of, deps) -> None:
+def test_a_need_nobody_can_reach_in_time_is_escalated_saying_so(volunteer_at, make_need, work, get_need, deps) -> None:
     volunteer_at(8.0)
     need = make_need(arrive_by=clock.iso(deps.clock.now() + timedelta(minutes=10)))
     work()
 
-    got = need_of(need["id"])
+    got = get_need(need["id"])
     assert got["status"] == "escalated"
     assert "arrive in time" in got["status_reason"]
 
@@ -263,23 +253,23 @@ def test_match_need_returns_nothing_to_do_for_a_fully_offered_critical_need(
 # ---- fair load ---------------------------------------------------------------------------------
 
 
-def test_the_nearest_is_not_sent_every_time(volunteer_at, make_need, work, need_of, client, tokens, deps) -> None:
+def test_the_nearest_is_not_sent_every_time(volunteer_at, make_need, work, get_need, client, tokens, deps) -> None:
     nearest = volunteer_at(2.0, capacity=3)["id"]
     rested = volunteer_at(2.15, capacity=3)["id"]  # nearly as near: within 100 m + 10 %
     first = make_need(**ORDINARY)
     work()
-    got = need_of(first["id"])
+    got = get_need(first["id"])
     assert offered_to(got) == [nearest], "both rested: the nearest"
     client.post(f"/api/v1/offers/{offer_of(got, nearest)}/accept", headers=tokens.volunteer(nearest))
 
     second = make_need(**ORDINARY)
     work()
 
-    assert offered_to(need_of(second["id"])) == [rested], "the nearest did one task this week, the other none"
+    assert offered_to(get_need(second["id"])) == [rested], "the nearest did one task this week, the other none"
 
 
 def test_tasks_are_counted_per_day_and_forgotten_after_a_week(
-    volunteer_at, make_need, work, need_of, client, tokens, deps
+    volunteer_at, make_need, work, get_need, client, tokens, deps
 ) -> None:
     vid = volunteer_at(1.0, capacity=3)["id"]
     key = deps.store.keys.volunteer(vid)
@@ -287,7 +277,7 @@ def test_tasks_are_counted_per_day_and_forgotten_after_a_week(
     deps.redis.hset(key, f"tasks:{old_day}", 4)
     need = make_need(**ORDINARY)
     work()
-    client.post(f"/api/v1/offers/{offer_of(need_of(need['id']), vid)}/accept", headers=tokens.volunteer(vid))
+    client.post(f"/api/v1/offers/{offer_of(get_need(need['id']), vid)}/accept", headers=tokens.volunteer(vid))
 
     today = int(deps.clock.now().timestamp() // 86400)
     assert deps.redis.hget(key, f"tasks:{today}") == b"1"
@@ -298,7 +288,7 @@ def test_tasks_are_counted_per_day_and_forgotten_after_a_week(
 
 
 def test_needs_waiting_together_are_assigned_with_the_least_travel(
-    volunteer_at, make_need, work, need_of, make_volunteer
+    volunteer_at, make_need, work, get_need, make_volunteer
 ) -> None:
     # nearest first in arrival order would send a to the first need and c (9 km) to the second
     a = volunteer_at(1.0)["id"]
@@ -309,12 +299,12 @@ def test_needs_waiting_together_are_assigned_with_the_least_travel(
 
     work()
 
-    assert offered_to(need_of(first["id"])) == [b]
-    assert offered_to(need_of(second["id"])) == [a]
+    assert offered_to(get_need(first["id"])) == [b]
+    assert offered_to(get_need(second["id"])) == [a]
     assert c
 
 
-def test_with_volunteers_to_spare_it_is_nearest_first(volunteer_at, make_need, work, need_of) -> None:
+def test_with_volunteers_to_spare_it_is_nearest_first(volunteer_at, make_need, work, get_need) -> None:
     a, b = volunteer_at(0.5)["id"], volunteer_at(2.2)["id"]
     volunteer_at(6.0)
     first = make_need(**ORDINARY)
@@ -322,18 +312,18 @@ def test_with_volunteers_to_spare_it_is_nearest_first(volunteer_at, make_need, w
 
     work()
 
-    assert (offered_to(need_of(first["id"])), offered_to(need_of(second["id"]))) == ([a], [b])
+    assert (offered_to(get_need(first["id"])), offered_to(get_need(second["id"]))) == ([a], [b])
 
 
-def test_in_a_batch_the_urgent_need_is_served_first(volunteer_at, make_need, work, need_of) -> None:
+def test_in_a_batch_the_urgent_need_is_served_first(volunteer_at, make_need, work, get_need) -> None:
     only = volunteer_at(1.0)["id"]
     ordinary = make_need(**ORDINARY)
     urgent = make_need(priority="normal", vulnerability=["livestock"], location=north(6.0))
 
     work()
 
-    assert offered_to(need_of(urgent["id"])) == [only]
-    assert need_of(ordinary["id"])["status"] == "escalated"
+    assert offered_to(get_need(urgent["id"])) == [only]
+    assert get_need(ordinary["id"])["status"] == "escalated"
 
 
 def test_an_ordinary_need_waits_out_the_batch_window_but_an_urgent_one_does_not(volunteer_at, make_need, deps) -> None:
@@ -354,25 +344,25 @@ def test_an_ordinary_need_waits_out_the_batch_window_but_an_urgent_one_does_not(
 
 
 def test_an_ordinary_need_leaves_a_volunteer_to_the_escalated_urgent_need_waiting_for_them(
-    volunteer_at, make_need, work, need_of, events_of
+    volunteer_at, make_need, work, get_need, events_of
 ) -> None:
     urgent = make_need(priority="normal", vulnerability=["elderly_alone"])
     work()
-    assert need_of(urgent["id"])["status"] == "escalated", "nobody on duty yet"
+    assert get_need(urgent["id"])["status"] == "escalated", "nobody on duty yet"
     freed = volunteer_at(1.0)["id"]
 
     ordinary = make_need(**ORDINARY)
     work()
 
-    assert offered_to(need_of(urgent["id"])) == [freed]
+    assert offered_to(get_need(urgent["id"])) == [freed]
     assert [e["type"] for e in events_of(ordinary["id"]) if e["type"].startswith("offer")] == [], (
         "never offered the volunteer the urgent need was waiting for"
     )
-    assert need_of(ordinary["id"])["status"] == "escalated"
+    assert get_need(ordinary["id"])["status"] == "escalated"
 
 
 def test_needs_assigned_together_also_leave_the_volunteer_to_the_waiting_urgent_need(
-    volunteer_at, make_need, work, need_of, deps, connection
+    volunteer_at, make_need, work, get_need, deps, connection
 ) -> None:
     urgent = make_need(priority="normal", vulnerability=["elderly_alone"])
     work()
@@ -387,6 +377,6 @@ def test_needs_assigned_together_also_leave_the_volunteer_to_the_waiting_urgent_
     assert Queue(URGENT, connection=connection).job_ids, "waking the urgent need enqueued a drain"
     work()
 
-    assert offered_to(need_of(urgent["id"])) == [freed]
-    assert [need_of(n["id"])["status"] for n in ordinary] == ["escalated", "escalated"]
+    assert offered_to(get_need(urgent["id"])) == [freed]
+    assert [get_need(n["id"])["status"] for n in ordinary] == ["escalated", "escalated"]
     assert deps.store.backlog.waiting_count() == 0, "the woken need's drain was enqueued: nothing left waiting"
