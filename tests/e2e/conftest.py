@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,3 +229,38 @@ def wait_until_in_aof(url: str) -> None:
 def live_offers_of(deps: Deps, volunteer_id: str) -> list[str]:
     offers = deps.store.offers.get_many(deps.store.offers.ids_of_volunteer(volunteer_id, limit=10_000))
     return [o.id for o in offers if o.status in ("pending", "accepted")]
+
+
+@contextmanager
+def serving_api(env: dict[str, str], log: Path) -> Iterator[Http]:
+    """gunicorn with the application factory, as in production, until the block ends."""
+    from service.launcher import gunicorn_command
+
+    port = free_port()
+    server = Background([*gunicorn_command(bin_path("gunicorn"), port), "--graceful-timeout", "5"], env, log)
+    try:
+        wait_for(lambda: listening(port) or not server.alive(), timeout=60, what="gunicorn to listen")
+        assert server.alive(), server.output()
+        wait_for(lambda: Http(port).get("/healthz").status == 200, timeout=60, what="/healthz")
+        yield Http(port)
+    finally:
+        server.stop()
+
+
+def workers_alive(env: dict[str, str]) -> int:
+    """RQ workers registered in the Redis of `env`."""
+    from rq import Worker
+
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    try:
+        return Worker.count(connection=client)
+    finally:
+        client.close()
+
+
+def start_aidline_worker(spawn: Callable[..., Background], env: dict[str, str]) -> Background:
+    """`aidline worker` with one match and one notify process, once both are registered; `spawn` stops it."""
+    proc = spawn([bin_path("aidline"), "worker", "--processes", "1", "--notify-processes", "1"], env, "worker")
+    wait_for(lambda: workers_alive(env) >= 2 or not proc.alive(), timeout=60, what="the RQ workers to register")
+    assert proc.alive(), proc.output()
+    return proc

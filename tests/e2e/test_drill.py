@@ -10,20 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from service.launcher import gunicorn_command
 from tests.e2e.conftest import (
     Background,
     Http,
     RedisServer,
     aidline,
-    bin_path,
     flushed,
-    free_port,
-    listening,
     process_env,
-    wait_for,
+    serving_api,
+    start_aidline_worker,
 )
-from tests.e2e.test_end_to_end import workers_alive
 
 pytestmark = pytest.mark.slow
 
@@ -48,32 +44,18 @@ REPORT_KEYS = {
 def env(private_redis: RedisServer) -> dict[str, str]:
     flushed(private_redis.url).close()
     # the drill sends a request per step; the test is not about the rate limit
-    return process_env(private_redis.url, AIDLINE_RATE_LIMIT="100000/minute")
+    return process_env(private_redis.url, AIDLINE_RATE_LIMITS="false")
 
 
 @pytest.fixture(scope="module")
 def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http]:
-    port = free_port()
-    server = Background(
-        [*gunicorn_command(bin_path("gunicorn"), port), "--graceful-timeout", "5"],
-        env,
-        tmp_path_factory.mktemp("gunicorn") / "gunicorn.log",
-    )
-    try:
-        wait_for(lambda: listening(port) or not server.alive(), timeout=60, what="gunicorn to listen")
-        assert server.alive(), server.output()
-        wait_for(lambda: Http(port).get("/healthz").status == 200, timeout=60, what="/healthz")
-        yield Http(port)
-    finally:
-        server.stop()
+    with serving_api(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as http:
+        yield http
 
 
 @pytest.fixture
 def worker(spawn: Callable[..., Background], env: dict[str, str]) -> Background:
-    proc = spawn([bin_path("aidline"), "worker", "--processes", "1", "--notify-processes", "1"], env, "worker")
-    wait_for(lambda: workers_alive(env) >= 2 or not proc.alive(), timeout=60, what="the RQ workers to register")
-    assert proc.alive(), proc.output()
-    return proc
+    return start_aidline_worker(spawn, env)
 
 
 def test_a_small_drill_accounts_for_every_need_and_cleans_up(

@@ -9,19 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from service.launcher import gunicorn_command
 from tests.conftest import NEED, VOLUNTEER
 from tests.e2e.conftest import (
     Background,
     Http,
     RedisServer,
     aidline,
-    bin_path,
     flushed,
-    free_port,
-    listening,
     process_env,
+    serving_api,
+    start_aidline_worker,
     wait_for,
+    workers_alive,
 )
 
 pytestmark = pytest.mark.slow
@@ -36,20 +35,8 @@ def env(private_redis: RedisServer) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Http]:
     """gunicorn with the application factory, as in production."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    server = Background(
-        [*gunicorn_command(bin_path("gunicorn"), port), "--graceful-timeout", "5"],
-        env,
-        log,
-    )
-    try:
-        wait_for(lambda: listening(port) or not server.alive(), timeout=60, what="gunicorn to listen")
-        assert server.alive(), server.output()
-        wait_for(lambda: Http(port).get("/healthz").status == 200, timeout=60, what="/healthz")
-        yield Http(port)
-    finally:
-        server.stop()
+    with serving_api(env, tmp_path_factory.mktemp("gunicorn") / "gunicorn.log") as http:
+        yield http
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +46,12 @@ def dispatcher(api: Http, env: dict[str, str]) -> Http:
     return api.with_token(token)
 
 
-def workers_alive(env: dict[str, str]) -> int:
-    import redis
-    from rq import Worker
-
-    client = redis.Redis.from_url(env["REDIS_URL"])
-    try:
-        return Worker.count(connection=client)
-    finally:
-        client.close()
-
-
 @pytest.fixture
 def start_worker(spawn: Callable[..., Background], env: dict[str, str]) -> Callable[[], Background]:
     """`aidline worker` with one match and one notify process; stopped at teardown by `spawn`."""
 
     def _start() -> Background:
-        proc = spawn([bin_path("aidline"), "worker", "--processes", "1", "--notify-processes", "1"], env, "worker")
-        wait_for(lambda: workers_alive(env) >= 2 or not proc.alive(), timeout=60, what="the RQ workers to register")
-        assert proc.alive(), proc.output()
-        return proc
+        return start_aidline_worker(spawn, env)
 
     return _start
 
