@@ -11,31 +11,51 @@ def require_role(principal: Principal, *roles: Role) -> None:
         raise Forbidden(f"the {principal.role.value} role may not do this")
 
 
+def acts_as_volunteer(principal: Principal, volunteer_id: str) -> bool:
+    """A volunteer token, or a captain's (a captain is a volunteer too), bound to this volunteer."""
+    return principal.role in (Role.VOLUNTEER, Role.CAPTAIN) and principal.volunteer_id == volunteer_id
+
+
 def require_self_or_dispatcher(principal: Principal, volunteer_id: str) -> None:
-    """Dispatchers act on any volunteer; a volunteer token only on its own volunteer."""
-    if principal.role is Role.DISPATCHER:
-        return
-    if principal.role is Role.VOLUNTEER and principal.volunteer_id == volunteer_id:
+    """Dispatchers act on any volunteer; a volunteer or captain token only on its own volunteer."""
+    if principal.role is Role.DISPATCHER or acts_as_volunteer(principal, volunteer_id):
         return
     raise Forbidden("this token may only act on its own volunteer record")
 
 
+def covers_grid(principal: Principal, grid: str | None) -> bool:
+    """Whether the principal handles the records of this grid as a dispatcher would: dispatchers every grid,
+    a captain the grids of its token (never records without a grid), nobody else any."""
+    if principal.role is Role.DISPATCHER:
+        return True
+    return principal.role is Role.CAPTAIN and grid is not None and grid in principal.grids
+
+
+def require_grid(principal: Principal, grid: str | None) -> None:
+    """Dispatchers, or a captain of the grid; 403 otherwise."""
+    if not covers_grid(principal, grid):
+        raise Forbidden(f"only a dispatcher or a captain of grid {grid or '(none)'} may do this")
+
+
 def can_read_need(principal: Principal, need: Need, *, assigned: set[str]) -> bool:
-    """Dispatchers and ops read all needs; intake its own; volunteers those offered or assigned to them."""
+    """Dispatchers and ops read all needs; intake its own; captains those of their grids and those offered to
+    them; volunteers those offered or assigned to them."""
     if principal.role in (Role.DISPATCHER, Role.OPS):
         return True
     if principal.role is Role.INTAKE:
         return need.created_by == principal.token_id
-    return principal.volunteer_id in assigned
+    return covers_grid(principal, need.grid) or principal.volunteer_id in assigned
 
 
-def sees_private_details(principal: Principal, *, accepted: set[str]) -> bool:
-    """Requester phone and exact address: dispatchers, and volunteers who accepted the need."""
-    if principal.role is Role.DISPATCHER:
+def sees_private_details(principal: Principal, *, accepted: set[str], grid: str | None = None) -> bool:
+    """Requester phone and exact address: dispatchers, captains of the need's grid, and volunteers who
+    accepted the need."""
+    if covers_grid(principal, grid):
         return True
-    return principal.role is Role.VOLUNTEER and principal.volunteer_id in accepted
+    return principal.role in (Role.VOLUNTEER, Role.CAPTAIN) and principal.volunteer_id in accepted
 
 
-def sees_team(principal: Principal, *, accepted: set[str]) -> bool:
-    """The team's first names and phones: dispatchers, and the volunteers who accepted the need (its team)."""
-    return sees_private_details(principal, accepted=accepted)
+def sees_team(principal: Principal, *, accepted: set[str], grid: str | None = None) -> bool:
+    """The team's first names and phones: dispatchers, captains of the need's grid, and the volunteers who
+    accepted the need (its team)."""
+    return sees_private_details(principal, accepted=accepted, grid=grid)

@@ -10,6 +10,7 @@ from service.deps import Deps
 from service.geocoding import Geocoder, GeopyGeocoder, NoGeocoder
 from service.incidents import parse_rules
 from service.jobs import JobQueue
+from service.ladder import parse_ladder
 from service.store import Store
 from worker.queues import RQJobQueue
 
@@ -42,6 +43,9 @@ def bootstrap(
     """Build the store, job queue, geocoder and clock from settings; tests pass their own parts."""
     settings = settings or Settings.from_env()
     parse_rules(settings.incident_rules)  # a mistake in AIDLINE_INCIDENT_RULES stops the process at start
+    parse_ladder(
+        settings.escalation_ladder, ack_seconds=settings.ack_seconds, ack_seconds_critical=settings.ack_seconds_critical
+    )
     connection = connection or redis_client(settings.redis_url)
     return Deps(
         settings=settings,

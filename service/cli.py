@@ -42,8 +42,9 @@ def token() -> None:
     """Create and revoke API tokens."""
 
 
-def create_token(store: Store, role: Role, volunteer_id: str | None) -> str:
-    """A new random token for the role, stored hashed; the token itself is returned once."""
+def create_token(store: Store, role: Role, volunteer_id: str | None, grids: tuple[str, ...] = ()) -> str:
+    """A new random token for the role (a captain's with its grids), stored hashed; the token itself is
+    returned once."""
     value = "ald_" + secrets.token_urlsafe(32)
     store.tokens.save(
         token=value,
@@ -51,25 +52,36 @@ def create_token(store: Store, role: Role, volunteer_id: str | None) -> str:
         role=role,
         volunteer_id=volunteer_id,
         now_iso=clock.iso(clock.SystemClock().now()),
+        grids=grids,
     )
     return value
 
 
 @token.command("create")
 @click.option("--role", "role_name", required=True, type=click.Choice([r.value for r in Role]))
-@click.option("--volunteer-id", default=None, help="Required for the volunteer role: the volunteer it acts as.")
-def token_create(role_name: str, volunteer_id: str | None) -> None:
+@click.option(
+    "--volunteer-id", default=None, help="Required for the volunteer and captain roles: the volunteer it acts as."
+)
+@click.option("--grid", "grids", multiple=True, help="Required for the captain role (repeatable): a grid it handles.")
+def token_create(role_name: str, volunteer_id: str | None, grids: tuple[str, ...]) -> None:
     """Print a new token, alone on stdout. It is stored hashed; keep it now."""
     role = Role(role_name)
     deps = _deps()
-    if role is Role.VOLUNTEER:
+    if role in (Role.VOLUNTEER, Role.CAPTAIN):
         if not volunteer_id:
-            raise click.UsageError("--volunteer-id is required for the volunteer role")
+            raise click.UsageError(f"--volunteer-id is required for the {role.value} role")
         if deps.store.volunteers.get(volunteer_id) is None:
             raise click.UsageError(f"no volunteer {volunteer_id}")
     elif volunteer_id:
-        raise click.UsageError("--volunteer-id is only for the volunteer role")
-    click.echo(create_token(deps.store, role, volunteer_id))
+        raise click.UsageError("--volunteer-id is only for the volunteer and captain roles")
+    grids = tuple(dict.fromkeys(g.strip() for g in grids if g.strip()))
+    if role is Role.CAPTAIN and not grids:
+        raise click.UsageError("--grid is required for the captain role (one or more)")
+    if role is not Role.CAPTAIN and grids:
+        raise click.UsageError("--grid is only for the captain role")
+    if any(len(g) > 50 or "," in g for g in grids):
+        raise click.UsageError("a grid is at most 50 characters, without commas")
+    click.echo(create_token(deps.store, role, volunteer_id, grids))
 
 
 @token.command("revoke")

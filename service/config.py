@@ -73,6 +73,14 @@ class Settings:
     rate_limit_inbound: str = "3000/minute"
     proxy_hops: int = 0
     demo_tokens_file: str = ""
+    # captains on call and the escalation ladder (see service.ladder.parse_ladder)
+    ack_seconds: int = 600
+    """How long a tier of the escalation ladder has to acknowledge before the next is told."""
+    ack_seconds_critical: int = 180
+    """The same for critical needs."""
+    escalation_ladder: str = ""
+    """JSON: the tiers, a default and per grid; empty: the on-call captain, then the dispatchers."""
+    rate_limit_captain: str = "1200/minute"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

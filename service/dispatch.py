@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from service import access, clock, jobs, lifecycle
+from service import access, captains, clock, jobs, lifecycle
 from service.assignment import Option, Wanting, assign_jointly
 from service.backlog import (
     DRAIN_SECONDS,
@@ -24,7 +24,7 @@ from service.deps import Deps
 from service.exceptions import InvalidTransition
 from service.lifecycle import Action
 from service.matching import TIE_KM, FairLoad, distance_km
-from service.models import Event, EventType, Need, NeedStatus, Principal, Priority, Role, Topic
+from service.models import Event, EventType, Need, NeedStatus, Principal, Priority, Topic
 from service.needs import change_status, load_need
 from service.offers import LATENCY_BUCKETS, new_offer_id, withdraw_pending
 from service.store import Refusal, Refused
@@ -103,6 +103,8 @@ def settle(deps: Deps, need_id: str, result: MatchResult | Refused) -> MatchOutc
     follow_up(deps, result)
     outcome.offered = [o.offer_id for o in result.offers]
     outcome.escalated = result.escalated
+    if result.escalated:
+        captains.start_ladder(deps=deps, need_id=need_id)
     if result.missing <= 0 and not outcome.offered:
         outcome.skipped = "enough offers are out"
     return outcome
@@ -212,7 +214,8 @@ def drain_matches(*, deps: Deps) -> int:
 
 
 def escalate(*, deps: Deps, need: Need, reason: str, unless_staffed: bool = False) -> bool:
-    """Hand the need to dispatchers; nothing happens if it is already escalated.
+    """Hand the need to people: it climbs its grid's escalation ladder (the on-call captain, then the
+    dispatchers, ...: service.captains); nothing happens if it is already escalated.
 
     With unless_staffed, Redis refuses the change when the need has meanwhile got all the
     offers it asked for (another worker matched it).
@@ -233,15 +236,15 @@ def escalate(*, deps: Deps, need: Need, reason: str, unless_staffed: bool = Fals
     except InvalidTransition:
         return False
     deps.store.stats.incr("escalations")
-    announce(deps, Topic.ESCALATED, need.id)
+    captains.start_ladder(deps=deps, need_id=need.id)
     return True
 
 
 def rematch_need(*, deps: Deps, need_id: str, principal: Principal) -> Need:
     """Search again. Before assignment: pending offers are withdrawn and everyone may be offered again.
     Once assigned: the assigned volunteers are released and the next nearest are offered instead."""
-    access.require_role(principal, Role.DISPATCHER)
     need = load_need(deps=deps, need_id=need_id)
+    access.require_grid(principal, need.grid)
     lifecycle.check(Action.REMATCH, need.status)
     replacing_team = need.status is NeedStatus.ASSIGNED
     if not replacing_team:

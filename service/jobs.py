@@ -19,6 +19,7 @@ SWEEP = "worker.jobs.sweep"
 DRAIN_MATCHES = "worker.jobs.drain_matches"
 DRAIN_NOTIFICATIONS = "worker.jobs.drain_notifications"
 EXPIRE_DUE_OFFERS = "worker.jobs.expire_due_offers"
+ADVANCE_LADDER = "worker.jobs.advance_ladder"
 
 URGENT, DEFAULT, LOW, NOTIFY = "urgent", "default", "low", "notify"
 MATCH_QUEUES = (URGENT, DEFAULT, LOW)

@@ -101,6 +101,15 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "【Aidline】通知未能送达：{kind}求助的{reason}。请电话联系。{link}",
         "en": "Aidline: a notification could not be delivered ({reason}) for a {kind} need. Please call. {link}",
     },
+    "escalated_captain": {
+        "zh": "【Aidline】网格求助待您处理：{kind}（{priority}），{reason}。收到请回复ACK {code}。{link}",
+        "en": "Aidline: a need in your grid needs you: {kind} ({priority}), {reason}. Reply ACK {code} to take it. "
+        "{link}",
+    },
+    "escalated_tier": {
+        "zh": "【Aidline】升级至{tier}：{kind}（{priority}）仍无人确认，{reason}。{link}",
+        "en": "Aidline escalation to {tier}: {kind} ({priority}) is still not acknowledged, {reason}. {link}",
+    },
     "incident_opened": {
         "zh": "【Aidline】事件：{family}，{size}个求助集中在{radius}公里内，"
         "其中{vulnerable}个涉及需特别关照的人。{link}",

@@ -98,6 +98,8 @@ class Role(StrEnum):
     INTAKE = "intake"
     VOLUNTEER = "volunteer"
     OPS = "ops"
+    CAPTAIN = "captain"
+    """A grid captain: a volunteer (answers its own offers) who also handles the needs of its grids."""
 
 
 class Locale(StrEnum):
@@ -126,6 +128,10 @@ class Topic(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     INCIDENT_OPENED = "incident_opened"
     INCIDENT_MILESTONE = "incident_milestone"
+    ESCALATED_CAPTAIN = "escalated_captain"
+    """An escalated need, told to the grid's on-call captain (first tier of the escalation ladder)."""
+    ESCALATED_TIER = "escalated_tier"
+    """An escalated need nobody acknowledged, told to a tier above the dispatchers (its own channels)."""
 
 
 class EventType(StrEnum):
@@ -156,6 +162,11 @@ class EventType(StrEnum):
     NOTIFICATION = "notification"
     NOTIFICATION_UNDELIVERABLE = "notification_undeliverable"
     INCIDENT_JOINED = "incident_joined"
+    ESCALATION_STEP = "escalation_step"
+    """A tier of the escalation ladder was told, or skipped (nobody on call, nobody to tell)."""
+    ESCALATION_ACKNOWLEDGED = "escalation_acknowledged"
+    ESCALATION_LADDER_ENDED = "escalation_ladder_ended"
+    """The ladder stopped without an acknowledgement: past its top tier, or the need moved on."""
 
 
 class IncidentStatus(StrEnum):
@@ -351,14 +362,80 @@ class Event:
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a token's role, its id and, for volunteers, the volunteer it is bound to."""
+    """Who is calling: a token's role, its id and, for volunteers and captains, the volunteer it is bound to
+    (and a captain's grids)."""
 
     role: Role
     token_id: str
     volunteer_id: str | None = None
+    grids: tuple[str, ...] = ()
 
     @property
     def actor(self) -> str:
         if self.role is Role.VOLUNTEER and self.volunteer_id:
             return f"volunteer:{self.volunteer_id}"
+        if self.role is Role.CAPTAIN and self.volunteer_id:
+            return f"captain:{self.volunteer_id}"
         return f"{self.role.value}:{self.token_id}"
+
+
+class Weekday(StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A weekly shift of a grid's rota: on `weekday` from `start` to `end` (local "HH:MM"; end may be "24:00")."""
+
+    weekday: Weekday
+    start: str
+    end: str
+    volunteer_id: str
+
+
+@dataclass(frozen=True)
+class Override:
+    """A dated cover that wins over the weekly shifts: from and to as local "YYYY-MM-DDTHH:MM"."""
+
+    start: str
+    end: str
+    volunteer_id: str
+
+
+@dataclass
+class Rota:
+    """Who of a grid's captains is on call when."""
+
+    grid: str
+    shifts: list[Shift] = field(default_factory=list)
+    overrides: list[Override] = field(default_factory=list)
+    updated_at: str | None = None
+    updated_by: str | None = None
+
+
+class TierKind(StrEnum):
+    """Whom a tier of the escalation ladder tells."""
+
+    CAPTAIN = "captain"
+    """The grid's on-call captain (skipped when nobody is on call)."""
+    DISPATCHERS = "dispatchers"
+    """The grid's dispatcher channels, else the district's (AIDLINE_GRID_CHANNELS, AIDLINE_DISPATCHER_CHANNELS)."""
+    CHANNELS = "channels"
+    """The tier's own apprise URLs (a district lead, a duty office)."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One rung of the escalation ladder and how long it has to acknowledge before the next is told."""
+
+    name: str
+    kind: TierKind
+    ack_seconds: int
+    ack_seconds_critical: int
+    channels: tuple[str, ...] = ()

@@ -241,10 +241,12 @@ def list_needs(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Need], str | None]:
-    """Needs newest first, filtered; intake tokens see only the needs they created."""
-    access.require_role(principal, Role.DISPATCHER, Role.OPS, Role.INTAKE)
+    """Needs newest first, filtered; intake tokens see only the needs they created, captains those of their
+    grids."""
+    access.require_role(principal, Role.DISPATCHER, Role.OPS, Role.INTAKE, Role.CAPTAIN)
     status = NeedStatus(status) if status else None
     created_by = principal.token_id if principal.role is Role.INTAKE else None
+    grids = set(principal.grids) if principal.role is Role.CAPTAIN else None
 
     def keep(n: Need) -> bool:
         return (
@@ -252,6 +254,7 @@ def list_needs(
             and (kind is None or n.kind == kind)
             and (priority is None or n.priority == priority)
             and (created_by is None or n.created_by == created_by)
+            and (grids is None or n.grid in grids)
         )
 
     nearby = None
@@ -273,7 +276,7 @@ def team_of(*, deps: Deps, need: Need, offers: list[Offer], principal: Principal
     """The volunteers who accepted the need, with first name, phone and role, for its team to reach each
     other: shown to dispatchers and to the volunteers who accepted it; None for everyone else."""
     accepted = [o for o in offers if o.status is OfferStatus.ACCEPTED]
-    if not access.sees_team(principal, accepted={o.volunteer_id for o in accepted}):
+    if not access.sees_team(principal, accepted={o.volunteer_id for o in accepted}, grid=need.grid):
         return None
     members = []
     for offer, volunteer in zip(
@@ -362,7 +365,8 @@ def change_status(
 def cancel_need(*, deps: Deps, need_id: str, reason: str, principal: Principal) -> Need:
     """Cancel a need; its volunteers are released and told."""
     need, offers = read_need(deps=deps, need_id=need_id, principal=principal)
-    access.require_role(principal, Role.DISPATCHER, Role.INTAKE)
+    if principal.role is not Role.INTAKE:
+        access.require_grid(principal, need.grid)
     involved = volunteers_on(offers, OfferStatus.PENDING, OfferStatus.ACCEPTED)
     need = change_status(
         deps=deps,
@@ -381,7 +385,7 @@ def cancel_need(*, deps: Deps, need_id: str, reason: str, principal: Principal) 
 
 def defer_need(*, deps: Deps, need_id: str, reason: str, principal: Principal) -> Need:
     """Park a need that cannot be done yet, with the reason the requester will see."""
-    access.require_role(principal, Role.DISPATCHER)
+    access.require_grid(principal, load_need(deps=deps, need_id=need_id).grid)
     need = change_status(
         deps=deps,
         need_id=need_id,
@@ -429,10 +433,12 @@ def report_progress(*, deps: Deps, need_id: str, status: NeedStatus, note: str |
     """
     need, offers = read_need(deps=deps, need_id=need_id, principal=principal)
     action, event_type, topic = PROGRESS_ACTIONS[status]
+    accepted = volunteers_on(offers, OfferStatus.ACCEPTED)
     if principal.role is not Role.DISPATCHER and not (
-        principal.role is Role.VOLUNTEER and principal.volunteer_id in volunteers_on(offers, OfferStatus.ACCEPTED)
+        principal.volunteer_id in accepted and access.acts_as_volunteer(principal, principal.volunteer_id)
     ):
-        if principal.role is Role.VOLUNTEER and principal.volunteer_id in volunteers_on(offers, OfferStatus.COMPLETED):
+        completed = volunteers_on(offers, OfferStatus.COMPLETED)
+        if principal.volunteer_id in completed and access.acts_as_volunteer(principal, principal.volunteer_id):
             lifecycle.check(action, need.status)
         raise Forbidden("only a volunteer assigned to this need, or a dispatcher, may report progress")
     detail: dict[str, Any] = {"note": note} if note else {}

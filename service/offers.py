@@ -126,9 +126,9 @@ def offer_for(deps: Deps, offer_id: str, principal: Principal) -> Offer:
         raise NotFound(f"offer {offer_id} not found")
     if principal.role is Role.DISPATCHER:
         return offer
-    if principal.role is Role.VOLUNTEER and principal.volunteer_id == offer.volunteer_id:
+    if access.acts_as_volunteer(principal, offer.volunteer_id):
         return offer
-    if principal.role is Role.VOLUNTEER:
+    if principal.role in (Role.VOLUNTEER, Role.CAPTAIN):
         raise NotFound(f"offer {offer_id} not found")
     raise Forbidden(f"the {principal.role.value} role may not answer offers")
 
@@ -311,8 +311,8 @@ def assign_volunteer(
 
     The volunteer takes `role` (an index of the need's roles), or else the first role not yet filled
     whose skills they have (service.matching.role_for)."""
-    access.require_role(principal, Role.DISPATCHER)
     need = load_need(deps=deps, need_id=need_id)
+    access.require_grid(principal, need.grid)
     lifecycle.check(Action.ASSIGN, need.status)
     volunteer = deps.store.volunteers.get(volunteer_id)
     if volunteer is None:

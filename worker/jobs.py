@@ -12,7 +12,7 @@ from typing import Any
 
 from rq import get_current_job
 
-from service import dispatch, offers, sweeper
+from service import captains, dispatch, offers, sweeper
 from service.models import Topic
 from worker import notifications
 from worker.context import current_deps
@@ -98,3 +98,8 @@ def remind_offer(offer_id: str) -> bool:
 def sweep() -> dict[str, int]:
     """Find and repair work that a crash left behind; check deadlines."""
     return sweeper.sweep(deps=current_deps())
+
+
+def advance_ladder(need_id: str) -> str:
+    """Take the escalation ladder's next step if it is due (tell the next tier); a no-op otherwise."""
+    return captains.advance_ladder(deps=current_deps(), need_id=need_id)

@@ -124,6 +124,21 @@ class AidlineCollector(Collector):
         escalations = CounterMetricFamily("aidline_escalations", "Needs escalated to dispatchers")
         escalations.add_metric([], store.stats.get("escalations"))
         yield escalations
+        steps = CounterMetricFamily(
+            "aidline_escalation_steps",
+            "Steps of the escalation ladder: a tier told (notified) or passed over (skipped: nobody on call, ...)",
+            labels=["tier", "outcome"],
+        )
+        for label, count in sorted(store.stats.counts("escalation_steps").items()):
+            tier, _, outcome = label.rpartition("|")
+            steps.add_metric([tier, outcome], count)
+        yield steps
+        acks = CounterMetricFamily(
+            "aidline_escalation_acks", "Escalations acknowledged, by the last tier told", labels=["tier"]
+        )
+        for tier, count in sorted(store.stats.counts("escalation_acks").items()):
+            acks.add_metric([tier], count)
+        yield acks
         opened = CounterMetricFamily(
             "aidline_incidents_opened",
             "Incidents opened, by family and origin (automatic: formed by arrival; declared: by a dispatcher)",

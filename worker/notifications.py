@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from rq import get_current_job
 
-from service import clock, incidents, jobs, lifecycle
+from service import captains, clock, incidents, jobs, ladder, lifecycle
 from service.backlog import DRAIN_SECONDS, NOTIFY, announce, enqueue_drain
 from service.deps import Deps
 from service.messages import render
@@ -32,6 +32,7 @@ VOLUNTEER_TOPICS = frozenset(
         Topic.CANCELLED,
         Topic.OFFER_TAKEN,
         Topic.OFFER_PREEMPTED,
+        Topic.ESCALATED_CAPTAIN,
     }
 )
 REQUESTER_TOPICS = frozenset({Topic.RECEIVED, Topic.ASSIGNED, Topic.EN_ROUTE, Topic.DONE, Topic.DEFERRED})
@@ -82,8 +83,10 @@ def links(deps: Deps, need: Need, offer_id: str = "") -> dict[str, str]:
     return values
 
 
-def recipients(deps: Deps, topic: Topic, need: Need, volunteer_id: str) -> list[tuple[str, str, list[str]]]:
-    """(recipient, locale, channels in order) for one event."""
+def recipients(
+    deps: Deps, topic: Topic, need: Need, volunteer_id: str, tier_name: str = ""
+) -> list[tuple[str, str, list[str]]]:
+    """(recipient, locale, channels in order) for one event; `tier_name`: the ladder's tier told (ESCALATED_TIER)."""
     if topic in VOLUNTEER_TOPICS:
         volunteer = deps.store.volunteers.get(volunteer_id) if volunteer_id else None
         if volunteer is None or not volunteer.channels:
@@ -104,6 +107,9 @@ def recipients(deps: Deps, topic: Topic, need: Need, volunteer_id: str) -> list[
     if topic in DISPATCHER_TOPICS:
         channels = list(deps.settings.grid_channels.get(need.grid or "", ())) or list(deps.settings.dispatcher_channels)
         return [(f"dispatchers:{need.grid or 'default'}", "zh", channels)] if channels else []
+    if topic is Topic.ESCALATED_TIER:
+        tier = ladder.tier_named(deps.settings, need.grid, tier_name)
+        return [(f"tier:{tier.name}", "zh", list(tier.channels))] if tier is not None and tier.channels else []
     raise ValueError(f"no audience for notification topic {topic.value}")
 
 
@@ -162,11 +168,16 @@ def plan_deliveries(
     if topic is Topic.OFFER and offer_id:
         schedule_reminder(deps, offer_id)
     planned = []
-    for recipient, locale, channels in recipients(deps, topic, need, volunteer_id):
+    tier_name = reason if topic is Topic.ESCALATED_TIER else ""
+    if tier_name:
+        reason = ""  # the message gives the need's own reason for escalating
+    for recipient, locale, channels in recipients(deps, topic, need, volunteer_id, tier_name):
         values = message_values(deps, topic, need, volunteer_id, offer_id, reason)
+        if topic in (Topic.ESCALATED_CAPTAIN, Topic.ESCALATED_TIER):
+            values.update(code=captains.ack_code(deps=deps, need_id=need_id), tier=tier_name)
         title, body = render(topic.value, locale, values)
         sms_body = render(topic.value, locale, {**values, "link": ""})[1]
-        did = delivery_id(topic, need_id, recipient, f"{offer_id}|{reason}|{event_id}")
+        did = delivery_id(topic, need_id, recipient, f"{offer_id}|{reason or tier_name}|{event_id}")
         record_delivery(deps, did, topic, recipient, channels, (title, body, sms_body), need_id=need_id)
         planned.append(did)
     return planned

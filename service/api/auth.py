@@ -41,7 +41,12 @@ def principal_for(token: str | None) -> Principal:
     if token not in known:
         record = deps().store.tokens.record(token)
         known[token] = (
-            Principal(role=Role(record["role"]), token_id=record["id"], volunteer_id=record.get("volunteer_id") or None)
+            Principal(
+                role=Role(record["role"]),
+                token_id=record["id"],
+                volunteer_id=record.get("volunteer_id") or None,
+                grids=tuple(filter(None, record.get("grids", "").split(","))),
+            )
             if record is not None
             else None
         )

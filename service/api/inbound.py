@@ -11,7 +11,7 @@ from flask import request
 from flask.views import MethodView
 from marshmallow import EXCLUDE, ValidationError, fields, validate, validates_schema
 
-from service import offers
+from service import captains, offers
 from service.api.auth import deps, errors
 from service.api.blueprint import IDEMPOTENCY_KEY, Blueprint
 from service.api.schemas import ErrorSchema
@@ -20,14 +20,21 @@ from service.exceptions import Forbidden, InvalidInput
 blp = Blueprint("inbound", __name__, url_prefix="/api/v1/inbound", description="Inbound SMS replies", form_bodies=True)
 
 REPLY = re.compile(  # in any letter case; spelled out so that the OpenAPI document can state the same pattern
-    r"^\s*([Yy](?:[Ee][Ss])?|[Oo][Kk]|[Aa][Cc][Cc][Ee][Pp][Tt]|是|接受|[Nn][Oo]?|[Dd][Ee][Cc][Ll][Ii][Nn][Ee]|否|拒绝)"
+    r"^\s*([Yy](?:[Ee][Ss])?|[Oo][Kk]|[Aa][Cc][Cc][Ee][Pp][Tt]|是|接受|[Nn][Oo]?|[Dd][Ee][Cc][Ll][Ii][Nn][Ee]|否|拒绝"
+    r"|[Aa][Cc][Kk]|确认|收到)"
     r"\s*[:#]?\s*([0-9]{4,8})\s*$"
 )
 REPLY_TEXT = [
     validate.Length(min=1, max=1600),
-    validate.Regexp(REPLY, error="Not YES <code> or NO <code> (also Y, OK, ACCEPT, 是, 接受; N, DECLINE, 否, 拒绝)."),
+    validate.Regexp(
+        REPLY,
+        error="Not YES <code>, NO <code> or ACK <code> "
+        "(also Y, OK, ACCEPT, 是, 接受; N, DECLINE, 否, 拒绝; 确认, 收到).",
+    ),
 ]
 ACCEPT_WORDS = {"YES", "Y", "OK", "ACCEPT", "是", "接受"}
+ACK_WORDS = {"ACK", "确认", "收到"}
+"""A captain acknowledging an escalation with its code."""
 
 
 class InboundSmsSchema(ma.Schema):
@@ -62,8 +69,8 @@ INBOUND_BODY = {
 
 
 class InboundResultSchema(ma.Schema):
-    result = fields.String(required=True, metadata={"enum": ["accepted", "declined"]})
-    offer_id = fields.String(required=True)
+    result = fields.String(required=True, metadata={"enum": ["accepted", "declined", "acknowledged"]})
+    offer_id = fields.String(metadata={"description": "The offer answered (not for acknowledged)"})
     need_id = fields.String(required=True)
 
 
@@ -113,7 +120,8 @@ class InboundSms(MethodView):
     )
     @errors(blp, 404, 409, 422)
     def post(self, message: dict[str, str]) -> dict[str, str]:
-        """Accept or decline an offer by SMS: 'YES 4821' or 'NO 4821' from the volunteer's phone."""
+        """Accept or decline an offer by SMS: 'YES 4821' or 'NO 4821' from the volunteer's phone; or acknowledge
+        an escalation: 'ACK 123456' from the phone of a captain of the need's grid."""
         check_secret()
         text = message.get("text") or message.get("Body") or ""
         sender = (message.get("sender") or message.get("From") or "").strip()
@@ -121,6 +129,10 @@ class InboundSms(MethodView):
         if match is None:
             raise InvalidInput("reply with YES <code> or NO <code>", errors={"json": {"body": ["Not YES/NO <code>."]}})
         word, code = match.group(1).upper(), match.group(2)
+        if word in ACK_WORDS:
+            captains.acknowledge_by_code(deps=deps(), code=code, sender=sender)
+            need_id = deps().store.captains.need_for_code(code) or ""
+            return {"result": "acknowledged", "need_id": need_id}
         accept = word in ACCEPT_WORDS
         offer = offers.answer_by_code(deps=deps(), code=code, sender=sender, accept=accept)
         return {"result": "accepted" if accept else "declined", "offer_id": offer.id, "need_id": offer.need_id}

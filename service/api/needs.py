@@ -7,11 +7,12 @@ from typing import Any
 from flask.views import MethodView
 from werkzeug.routing import BaseConverter
 
-from service import dispatch, needs, offers
+from service import access, captains, dispatch, needs, offers
 from service.api import present
 from service.api.auth import current_principal, deps, errors, requires
 from service.api.blueprint import Blueprint
 from service.api.schemas import (
+    AckSchema,
     AssignSchema,
     EventListSchema,
     NeedBatchResultSchema,
@@ -42,12 +43,12 @@ def view(need_id: str, principal: Principal) -> dict[str, Any]:
 
 @blp.route("")
 class Needs(MethodView):
-    @requires(blp, D, Role.OPS, Role.INTAKE)
+    @requires(blp, D, Role.OPS, Role.INTAKE, Role.CAPTAIN)
     @blp.arguments(NeedQuerySchema, location="query", unknown="raise")
     @blp.response(200, NeedPageSchema)
     @errors(blp, 422)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List needs, newest first; intake tokens see only the needs they sent."""
+        """List needs, newest first; intake tokens see only the needs they sent, captains those of their grids."""
         principal = current_principal()
         items, next_cursor = needs.list_needs(
             deps=deps(),
@@ -106,7 +107,7 @@ class NeedIdConverter(BaseConverter):
 
 @blp.route("/<need:need_id>")
 class NeedById(MethodView):
-    @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER)
+    @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER, Role.CAPTAIN)
     @blp.response(200, NeedSchema)
     @errors(blp, 404)
     def get(self, need_id: str) -> dict[str, Any]:
@@ -116,7 +117,7 @@ class NeedById(MethodView):
 
 @blp.route("/<string:need_id>/events")
 class NeedEvents(MethodView):
-    @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER)
+    @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER, Role.CAPTAIN)
     @blp.response(200, EventListSchema)
     @errors(blp, 404)
     def get(self, need_id: str) -> dict[str, Any]:
@@ -127,7 +128,7 @@ class NeedEvents(MethodView):
 
 @blp.route("/<string:need_id>/cancel")
 class NeedCancel(MethodView):
-    @requires(blp, D, Role.INTAKE)
+    @requires(blp, D, Role.INTAKE, Role.CAPTAIN)
     @blp.arguments(ReasonSchema)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)
@@ -140,7 +141,7 @@ class NeedCancel(MethodView):
 
 @blp.route("/<string:need_id>/assign")
 class NeedAssign(MethodView):
-    @requires(blp, D)
+    @requires(blp, D, Role.CAPTAIN)
     @blp.arguments(AssignSchema)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)
@@ -160,7 +161,7 @@ class NeedAssign(MethodView):
 
 @blp.route("/<string:need_id>/rematch")
 class NeedRematch(MethodView):
-    @requires(blp, D)
+    @requires(blp, D, Role.CAPTAIN)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409)
     def post(self, need_id: str) -> dict[str, Any]:
@@ -172,7 +173,7 @@ class NeedRematch(MethodView):
 
 @blp.route("/<string:need_id>/defer")
 class NeedDefer(MethodView):
-    @requires(blp, D)
+    @requires(blp, D, Role.CAPTAIN)
     @blp.arguments(ReasonSchema)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)
@@ -184,20 +185,40 @@ class NeedDefer(MethodView):
 
 @blp.route("/<string:need_id>/reopen")
 class NeedReopen(MethodView):
-    @requires(blp, D)
+    @requires(blp, D, Role.CAPTAIN)
     @blp.arguments(OptionalReasonSchema, required=False)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)
     def post(self, body: dict[str, str] | None, need_id: str) -> dict[str, Any]:
         """Put a deferred, escalated, cancelled, done or closed need back in the queue."""
         principal = current_principal()
+        access.require_grid(principal, needs.load_need(deps=deps(), need_id=need_id).grid)
         needs.reopen_need(deps=deps(), need_id=need_id, reason=(body or {}).get("reason"), actor=principal.actor)
         return view(need_id, principal)
 
 
+@blp.route("/<string:need_id>/ack")
+class NeedAck(MethodView):
+    @requires(blp, D, Role.CAPTAIN)
+    @blp.response(200, AckSchema)
+    @errors(blp, 404, 409)
+    def post(self, need_id: str) -> dict[str, Any]:
+        """Acknowledge an escalation: its ladder stops climbing (nobody further is told); the need is otherwise
+        unchanged. A captain of the need's grid or a dispatcher; again: the first acknowledgement (`first`
+        false); 409 when no escalation of the need waits for one."""
+        done = captains.acknowledge(deps=deps(), need_id=need_id, principal=current_principal())
+        return {
+            "need_id": need_id,
+            "acknowledged_by": done.acked_by,
+            "acknowledged_at": done.acked_at,
+            "tier": done.tier,
+            "first": done.first,
+        }
+
+
 @blp.route("/<string:need_id>/progress")
 class NeedProgress(MethodView):
-    @requires(blp, D, Role.VOLUNTEER)
+    @requires(blp, D, Role.VOLUNTEER, Role.CAPTAIN)
     @blp.arguments(ProgressSchema)
     @blp.response(200, NeedSchema)
     @errors(blp, 404, 409, 422)

@@ -18,7 +18,7 @@ blp = Blueprint("offers", __name__, url_prefix="/api/v1/offers", description="Of
 
 @blp.route("/<string:offer_id>/accept")
 class OfferAccept(MethodView):
-    @requires(blp, Role.VOLUNTEER, Role.DISPATCHER)
+    @requires(blp, Role.VOLUNTEER, Role.CAPTAIN, Role.DISPATCHER)
     @blp.response(200, OfferSchema)
     @errors(blp, 404, 409)
     def post(self, offer_id: str) -> dict[str, Any]:
@@ -29,7 +29,7 @@ class OfferAccept(MethodView):
 
 @blp.route("/<string:offer_id>/decline")
 class OfferDecline(MethodView):
-    @requires(blp, Role.VOLUNTEER, Role.DISPATCHER)
+    @requires(blp, Role.VOLUNTEER, Role.CAPTAIN, Role.DISPATCHER)
     @blp.arguments(OptionalReasonSchema, required=False)
     @blp.response(200, OfferSchema)
     @errors(blp, 404, 409, 422)

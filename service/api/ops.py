@@ -192,6 +192,7 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
         Role.INTAKE: settings.rate_limit_intake,
         Role.OPS: settings.rate_limit_ops,
         Role.VOLUNTEER: settings.rate_limit_volunteer,
+        Role.CAPTAIN: settings.rate_limit_captain,
     }
 
     def budget() -> tuple[str, str]:

@@ -29,7 +29,7 @@ def need_view(
     """A need as this caller may see it: private details only for dispatchers and accepted volunteers, and the
     team (when given: service.needs.team_of decides who sees it)."""
     accepted = {o.volunteer_id for o in offers if o.status is OfferStatus.ACCEPTED}
-    private = access.sees_private_details(principal, accepted=accepted)
+    private = access.sees_private_details(principal, accepted=accepted, grid=need.grid)
     data = asdict(need)
     data.pop("created_by")
     data.pop("accepted")

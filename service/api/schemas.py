@@ -18,6 +18,7 @@ from service.models import (
     Priority,
     Skill,
     Vulnerability,
+    Weekday,
 )
 from service.needs import MAX_BATCH
 
@@ -705,3 +706,89 @@ class DrillCleanSchema(ma.Schema):
 
 class HealthSchema(ma.Schema):
     status = fields.String(required=True)
+
+
+# ---- captains: rotas, who is on call, acknowledgements ------------------------------------------------
+
+TIME_OF_DAY = validate.Regexp(
+    r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$", error="Must be a local time as HH:MM (00:00 to 24:00)."
+)
+LOCAL_MOMENT = validate.Regexp(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?(Z|[+-][0-9]{2}:[0-9]{2})?$",
+    error="Must be a local date and time as YYYY-MM-DDTHH:MM (in AIDLINE_TIMEZONE unless an offset is given).",
+)
+MAX_ROTA_ITEMS = 200
+
+
+class ShiftSchema(Schema):
+    weekday = fields.Enum(Weekday, by_value=True, required=True)
+    start = fields.String(required=True, validate=TIME_OF_DAY, metadata={"description": "Local time, HH:MM"})
+    end = fields.String(
+        required=True, validate=TIME_OF_DAY, metadata={"description": "Local time, HH:MM; 24:00 is the day's end"}
+    )
+    volunteer_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class OverrideSchema(Schema):
+    start = fields.String(
+        data_key="from", required=True, validate=LOCAL_MOMENT, metadata={"description": "Local YYYY-MM-DDTHH:MM"}
+    )
+    end = fields.String(
+        data_key="to", required=True, validate=LOCAL_MOMENT, metadata={"description": "Local YYYY-MM-DDTHH:MM"}
+    )
+    volunteer_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class RotaInSchema(Schema):
+    shifts = fields.List(fields.Nested(ShiftSchema), load_default=list, validate=validate.Length(max=MAX_ROTA_ITEMS))
+    overrides = fields.List(
+        fields.Nested(OverrideSchema), load_default=list, validate=validate.Length(max=MAX_ROTA_ITEMS)
+    )
+
+
+class ShiftViewSchema(ma.Schema):
+    weekday = fields.String(required=True, metadata={"enum": [d.value for d in Weekday]})
+    start = fields.String(required=True)
+    end = fields.String(required=True)
+    volunteer_id = fields.String(required=True)
+
+
+class OverrideViewSchema(ma.Schema):
+    start = fields.String(data_key="from", required=True)
+    end = fields.String(data_key="to", required=True)
+    volunteer_id = fields.String(required=True)
+
+
+class RotaSchema(ma.Schema):
+    grid = fields.String(required=True)
+    timezone = fields.String(required=True, metadata={"description": "The zone of the rota's times"})
+    shifts = fields.List(fields.Nested(ShiftViewSchema), required=True)
+    overrides = fields.List(fields.Nested(OverrideViewSchema), required=True)
+    updated_at = fields.String(required=True, allow_none=True)
+    updated_by = fields.String(required=True, allow_none=True)
+
+
+class OnCallSchema(ma.Schema):
+    grid = fields.String(required=True)
+    volunteer_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "The captain on call now; null: nobody"}
+    )
+    until = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "When this cover ends (UTC); when nobody is on call, when somebody next is; null: no "
+            "change within the next week"
+        },
+    )
+    source = fields.String(required=True, allow_none=True, metadata={"enum": ["shift", "override", None]})
+
+
+class AckSchema(ma.Schema):
+    need_id = fields.String(required=True)
+    acknowledged_by = fields.String(required=True)
+    acknowledged_at = fields.String(required=True)
+    tier = fields.String(required=True, allow_none=True, metadata={"description": "The last tier told"})
+    first = fields.Boolean(
+        required=True, metadata={"description": "false: acknowledged before; this is that acknowledgement"}
+    )

@@ -24,7 +24,7 @@ from service.models import Location, Role
 
 blp = Blueprint("volunteers", __name__, url_prefix="/api/v1/volunteers", description="Volunteers")
 
-SELF = (Role.DISPATCHER, Role.VOLUNTEER)
+SELF = (Role.DISPATCHER, Role.VOLUNTEER, Role.CAPTAIN)
 
 
 def parse_near(text: str | None) -> Location | None:
@@ -66,7 +66,7 @@ class Volunteers(MethodView):
 
 @blp.route("/<string:volunteer_id>")
 class VolunteerById(MethodView):
-    @requires(blp, Role.DISPATCHER, Role.VOLUNTEER, Role.OPS)
+    @requires(blp, Role.DISPATCHER, Role.VOLUNTEER, Role.CAPTAIN, Role.OPS)
     @blp.response(200, VolunteerSchema)
     @errors(blp, 404)
     def get(self, volunteer_id: str) -> dict[str, Any]:

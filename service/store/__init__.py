@@ -12,6 +12,7 @@ from __future__ import annotations
 import redis
 
 from service.store.backlog import BacklogStore
+from service.store.captains import CaptainStore
 from service.store.codec import volunteer_fields
 from service.store.deliveries import DeliveryStore
 from service.store.drills import DrillStore
@@ -55,6 +56,7 @@ class Store:
         self.backlog = BacklogStore(client, self.keys)
         self.incidents = IncidentStore(client, self.keys, scripts)
         self.drills = DrillStore(client, self.keys, scripts)
+        self.captains = CaptainStore(client, self.keys, scripts)
 
     def ping(self) -> bool:
         return bool(self.r.ping())
@@ -76,6 +78,9 @@ class Store:
         "incident:*",
         "incidents:*",
         "drills:needs",
+        "ladder:*",
+        "ladders:*",
+        "ackcode:*",
     )
 
     def clear_activity(self) -> int:

@@ -25,6 +25,8 @@ class Refusal(StrEnum):
     INCIDENT_STATUS = "incident_status"
     NOT_DRILL = "not_drill"
     BUSY = "busy"
+    NO_LADDER = "no_ladder"
+    LADDER_STATUS = "ladder_status"
 
 
 class Refused(Exception):

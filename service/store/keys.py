@@ -140,6 +140,25 @@ class Keys:
     def drill_volunteers(self) -> str:
         return self._k("drills:vols")
 
+    # captains: their grids, the grids' rotas, and the escalation ladders
+    def captain_grids(self, volunteer_id: str) -> str:
+        """The grids a volunteer is captain of: grid -> how many captain tokens name it."""
+        return self._k("captain", volunteer_id)
+
+    def rota(self, grid: str) -> str:
+        return self._k("rota", grid)
+
+    def ladder(self, need_id: str) -> str:
+        """The escalation ladder of a need (the Lua scripts build the same)."""
+        return self._k("ladder", need_id)
+
+    def ladders_due(self) -> str:
+        """Needs whose ladder takes its next step at the score (epoch seconds)."""
+        return self._k("ladders:due")
+
+    def ack_code(self, code: str) -> str:
+        return self._k("ackcode", code)
+
     # tokens, counters, markers
     def token(self, digest: str) -> str:
         return self._k("token", digest)

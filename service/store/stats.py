@@ -22,6 +22,10 @@ class StatStore:
     def get(self, name: str) -> int:
         return int(self.r.get(self.keys.stat(name)) or 0)
 
+    def counts(self, name: str) -> dict[str, int]:
+        """A labelled counter (a hash of label -> count) as the Lua scripts keep them."""
+        return {text(k): int(v) for k, v in self.r.hgetall(self.keys.stat(name)).items()}
+
     def observe(self, name: str, value: float, buckets: tuple[float, ...]) -> None:
         """Count one observation in the first bucket that holds it (cumulated when read)."""
         key = self.keys.histogram(name)

@@ -22,14 +22,33 @@ class TokenStore:
         self.r = client
         self.keys = keys
 
-    def save(self, *, token: str, token_id: str, role: Role, volunteer_id: str | None, now_iso: str) -> None:
+    def save(
+        self,
+        *,
+        token: str,
+        token_id: str,
+        role: Role,
+        volunteer_id: str | None,
+        now_iso: str,
+        grids: tuple[str, ...] = (),
+    ) -> None:
+        """Store a token; a captain's also counts its volunteer as captain of its grids (captain_grids)."""
         hashed = digest(token)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
             self.keys.token(hashed),
-            mapping={"id": token_id, "role": role.value, "volunteer_id": volunteer_id or "", "created_at": now_iso},
+            mapping={
+                "id": token_id,
+                "role": role.value,
+                "volunteer_id": volunteer_id or "",
+                "created_at": now_iso,
+                "grids": ",".join(grids),
+            },
         )
         pipe.set(self.keys.token_id(token_id), hashed)
+        if role is Role.CAPTAIN and volunteer_id:
+            for grid in grids:
+                pipe.hincrby(self.keys.captain_grids(volunteer_id), grid, 1)
         pipe.execute()
 
     def record(self, token: str) -> dict[str, str] | None:
@@ -46,8 +65,14 @@ class TokenStore:
             token_id = text(self.r.hget(self.keys.token(hashed), "id") or b"")
             if not token_id:
                 return False
+        record = decode_hash(self.r.hgetall(self.keys.token(hashed)))
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(self.keys.token(hashed))
         pipe.delete(self.keys.token_id(token_id))
-        pipe.execute()
+        removed = pipe.execute()[0]
+        if removed and record.get("role") == Role.CAPTAIN.value and record.get("volunteer_id"):
+            key = self.keys.captain_grids(record["volunteer_id"])
+            for grid in filter(None, record.get("grids", "").split(",")):
+                if self.r.hincrby(key, grid, -1) <= 0:
+                    self.r.hdel(key, grid)
         return True

@@ -449,8 +449,7 @@ if short_role and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
   redis.call('HSET', nkey, 'status_reason', escalated)
   push_event(need_id, cjson.encode({at = now_iso, type = EVENT.escalated, actor = 'system',
     detail = {reason = escalated}}))
-  local count = redis.call('INCR', P .. 'stats:escalations')  -- also names this escalation's announcement
-  if announce('escalated', need_id, '', '', 'esc-' .. count) then arm_notify = true end
+  redis.call('INCR', P .. 'stats:escalations')  -- who hears it: the escalation ladder (service.captains)
 end
 return ok(cjson.encode({offers = offers, missing = missing,
   arm_notify = arm_notify, arm_expiry = arm_expiry_at, escalated = escalated, arm_match = arm_match}))
