@@ -121,13 +121,13 @@ def start_ladder(*, deps: Deps, need_id: str) -> LadderStep | None:
     need = deps.store.needs.get(need_id)
     if need is None or need.status is not NeedStatus.ESCALATED:
         return None
-    escalated_at = deps.store.needs.field(need_id, "status_at") or need.updated_at
+    escalation = deps.store.needs.field(need_id, "escalations") or ""
     moment = deps.clock.now()
     for _ in range(5):
         try:
             step = deps.store.captains.start_ladder(
                 need_id,
-                escalated_at=escalated_at,
+                escalation=escalation,
                 episode=new_id("esc"),
                 code=f"{secrets.randbelow(10**6):06d}",
                 code_ttl=CODE_TTL,
@@ -186,8 +186,8 @@ def advance_due_ladders(*, deps: Deps) -> int:
         if need is None:
             continue
         current = deps.store.captains.ladder(need.id)
-        escalated_at = deps.store.needs.field(need.id, "status_at") or need.updated_at
-        if (current is None or current.get("escalated_at") != escalated_at) and start_ladder(
+        escalation = deps.store.needs.field(need.id, "escalations") or ""
+        if (current is None or current.get("escalation") != escalation) and start_ladder(
             deps=deps, need_id=need.id
         ):
             taken += 1

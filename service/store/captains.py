@@ -88,7 +88,7 @@ class CaptainStore:
         self,
         need_id: str,
         *,
-        escalated_at: str,
+        escalation: str,
         episode: str,
         code: str,
         code_ttl: int,
@@ -105,7 +105,7 @@ class CaptainStore:
             {
                 "mode": "start",
                 "need_id": need_id,
-                "escalated_at": escalated_at,
+                "escalation": escalation,
                 "episode": episode,
                 "code": code,
                 "code_ttl": code_ttl,

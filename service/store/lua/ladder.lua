@@ -5,7 +5,7 @@
 --   ackcode:<code>, backlog:outbox, backlog:armed:notify, stats:escalation_steps, stats:escalation_acks
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {mode, need_id, now_iso, now_epoch, ...}
---   mode 'start': {escalated_at (the need's status_at), episode, code, code_ttl, grid, priority, tiers}
+--   mode 'start': {escalation (the need's count of escalations), episode, code, code_ttl, grid, priority, tiers}
 --   mode 'step':  {tiers}
 --   mode 'ack':   {actor}
 --   tiers: [{name, kind ('captain'|'dispatchers'|'channels'), seconds, volunteer_id, skip}], the need's
@@ -62,16 +62,16 @@ local function climb(step)
   return finish('no tier could be told')
 end
 
-local n = redis.call('HMGET', nkey, 'status', 'status_at')
+local n = redis.call('HMGET', nkey, 'status', 'escalations')
 if a.mode == 'start' then
   if not n[1] then return refuse('no_need') end
-  if n[1] ~= NEED.escalated or n[2] ~= a.escalated_at then return refuse('need_status', n[1]) end
-  if redis.call('HGET', lkey, 'escalated_at') == a.escalated_at then return refuse('exists') end
+  if n[1] ~= NEED.escalated or n[2] ~= a.escalation then return refuse('need_status', n[1]) end
+  if redis.call('HGET', lkey, 'escalation') == a.escalation then return refuse('exists') end
   if not redis.call('SET', P .. 'ackcode:' .. a.code, a.need_id, 'NX', 'EX', a.code_ttl) then return refuse('busy') end
   local old = redis.call('HGET', lkey, 'code')
   if old and redis.call('GET', P .. 'ackcode:' .. old) == a.need_id then redis.call('DEL', P .. 'ackcode:' .. old) end
   redis.call('DEL', lkey)
-  redis.call('HSET', lkey, 'need_id', a.need_id, 'escalated_at', a.escalated_at, 'episode', a.episode,
+  redis.call('HSET', lkey, 'need_id', a.need_id, 'escalation', a.escalation, 'episode', a.episode,
     'code', a.code, 'grid', a.grid, 'priority', a.priority, 'status', 'running', 'step', 0, 'started_at', a.now_iso)
   return climb(0)
 end

@@ -63,6 +63,7 @@ local function set_status(need_id, new_status, now_iso)
   redis.call('ZADD', P .. 'needs:status:' .. new_status, 0, need_id)
   redis.call('HSET', key, 'status', new_status, 'updated_at', now_iso, 'status_at', now_iso)
   if new_status == NEED.escalated then
+    redis.call('HINCRBY', key, 'escalations', 1)  -- names this escalation (its ladder: ladder.lua)
     local pos = redis.call('HMGET', key, 'lon', 'lat', 'priority', 'vulnerability')
     redis.call('GEOADD', P .. 'needs:escalated:geo', pos[1], pos[2], need_id)
     -- urgent ones also where ordinary needs look before taking a volunteer (match.lua)

@@ -1,7 +1,8 @@
 -- remove_need.lua: remove a need and everything it wrote, in one step, so a worker matching
 -- meanwhile sees the whole need or none of it: its record, timeline, offers (a live one first
 -- frees its volunteer's capacity), SMS codes, notification deliveries, tracking code, every
--- index (all needs, by status, by creator, positions, escalated, due, the match backlog) and
+-- index (all needs, by status, by creator, positions, escalated, due, the match backlog), its escalation
+-- ladder and
 -- its place among the drill needs, in its incident (which goes too when it has no needs left)
 -- and among the recent needs of its family.
 -- KEYS: none (built from the prefix)
@@ -43,6 +44,11 @@ redis.call('ZREM', P .. 'needs:escalated_urgent:geo', id)
 redis.call('ZREM', P .. 'needs:due', id)
 redis.call('ZREM', P .. 'backlog:waiting', id)
 if n[2] and n[2] ~= '' then redis.call('DEL', P .. 'track:' .. n[2]) end
+-- its escalation ladder and the code a captain acknowledges it with
+local ack_code = redis.call('HGET', P .. 'ladder:' .. id, 'code')
+if ack_code and redis.call('GET', P .. 'ackcode:' .. ack_code) == id then redis.call('DEL', P .. 'ackcode:' .. ack_code) end
+redis.call('DEL', P .. 'ladder:' .. id)
+redis.call('ZREM', P .. 'ladders:due', id)
 redis.call('SREM', P .. 'drills:needs', id)
 -- out of its incident, and out of the recent needs that could still form one
 if n[5] and n[5] ~= '' then
