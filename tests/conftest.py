@@ -201,6 +201,10 @@ class Tokens:
     def volunteer(self, volunteer_id: str) -> dict[str, str]:
         return self.headers(Role.VOLUNTEER, volunteer_id)
 
+    def captain(self, volunteer_id: str, *grids: str) -> dict[str, str]:
+        """A captain token bound to the volunteer, for these grids (a new token each call)."""
+        return {"Authorization": f"Bearer {create_token(self.deps.store, Role.CAPTAIN, volunteer_id, grids)}"}
+
 
 @pytest.fixture
 def tokens(deps: Deps) -> Tokens:
@@ -279,5 +283,16 @@ def make_need(client: Any, tokens: Tokens) -> Any:
         response = client.post("/api/v1/needs", json=body, headers=headers or tokens.dispatcher)
         assert response.status_code == 201, response.get_json()
         return response.get_json()
+
+    return _make
+
+
+@pytest.fixture
+def make_captain(make_volunteer: Any, tokens: Tokens) -> Any:
+    """Register a volunteer and make them captain of grids (default grid-2); returns (volunteer, headers)."""
+
+    def _make(*grids: str, **overrides: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        volunteer = make_volunteer(**overrides)
+        return volunteer, tokens.captain(volunteer["id"], *(grids or ("grid-2",)))
 
     return _make
