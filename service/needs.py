@@ -364,9 +364,9 @@ def change_status(
 
 def cancel_need(*, deps: Deps, need_id: str, reason: str, principal: Principal) -> Need:
     """Cancel a need; its volunteers are released and told."""
-    need, offers = read_need(deps=deps, need_id=need_id, principal=principal)
     if principal.role is not Role.INTAKE:
-        access.require_grid(principal, need.grid)
+        access.require_grid(principal, load_need(deps=deps, need_id=need_id).grid)
+    need, offers = read_need(deps=deps, need_id=need_id, principal=principal)
     involved = volunteers_on(offers, OfferStatus.PENDING, OfferStatus.ACCEPTED)
     need = change_status(
         deps=deps,
