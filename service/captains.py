@@ -187,9 +187,7 @@ def advance_due_ladders(*, deps: Deps) -> int:
             continue
         current = deps.store.captains.ladder(need.id)
         escalation = deps.store.needs.field(need.id, "escalations") or ""
-        if (current is None or current.get("escalation") != escalation) and start_ladder(
-            deps=deps, need_id=need.id
-        ):
+        if (current is None or current.get("escalation") != escalation) and start_ladder(deps=deps, need_id=need.id):
             taken += 1
     return taken
 

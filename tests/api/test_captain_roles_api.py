@@ -32,9 +32,7 @@ def test_a_captain_lists_only_the_needs_of_their_grids(client: Any, captain: Any
     assert [n["id"] for n in response.get_json()["items"]] == [needs["mine"]["id"]]
 
 
-def test_a_captain_reads_a_need_of_their_grid_with_its_private_details(
-    client: Any, captain: Any, needs: Any
-) -> None:
+def test_a_captain_reads_a_need_of_their_grid_with_its_private_details(client: Any, captain: Any, needs: Any) -> None:
     mine = client.get(f"/api/v1/needs/{needs['mine']['id']}", headers=captain[1])
     other = client.get(f"/api/v1/needs/{needs['other']['id']}", headers=captain[1])
     events = client.get(f"/api/v1/needs/{needs['mine']['id']}/events", headers=captain[1])
@@ -97,9 +95,12 @@ def test_a_captain_is_a_volunteer_for_their_own_record_and_offers(
         client.put(f"/api/v1/volunteers/{volunteer['id']}/availability", json={"on_duty": False}, headers=headers)
     ).status_code == 200
     assert client.get(f"/api/v1/volunteers/{other['id']}", headers=headers).status_code == 403
-    assert client.put(
-        f"/api/v1/volunteers/{other['id']}/availability", json={"on_duty": False}, headers=headers
-    ).status_code == 403
+    assert (
+        client.put(
+            f"/api/v1/volunteers/{other['id']}/availability", json={"on_duty": False}, headers=headers
+        ).status_code
+        == 403
+    )
 
 
 def test_a_captain_answers_their_own_offer_and_reports_progress(

@@ -231,7 +231,13 @@ def test_the_sweep_takes_due_steps_and_starts_a_ladder_lost_in_a_crash(
 
 
 def test_a_grids_own_ladder_with_a_tier_above_the_dispatchers(
-    settings: Any, connection: Any, clock: ManualClock, client: Any, tokens: Any, on_call: dict[str, Any], escalated: Any
+    settings: Any,
+    connection: Any,
+    clock: ManualClock,
+    client: Any,
+    tokens: Any,
+    on_call: dict[str, Any],
+    escalated: Any,
 ) -> None:
     ladder = {
         "grid-2": [

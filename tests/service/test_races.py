@@ -12,19 +12,21 @@ import random
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis
 
-from service import clock, dispatch, incidents, needs, offers, volunteers
+from service import captains, clock, dispatch, incidents, needs, offers, volunteers
 from service.bootstrap import bootstrap
+from service.cli import create_token
 from service.clock import Clock, ManualClock
 from service.config import Settings
 from service.deps import Deps
 from service.exceptions import InvalidTransition
-from service.models import Offer, Principal, Role
+from service.lifecycle import Action
+from service.models import EventType, Offer, Principal, Role
 
 CTX = multiprocessing.get_context("fork")
 HERE = (46.34, 132.25)
@@ -638,3 +640,53 @@ def test_cleaning_a_drill_while_four_processes_match_leaves_no_half_record(redis
     for skill in ("general", "driving"):
         members = {m.decode() for m in deps.redis.zrange(deps.store.keys.available(skill), 0, -1)}
         assert not members & set(drill_volunteers)
+
+
+# ---- the escalation ladder: started once, each tier told once ---------------------------------------
+
+
+def test_six_processes_starting_and_climbing_one_ladder_tell_each_tier_once(redis_server, setup_deps: Deps) -> None:
+    deps = setup_deps
+    start = datetime.now(UTC)
+    captain = add_volunteer(deps, 90, capacity=1, location=at(0), channels=["json://127.0.0.1:9/captain"])
+    create_token(deps.store, Role.CAPTAIN, captain, ("grid-2",))
+    window = {"from": (start - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"), "volunteer_id": captain}
+    window["to"] = (start + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    captains.put_rota(deps=deps, grid="grid-2", rota_in={"overrides": [window]}, principal=DISPATCHER)
+    need_id = add_need(deps, location=at(50), grid="grid-2")
+    deps.store.backlog.take_waiting(10)
+    needs.change_status(
+        deps=deps,
+        need_id=need_id,
+        action=Action.ESCALATE,
+        actor="system",
+        event_type=EventType.ESCALATED,
+        detail={"reason": "a test"},
+    )  # escalated, its ladder not started (as after a crash)
+
+    def ladder_steps() -> list[tuple[str, str]]:
+        return [
+            (e.detail["tier"], e.detail["outcome"])
+            for e in deps.store.needs.events(need_id)
+            if e.type == "escalation_step"
+        ]
+
+    started = run_in_processes(
+        redis_server.url,
+        6,
+        lambda d, i: captains.start_ladder(deps=d, need_id=need_id) is not None,
+        clocks=[ManualClock(start) for _ in range(6)],
+    )
+    later = start + timedelta(seconds=601)
+    climbed = run_in_processes(
+        redis_server.url,
+        6,
+        lambda d, i: captains.advance_ladder(deps=d, need_id=need_id),
+        clocks=[ManualClock(later) for _ in range(6)],
+    )
+
+    assert sum(started) == 1
+    assert sorted(climbed) == ["not_due"] * 5 + ["notified"]
+    assert ladder_steps() == [("captain", "notified"), ("dispatchers", "notified")]
+    told = [a["topic"] for a in deps.store.backlog.peek_outbox(100) if a["topic"].startswith("escalated")]
+    assert told == ["escalated_captain", "escalated"]

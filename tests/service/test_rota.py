@@ -83,11 +83,15 @@ def test_an_override_wins_over_the_shift_and_ends_its_cover_early() -> None:
         overrides=(("2026-11-30T12:00", "2026-11-30T15:00", "vol_sub"),),
     )
 
-    assert on_call(swapped, local("2026-11-30T09:00"), SHANGHAI) == OnCall("vol_day", local("2026-11-30T12:00"), "shift")
+    assert on_call(swapped, local("2026-11-30T09:00"), SHANGHAI) == OnCall(
+        "vol_day", local("2026-11-30T12:00"), "shift"
+    )
     assert on_call(swapped, local("2026-11-30T13:00"), SHANGHAI) == OnCall(
         "vol_sub", local("2026-11-30T15:00"), "override"
     )
-    assert on_call(swapped, local("2026-11-30T15:00"), SHANGHAI) == OnCall("vol_day", local("2026-11-30T20:00"), "shift")
+    assert on_call(swapped, local("2026-11-30T15:00"), SHANGHAI) == OnCall(
+        "vol_day", local("2026-11-30T20:00"), "shift"
+    )
 
 
 def test_an_override_across_midnight_covers_both_days() -> None:
