@@ -92,6 +92,7 @@ def known_ids(make_volunteer: Any, make_need: Any, work: Any, client: Any, token
     """A volunteer, a need offered to them, and an incident holding the need: ids for the path parameters of
     valid requests."""
     volunteer = make_volunteer(on_duty=True)
+    tokens.captain(volunteer["id"], "grid-2")  # who a grid's rota may name
     need = make_need()
     work(queues=("urgent", "default", "low"))
     [offer] = client.get(f"/api/v1/needs/{need['id']}", headers=tokens.dispatcher).get_json()["assignments"]
@@ -106,6 +107,7 @@ def known_ids(make_volunteer: Any, make_need: Any, work: Any, client: Any, token
         "offer_id": offer["offer_id"],
         "code": need["tracking_code"],
         "incident_id": incident["id"],
+        "grid": "grid-2",
     }
 
 
@@ -150,6 +152,28 @@ def in_the_future(body: dict[str, Any]) -> None:
             body[name] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
+WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def rota_that_holds(body: dict[str, Any], captain_id: str) -> None:
+    """A rota's rules beyond its schema: shifts of a weekday and overrides do not overlap, dates exist, and each
+    volunteer is a captain of the grid. Each shift gets a 45-minute slot of its own, each override an hour of
+    its own day."""
+    for i, shift in enumerate(body.get("shifts") or []):
+        if isinstance(shift, dict):
+            start = i // 7 * 45
+            shift.update(
+                weekday=WEEKDAYS[i % 7],
+                start=f"{start // 60:02d}:{start % 60:02d}",
+                end=f"{(start + 45) // 60:02d}:{(start + 45) % 60:02d}",
+                volunteer_id=captain_id,
+            )
+    for i, override in enumerate(body.get("overrides") or []):
+        if isinstance(override, dict):
+            day = (datetime(2030, 1, 1) + timedelta(days=i)).strftime("%Y-%m-%d")
+            override.update({"from": f"{day}T08:00", "to": f"{day}T09:00", "volunteer_id": captain_id})
+
+
 def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     """Requests reach real records: path parameters name the test's volunteer, need, offer and tracking code
     (unless the path is what a negative request gets wrong), and inbound SMS carries the shared secret.
@@ -175,6 +199,9 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
             in_the_future(need)
         if isinstance(body.get("volunteer_id"), str):
             body["volunteer_id"] = known["volunteer_id"]
+        if case.operation.path == "/api/v1/grids/{grid}/rota" and case.method.upper() == "PUT":
+            case.path_parameters = {**(case.path_parameters or {}), "grid": known["grid"]}
+            rota_that_holds(body, known["volunteer_id"])
     if case.query:
         case.query = {name: value for name, value in case.query.items() if name not in ("cursor", "secret")}
     if case.headers and isinstance(case.headers.get("Idempotency-Key"), str):
