@@ -339,6 +339,39 @@ def test_token_create_prints_only_the_token(env: dict[str, str], deps: Deps) -> 
     assert "--volunteer-id is required" in refused.stderr
 
 
+def test_token_create_for_a_captain_names_the_volunteer_and_the_grids(
+    env: dict[str, str], deps: Deps, make_volunteer: Callable
+) -> None:
+    volunteer = make_volunteer()
+
+    done = aidline(
+        "token",
+        "create",
+        "--role",
+        "captain",
+        "--volunteer-id",
+        volunteer["id"],
+        "--grid",
+        "grid-2",
+        "--grid",
+        "grid-3",
+        env=env,
+    )
+
+    record = deps.store.tokens.record(done.stdout.strip())
+    assert (record["role"], record["volunteer_id"], record["grids"]) == ("captain", volunteer["id"], "grid-2,grid-3")
+    assert deps.store.captains.grids_of(volunteer["id"]) == {"grid-2", "grid-3"}
+    for args, says in (
+        (["--volunteer-id", volunteer["id"]], "--grid is required"),
+        (["--grid", "grid-2"], "--volunteer-id is required"),
+        (["--volunteer-id", "vol_nobody", "--grid", "grid-2"], "no volunteer vol_nobody"),
+    ):
+        refused = aidline("token", "create", "--role", "captain", *args, env=env, check=False)
+        assert refused.returncode == 2 and says in refused.stderr, refused.stderr
+    refused = aidline("token", "create", "--role", "dispatcher", "--grid", "grid-2", env=env, check=False)
+    assert refused.returncode == 2 and "--grid is only for the captain role" in refused.stderr
+
+
 def test_surge_dispatch_is_counted(
     client: Any, tokens: Tokens, make_volunteer: Callable, make_need: Callable, work: Callable
 ) -> None:
