@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import redis
 
 from service.clock import Clock, SystemClock
@@ -43,6 +45,7 @@ def bootstrap(
     """Build the store, job queue, geocoder and clock from settings; tests pass their own parts."""
     settings = settings or Settings.from_env()
     parse_rules(settings.incident_rules)  # a mistake in AIDLINE_INCIDENT_RULES stops the process at start
+    ZoneInfo(settings.timezone)  # an unknown AIDLINE_TIMEZONE (rotas, message times) stops the process at start
     parse_ladder(
         settings.escalation_ladder, ack_seconds=settings.ack_seconds, ack_seconds_critical=settings.ack_seconds_critical
     )

@@ -15,6 +15,7 @@ from service.models import Role, Rota
 
 blp = Blueprint("grids", __name__, url_prefix="/api/v1/grids", description="Grids: captains' rotas and who is on call")
 
+
 def rota_view(rota: Rota) -> dict[str, Any]:
     return {
         "grid": rota.grid,

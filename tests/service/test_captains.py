@@ -8,6 +8,7 @@ import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfoNotFoundError
 
 import pytest
 
@@ -306,3 +307,8 @@ def test_a_mistake_in_the_ladder_stops_the_process_at_start_saying_what(raw: str
         bootstrap(dataclasses.replace(settings, escalation_ladder=raw))
 
     assert says in str(refused.value)
+
+
+def test_an_unknown_time_zone_stops_the_process_at_start(settings: Any) -> None:
+    with pytest.raises(ZoneInfoNotFoundError):
+        bootstrap(dataclasses.replace(settings, timezone="Mars/Olympus_Mons"))
