@@ -22,7 +22,7 @@ from service.backlog import NOTIFY, enqueue_drain
 from service.deps import Deps
 from service.exceptions import Conflict, InvalidInput, NotFound
 from service.ids import new_id
-from service.models import NeedStatus, Principal, Role, Rota, TierKind
+from service.models import NeedStatus, Principal, Priority, Role, Rota, TierKind
 from service.needs import load_need
 from service.store import Refusal, Refused
 from service.store.captains import Acknowledgement, LadderStep, TierTarget
@@ -95,7 +95,7 @@ def read_on_call(*, deps: Deps, grid: str, principal: Principal) -> rota.OnCall:
 # ---- the ladder ---------------------------------------------------------------------------------------
 
 
-def targets(deps: Deps, grid: str | None, priority: Any) -> list[TierTarget]:
+def targets(deps: Deps, grid: str | None, priority: Priority | None) -> list[TierTarget]:
     """The need's ladder as it stands now: the on-call captain looked up, tiers nobody can hear passed over."""
     out = []
     for tier in ladder.ladder_for(deps.settings, grid):

@@ -103,6 +103,6 @@ def tier_named(settings: Settings, grid: str | None, name: str) -> Tier | None:
     return next((t for t in ladder_for(settings, grid) if t.name == name), None)
 
 
-def window(tier: Tier, priority: Priority) -> int:
+def window(tier: Tier, priority: Priority | None) -> int:
     """Seconds the tier has to acknowledge before the next is told."""
     return tier.ack_seconds_critical if priority is Priority.CRITICAL else tier.ack_seconds
