@@ -445,9 +445,10 @@ def check_overdue(*, deps: Deps) -> int:
 
 
 def sweep_visits(*, deps: Deps) -> dict[str, int]:
-    """Make visits due, write the needs earlier steps owe, mark visits overdue: idempotent, and a crash at any
-    point leaves what is left to the next sweep (every step is recorded in Redis before the next)."""
+    """Mark visits past their period overdue (planning the next), make visits due, write the needs earlier steps
+    owe: idempotent, and a crash at any point leaves what is left to the next sweep (every step is recorded in
+    Redis before the next)."""
+    overdue = check_overdue(deps=deps)
     made = make_due(deps=deps)
     written = sum(write_owed(deps=deps, member=member) for member in deps.store.visits.owed())
-    overdue = check_overdue(deps=deps)
     return {"visits_due": made, "visit_needs_written": written, "visits_overdue": overdue}
