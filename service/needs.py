@@ -213,6 +213,8 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
         ]
     )
     for need in needs:
+        if need.visit_id and need.kind is NeedKind.COMPANIONSHIP_VISIT:
+            continue  # a planned visit is routine, not trouble: it forms no incident
         need.incident_id = incidents.place_need(deps=deps, need=need)
     # a need placed early in a batch may have been drawn into an incident a later one opened
     unplaced = [need for need in needs if need.incident_id is None]
