@@ -170,8 +170,9 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     (unless the path is what a negative request gets wrong), and inbound SMS carries the shared secret.
 
     A valid (positive) request also gets what a JSON Schema cannot state, each rule said in words in the
-    document, with its 422 (or 404): records that exist (volunteers, households), channel URLs apprise understands, times in the future
-    (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key not used before with another body.
+    document, with its 422 (or 404): records that exist (volunteers, households), channel URLs apprise
+    understands, times in the future (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key
+    not used before with another body.
     Everything else it holds is sent as generated, and must be accepted."""
     meta = case.meta
     if meta is None:
