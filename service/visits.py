@@ -230,6 +230,7 @@ def _close(
                 visit.id,
                 to=to,
                 now_iso=clock.iso(moment),
+                now_epoch=clock.epoch(moment),
                 level=level.value,
                 plan=following,
                 outcome=outcome,
@@ -243,6 +244,10 @@ def _close(
                 continue  # the level changed between reading it and closing: plan at the new level
             if refused.reason is Refusal.NO_VISIT:
                 raise NotFound(f"visit {visit.id} not found") from None
+            if refused.reason is Refusal.NOT_DUE:
+                raise Conflict(
+                    "the visit's period has not ended", errors={"status": ["current status is due"]}
+                ) from None
             raise Conflict(
                 f"the visit is {refused.detail}: an outcome is recorded for a due or overdue visit",
                 errors={"status": [f"current status is {refused.detail}"]},

@@ -46,6 +46,7 @@ class VisitStore:
         *,
         to: VisitStatus,
         now_iso: str,
+        now_epoch: float,
         level: str,
         plan: VisitPlan,
         outcome: str = "",
@@ -58,13 +59,14 @@ class VisitStore:
         `plan` becomes the next. An overdue visit's need gets its timeline event and announcement in the same
         step. Returns (the visit planned, the status before, whether the notify drain must be enqueued).
 
-        Raises Refused(NO_VISIT), Refused(VISIT_STATUS, status), or Refused(BUSY, level) when the household's
-        level is not `level` (plan again)."""
+        Raises Refused(NO_VISIT), Refused(VISIT_STATUS, status), Refused(NOT_DUE) for overdue before the end of its
+        period, or Refused(BUSY, level) when the household's level is not `level` (plan again)."""
         arguments: dict[str, Any] = {
             "mode": "close",
             "visit_id": visit_id,
             "to": to.value,
             "now_iso": now_iso,
+            "now_epoch": repr(now_epoch),
             "level": level,
             "plan": plan.arguments(),
             "outcome": outcome,

@@ -276,3 +276,20 @@ def test_deleting_a_household_cancels_its_due_visit_and_its_need(deps, clock) ->
     assert visit.status is VisitStatus.CANCELLED
     assert deps.store.needs.get(visit.need_id).status is NeedStatus.CANCELLED
     assert deps.store.visits.past_period_ids(now_epoch=clocks.epoch(clock.now()) + 10**9) == []
+
+
+def test_a_due_visit_given_a_longer_period_by_a_new_level_is_not_overdue(deps, clock) -> None:
+    household = register(deps, level="red")
+    visit = open_visit(deps, household.id)
+    clock.set(clocks.parse(visit.due_at))
+    visits.sweep_visits(deps=deps)
+    clock.set(clocks.parse(visit.period_end) + timedelta(seconds=1))
+    households.update_household(
+        deps=deps, household_id=household.id, changes={"attention_level": "green"}, principal=DISPATCHER
+    )
+
+    assert visits.sweep_visits(deps=deps)["visits_overdue"] == 0
+    stale = deps.store.visits.get(visit.id)
+    with pytest.raises(Exception, match="period has not ended"):
+        visits._close(deps, stale, to=VisitStatus.OVERDUE)
+    assert deps.store.visits.get(visit.id).status is VisitStatus.DUE

@@ -18,16 +18,16 @@
 --   due:    {visit_id, need_id, now_iso, now_epoch}: a planned visit whose time has come becomes due with
 --            this need id; the need is owed (visits:to_create) until the caller writes it.
 --            Answers {'ok', need_id}, or no_visit, visit_status (detail: the status), not_due.
---   close:  {visit_id, to: done|overdue, now_iso, outcome, help_kind, note, visitor_id, help_need_id,
+--   close:  {visit_id, to: done|overdue, now_iso, now_epoch, outcome, help_kind, note, visitor_id, help_need_id,
 --            level, plan}: closes a due visit (or an overdue one as done); when it was the household's
 --            open visit, `plan` (for attention level `level`) becomes the next one. A needs_help need is
 --            owed (visits:to_create) until the caller writes it. An overdue visit's need gets a
 --            visit_overdue event, and its announcement goes to the outbox.
---            Answers {'ok', JSON {planned, was, arm_notify (the notify drain must be enqueued)}}, or no_visit, visit_status (detail: the status),
+--            Answers {'ok', JSON {planned, was, arm_notify (the notify drain must be enqueued)}}, or no_visit,
+--            visit_status (detail: the status), not_due (overdue before the end of its period),
 --            busy (detail: the household's level, when it is not `level`: plan again).
 
 local a = cjson.decode(ARGV[2])
-local VISIT = {planned = 'planned', due = 'due', done = 'done', overdue = 'overdue', cancelled = 'cancelled'}
 local function household_key(id) return P .. 'household:' .. id end
 local function visit_key(id) return P .. 'visit:' .. id end
 
@@ -151,11 +151,13 @@ end
 
 if a.mode == 'close' then
   local key = visit_key(a.visit_id)
-  local v = redis.call('HMGET', key, 'status', 'household_id')
+  local v = redis.call('HMGET', key, 'status', 'household_id', 'period_end_epoch')
   if not v[1] then return refuse('no_visit') end
   if not (v[1] == VISIT.due or (v[1] == VISIT.overdue and a.to == VISIT.done)) then
     return refuse('visit_status', v[1])
   end
+  -- overdue only once its period has ended (a new level may have just made it longer)
+  if a.to == VISIT.overdue and tonumber(v[3]) > tonumber(a.now_epoch) then return refuse('not_due') end
   local hkey = household_key(v[2])
   local h = redis.call('HMGET', hkey, 'attention_level', 'open_visit')
   local planned, arm_notify = '', false
