@@ -14,6 +14,7 @@ import pytest
 from service import clock as clocks
 from service import households, visits
 from service.config import Settings
+from service.exceptions import Conflict
 from service.models import NeedKind, NeedStatus, Principal, Role, Topic, VisitOutcome, VisitStatus
 
 MONDAY_MIDNIGHT = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
@@ -290,6 +291,6 @@ def test_a_due_visit_given_a_longer_period_by_a_new_level_is_not_overdue(deps, c
 
     assert visits.sweep_visits(deps=deps)["visits_overdue"] == 0
     stale = deps.store.visits.get(visit.id)
-    with pytest.raises(Exception, match="period has not ended"):
+    with pytest.raises(Conflict, match="period has not ended"):
         visits._close(deps, stale, to=VisitStatus.OVERDUE)
     assert deps.store.visits.get(visit.id).status is VisitStatus.DUE
