@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service import backlog, captains, clock, dispatch, offers
+from service import backlog, captains, clock, dispatch, offers, visits
 from service.deps import Deps
 from service.models import NeedStatus
 
@@ -13,7 +13,7 @@ after its last change gets its match job again."""
 
 def sweep(*, deps: Deps) -> dict[str, int]:
     """Re-enqueue stuck needs, expire overdue offers, escalate needs whose deadline is at risk, take the
-    escalation ladders' due steps."""
+    escalation ladders' due steps; make households' visits due and mark those past their period overdue."""
     moment = deps.clock.now()
     requeued = 0
     for status in (NeedStatus.QUEUED, NeedStatus.MATCHING, NeedStatus.OFFERED):
@@ -32,12 +32,14 @@ def sweep(*, deps: Deps) -> dict[str, int]:
             expired += 1
     escalated = len(dispatch.check_deadlines(deps=deps))
     ladder_steps = captains.advance_due_ladders(deps=deps)
+    cared = visits.sweep_visits(deps=deps)
     rearm(deps)
     return {
         "requeued": requeued,
         "expired_offers": expired,
         "escalated_or_overdue": escalated,
         "ladder_steps": ladder_steps,
+        **cared,
     }
 
 

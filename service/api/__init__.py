@@ -20,12 +20,14 @@ from service.api import (
     errors,
     grids,
     health,
+    households,
     inbound,
     incidents,
     needs,
     offers,
     ops,
     track,
+    visits,
     volunteers,
 )
 from service.api.blueprint import bulk_items
@@ -113,7 +115,20 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ops.init_metrics(app, deps)
     app.url_map.converters["need"] = needs.NeedIdConverter
     api.register_converter(needs.NeedIdConverter, lambda _: {"type": "string"})
-    for module in (health, catalog, volunteers, needs, incidents, offers, track, inbound, drills, grids):
+    for module in (
+        health,
+        catalog,
+        volunteers,
+        needs,
+        incidents,
+        offers,
+        track,
+        inbound,
+        drills,
+        grids,
+        households,
+        visits,
+    ):
         api.register_blueprint(module.blp)
 
     assets = swagger_assets()

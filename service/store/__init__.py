@@ -17,6 +17,7 @@ from service.store.codec import volunteer_fields
 from service.store.deliveries import DeliveryStore
 from service.store.drills import DrillStore
 from service.store.errors import Refusal, Refused
+from service.store.households import HouseholdStore, Saved, VisitPlan
 from service.store.idempotency import IdempotencyStore
 from service.store.incidents import IncidentStore, Placement
 from service.store.keys import Keys
@@ -25,6 +26,7 @@ from service.store.offers import OfferStore, bucket_label
 from service.store.scripts import Scripts
 from service.store.stats import StatStore
 from service.store.tokens import TokenStore
+from service.store.visits import VisitStore
 from service.store.volunteers import VolunteerStore
 
 __all__ = [
@@ -32,8 +34,10 @@ __all__ = [
     "Refusal",
     "Refused",
     "Release",
+    "Saved",
     "Store",
     "Transition",
+    "VisitPlan",
     "bucket_label",
     "volunteer_fields",
 ]
@@ -57,6 +61,8 @@ class Store:
         self.incidents = IncidentStore(client, self.keys, scripts)
         self.drills = DrillStore(client, self.keys, scripts)
         self.captains = CaptainStore(client, self.keys, scripts)
+        self.households = HouseholdStore(client, self.keys, scripts)
+        self.visits = VisitStore(client, self.keys, scripts)
 
     def ping(self) -> bool:
         return bool(self.r.ping())

@@ -27,6 +27,10 @@ class Refusal(StrEnum):
     BUSY = "busy"
     NO_LADDER = "no_ladder"
     LADDER_STATUS = "ladder_status"
+    NO_HOUSEHOLD = "no_household"
+    PHONE_TAKEN = "phone_taken"
+    NO_VISIT = "no_visit"
+    VISIT_STATUS = "visit_status"
 
 
 class Refused(Exception):

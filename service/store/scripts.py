@@ -26,6 +26,7 @@ from service.models import (
     NeedStatus,
     OfferStatus,
     Skill,
+    VisitStatus,
 )
 from service.store.errors import Refusal, Refused
 
@@ -48,6 +49,7 @@ def constants() -> str:
             _lua_names("OFFER", OfferStatus),
             _lua_names("EVENT", EventType),
             _lua_names("INCIDENT", IncidentStatus),
+            _lua_names("VISIT", VisitStatus),
             f"local SKILLS = {{{', '.join(repr(s.value) for s in Skill)}}}",
             f"local FAMILIES = {{{', '.join(repr(f.value) for f in Family)}}}",
             _lua_set("MATCHABLE", lifecycle.MATCHABLE),
@@ -88,6 +90,7 @@ class Scripts:
         "remove_need",
         "remove_volunteer",
         "ladder",
+        "care",
     )
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:
