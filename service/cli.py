@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
-from service import clock, launcher, sweeper
+from service import clock, launcher, roster, roster_sync, sweeper
 from service.bootstrap import bootstrap
 from service.config import Settings
 from service.deps import Deps
@@ -227,6 +229,95 @@ def ops_requeue_failed() -> None:
 def ops_sweep() -> None:
     """Run the sweep now: re-enqueue stuck needs, expire overdue offers, check deadlines."""
     click.echo(json.dumps(sweeper.sweep(deps=_deps())))
+
+
+@cli.group("import")
+def import_() -> None:
+    """Import a roster from a CSV file (UTF-8, English or Chinese headers; see README, "Rosters")."""
+
+
+def progress_bars() -> tuple[roster_sync.Progress, Callable[[], None]]:
+    """Progress bars on stderr when it is a terminal (nothing in a pipe or a log), and a function closing them."""
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def bar(description: str, total: int) -> Callable[[int], None]:
+        shown = tqdm(total=total, desc=description, unit=" rows", disable=not sys.stderr.isatty(), file=sys.stderr)
+        bars.append(shown)
+        return lambda done: shown.update(done)
+
+    def close() -> None:
+        for shown in bars:
+            shown.close()
+
+    return bar, close
+
+
+@import_.command("volunteers")
+@click.argument("file", type=click.File("rb"))
+@click.option("--skip-bad", is_flag=True, help="Import the good rows even when some are bad (each is reported).")
+@click.option("--dry-run", is_flag=True, help="Check every row and say what would change; write nothing.")
+def import_volunteers(file: Any, skip_bad: bool, dry_run: bool) -> None:
+    """Create the volunteers of FILE (- for stdin), or update those registered with the same phone.
+
+    Columns: name,phone,skills,lat,lon,capacity,team,grid,locale,channels (姓名,电话,技能,纬度,经度,容量,队伍,网格,
+    语言,渠道); skills and channels separated by ;. Every row is checked first: with a bad row nothing is imported
+    unless --skip-bad.
+    """
+    bar, close = progress_bars()
+    try:
+        report = roster_sync.import_volunteers(
+            deps=_deps(), data=file.read(), skip_bad=skip_bad, dry_run=dry_run, progress=bar
+        )
+    finally:
+        close()
+    for error in report.errors:
+        click.echo(str(error), err=True)
+    if report.unreadable:
+        raise click.ClickException("the file cannot be read: nothing imported")
+    if report.errors and not skip_bad:
+        bad = len({error.line for error in report.errors})
+        raise click.ClickException(
+            f"{bad} bad row{'s' if bad != 1 else ''}: nothing imported (--skip-bad imports the good rows)"
+        )
+    done = "would be" if dry_run else ""
+    click.echo(
+        f"volunteers: {report.created} {done} created, {report.updated} {done} updated, {report.unchanged} unchanged"
+        f", {len({error.line for error in report.errors})} bad rows skipped".replace("  ", " ")
+    )
+
+
+@cli.group("export")
+def export() -> None:
+    """Write a roster as a CSV file that `aidline import` reads back."""
+
+
+@export.command("volunteers")
+@click.option("-o", "--output", type=click.File("wb"), default="-", help="The file to write (default: stdout).")
+@click.option(
+    "--headers",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="Column names in English or Chinese.",
+)
+@click.option(
+    "--with-secrets", is_flag=True, help="Channel URLs as they are, passwords and tokens included (masked otherwise)."
+)
+def export_volunteers(output: Any, headers: str, with_secrets: bool) -> None:
+    """Every registered volunteer (drill volunteers left out) as CSV: UTF-8 with a byte order mark."""
+    stream = io.TextIOWrapper(output, encoding="utf-8-sig", newline="")
+    try:
+        count = roster.write(
+            roster_sync.volunteer_rows(deps=_deps(), reveal_secrets=with_secrets),
+            header=roster.header(roster.VOLUNTEER_COLUMNS, roster.VOLUNTEER_ALIASES, headers),
+            out=stream,
+        )
+        stream.flush()
+    finally:
+        stream.detach()
+    click.echo(f"{count} volunteers exported", err=True)
 
 
 @cli.group()
