@@ -168,10 +168,21 @@ def _refusal_reason(refused: Refused) -> str:
     return f"refused: {refused.reason.value}"
 
 
+def channel_without_secrets(url: str) -> str:
+    """A channel URL as stored when it holds no password or token, else masked as the API shows it (importing
+    the masked URL back for the same volunteer keeps the real one)."""
+    import apprise
+
+    plugin = apprise.Apprise.instantiate(url)
+    if plugin is not None and plugin.url(privacy=True) == plugin.url(privacy=False):  # type: ignore[no-untyped-call]
+        return url
+    return mask_channel(url)
+
+
 def volunteer_rows(*, deps: Deps, reveal_secrets: bool = False, batch: int = 1000) -> Iterator[list[str]]:
     """Every registered volunteer (drill volunteers left out) as a roster record, in order of registration;
     channel URLs with their secrets masked unless `reveal_secrets`."""
-    channel_text = (lambda url: url) if reveal_secrets else mask_channel
+    channel_text = (lambda url: url) if reveal_secrets else channel_without_secrets
     total = deps.store.volunteers.count()
     for start in range(0, total, batch):
         ids = deps.store.volunteers.ids_range(start=start, count=batch)

@@ -59,7 +59,9 @@ def test_a_byte_order_mark_is_dropped() -> None:
 
 
 def test_chinese_headers_in_any_order_are_read_like_english_ones() -> None:
-    chinese = "电话,姓名,纬度,经度,技能,容量,队伍,网格,语言,渠道\n+8613800000003,李金凤,46.3,132.2,电工,1,先锋队,二网格,zh,\n"
+    chinese = (
+        "电话,姓名,纬度,经度,技能,容量,队伍,网格,语言,渠道\n+8613800000003,李金凤,46.3,132.2,电工,1,先锋队,二网格,zh,\n"
+    )
     parsed = volunteers(chinese.replace("电工", "electrical"), bom=True)
     assert parsed.errors == []
     values = parsed.rows[0].values
@@ -328,7 +330,6 @@ def test_household_rows_are_checked_and_chinese_headers_read() -> None:
     assert parsed.rows[0].values["attention_level"] == "orange"
     assert messages(parsed) == [
         "line 3: address: required",
-        "line 3: vulnerability: unknown vulnerability pets (known: elderly_alone, disabled, child, livestock, "
-        "medical)",
+        "line 3: vulnerability: unknown vulnerability pets (known: elderly_alone, disabled, child, livestock, medical)",
         "line 3: attention_level: 'purple' is not an attention level (red, orange, yellow, green)",
     ]
