@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server promtool run test test-fast test-under-load lint fmt bench bench-intake clean
+.PHONY: install redis-server promtool run test test-fast test-under-load lint fmt bench bench-intake bench-import clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -79,6 +79,10 @@ bench: install
 # 10,000 needs through POST /api/v1/needs/batch against gunicorn and a private redis-server (about a minute).
 bench-intake: install
 	$(BIN)/python bench/bench_batch_intake.py
+
+# 10,000 volunteers through `aidline import volunteers` (created, unchanged, updated) and back out through export.
+bench-import: install
+	$(BIN)/python bench/bench_import.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
