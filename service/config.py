@@ -41,6 +41,9 @@ class Settings:
     deadline_risk_ratio: float = 0.8
     # incidents: "family=count/km/minutes;..." (see service.incidents.parse_rules)
     incident_rules: str = ""
+    # households and their recurring visits
+    visit_cadence: dict[str, int] = field(default_factory=lambda: {"red": 7, "orange": 30, "yellow": 91, "green": 182})
+    """Days between visits per attention level: red weekly, orange monthly, yellow quarterly, green half-yearly."""
     # geocoding
     geocoder: str = ""
     geocoder_domain: str = ""
@@ -91,6 +94,8 @@ class Settings:
                 values[f.name] = _grid_channels(raw)
             elif f.name == "parallel_offers":
                 values[f.name] = _per_priority(raw)
+            elif f.name == "visit_cadence":
+                values[f.name] = _visit_cadence(raw)
             elif f.name == "notify_retry_intervals":
                 values[f.name] = _ints(raw)
             elif f.name == "dispatcher_channels":
@@ -126,3 +131,22 @@ def _grid_channels(raw: str) -> dict[str, tuple[str, ...]]:
         grid, urls = part.split("=", 1)
         mapping[grid.strip()] = tuple(u for u in urls.split() if u)
     return mapping
+
+
+def _visit_cadence(raw: str) -> dict[str, int]:
+    """Parse 'red=7,orange=30' (days) over the defaults; a level not named keeps its default.
+
+    A malformed value (an unknown level, days not a whole number from 1 to 3660) stops the process at start."""
+    cadence = dict(Settings().visit_cadence)
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        name, _, days = part.partition("=")
+        name = name.strip()
+        if name not in cadence or not days.strip().isdigit() or not 1 <= int(days) <= 3660:
+            raise ValueError(
+                f"AIDLINE_VISIT_CADENCE: {part.strip()!r} is not level=days (levels red, orange, yellow, green; "
+                "days 1-3660)"
+            )
+        cadence[name] = int(days)
+    return cadence

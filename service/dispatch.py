@@ -130,8 +130,9 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     first, then the most places, then the least total travel; each need's offers are then made in
     one atomic step as usual, taking the chosen volunteers if they still fit (else its own search).
 
-    Needs offered to several at once (critical ones) and needs with several roles (each role is
-    searched in turn, so they do not fit the one-list plan) are matched on their own first. Two
+    Needs offered to several at once (critical ones), needs with several roles (each role is
+    searched in turn, so they do not fit the one-list plan) and needs favouring volunteers (a
+    household's previous visitor: continuity) are matched on their own first. Two
     round trips for the batch: one listing candidates, one reserving.
     """
     if len(need_ids) <= 1:
@@ -144,7 +145,7 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     wanting = [
         Wanting(request.need_id, c.places, tuple(Option(*o) for o in c.options), urgent=c.urgent)
         for request, c in zip(requests, found, strict=True)
-        if c is not None and c.fanout == 1 and c.roles == 1 and c.places > 0
+        if c is not None and c.fanout == 1 and c.roles == 1 and not c.favoured and c.places > 0
     ]
     plan = assign_jointly(wanting)
     if len(wanting) > 1:
@@ -155,7 +156,7 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     alone = {
         request.need_id
         for request, c in zip(requests, found, strict=True)
-        if c is not None and (c.fanout > 1 or c.roles > 1)
+        if c is not None and (c.fanout > 1 or c.roles > 1 or c.favoured)
     }
     order = sorted(
         requests,

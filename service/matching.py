@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from geopy.distance import great_circle
@@ -77,12 +77,15 @@ def choose_volunteers(
     exclude: frozenset[str] | set[str] = frozenset(),
     count: int = 1,
     fair: FairLoad = NEAREST_ONLY,
+    favoured: Sequence[str] = (),
 ) -> list[Choice]:
     """The `count` best distinct eligible candidates.
 
     Nearest first (in 100 m steps), then lower load, then idle longest; but those nearly as near
     as the nearest (`fair`) come first, fewest recent tasks first, so the nearest volunteer is
-    not sent every time.
+    not sent every time. Before all of them, the `favoured` (a household's previous visitor, then
+    its preferred volunteers: continuity) who are nearly as near as the nearest (fair.reach_km,
+    whatever the pool), in the order given.
     """
     ranked: list[tuple[float, int, float, str, float, int]] = []
     seen: set[str] = set()
@@ -95,11 +98,15 @@ def choose_volunteers(
         seen.add(c.volunteer_id)
         ranked.append((round(km / TIE_KM), c.load, c.idle_since, c.volunteer_id, km, c.recent_tasks))
     ranked.sort()
+    reach = fair.reach_km(ranked[0][4]) if ranked else 0.0
     if ranked and fair.pool > 0:
-        reach = fair.reach_km(ranked[0][4])
         near = [row for row in ranked if row[4] <= reach][: fair.pool]
         near.sort(key=lambda row: (row[5], *row[:4]))
         ranked = near + [row for row in ranked if row not in near]
+    if ranked and favoured:
+        place = {vid: i for i, vid in reversed(list(enumerate(favoured)))}
+        first = sorted((row for row in ranked if row[3] in place and row[4] <= reach), key=lambda row: place[row[3]])
+        ranked = first + [row for row in ranked if row not in first]
     return [Choice(volunteer_id=row[3], distance_km=row[4]) for row in ranked[: max(count, 0)]]
 
 
@@ -109,13 +116,14 @@ def choose_team(
     *,
     exclude: frozenset[str] | set[str] = frozenset(),
     fair: FairLoad = NEAREST_ONLY,
+    favoured: Sequence[str] = (),
 ) -> list[list[Choice]]:
     """Each role's volunteers, role by role in order, each as choose_volunteers chooses them for its
     requirement and count; nobody is chosen for two roles (those chosen for an earlier role are excluded)."""
     taken = set(exclude)
     team: list[list[Choice]] = []
     for requirement, count in roles:
-        chosen = choose_volunteers(requirement, candidates, exclude=taken, count=count, fair=fair)
+        chosen = choose_volunteers(requirement, candidates, exclude=taken, count=count, fair=fair, favoured=favoured)
         taken.update(c.volunteer_id for c in chosen)
         team.append(chosen)
     return team

@@ -101,6 +101,10 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "【Aidline】通知未能送达：{kind}求助的{reason}。请电话联系。{link}",
         "en": "Aidline: a notification could not be delivered ({reason}) for a {kind} need. Please call. {link}",
     },
+    "visit_overdue": {
+        "zh": "【Aidline】探访超期：{kind}未在{deadline}前完成，请网格长跟进。{link}",
+        "en": "Aidline: a {kind} was not made by {deadline}; grid captain, please follow up. {link}",
+    },
     "incident_opened": {
         "zh": "【Aidline】事件：{family}，{size}个求助集中在{radius}公里内，"
         "其中{vulnerable}个涉及需特别关照的人。{link}",

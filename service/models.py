@@ -126,6 +126,8 @@ class Topic(StrEnum):
     DELIVERY_FAILED = "delivery_failed"
     INCIDENT_OPENED = "incident_opened"
     INCIDENT_MILESTONE = "incident_milestone"
+    VISIT_OVERDUE = "visit_overdue"
+    """A household's visit was not done by the end of its period: its grid's captain is told."""
 
 
 class EventType(StrEnum):
@@ -156,6 +158,10 @@ class EventType(StrEnum):
     NOTIFICATION = "notification"
     NOTIFICATION_UNDELIVERABLE = "notification_undeliverable"
     INCIDENT_JOINED = "incident_joined"
+    VISIT_OUTCOME = "visit_outcome"
+    """The visit this need is for was closed with an outcome."""
+    VISIT_OVERDUE = "visit_overdue"
+    """The visit this need is for was not done by the end of its period."""
 
 
 class IncidentStatus(StrEnum):
@@ -277,6 +283,13 @@ class Need:
     """The incident this need is part of, if any (a need is in at most one)."""
     drill: bool = False
     """Created by a drill: `POST /drills/clean` removes it."""
+    household_id: str | None = None
+    """The household of the care register this need is for, if any."""
+    visit_id: str | None = None
+    """The recurring visit this need is (a companionship visit), or came from (a visit's needs_help)."""
+    favoured: list[str] = field(default_factory=list)
+    """Volunteers preferred when nearly as near as the nearest (a household's previous visitor, then its
+    preferred volunteers), in order."""
     roles: list[NeedRole] = field(default_factory=list)
     """Who the need asks for, each role matched on its own; one role (its skills, volunteers_needed) when not
     given. volunteers_needed is the sum of the counts, skills every skill a role asks for."""
@@ -362,3 +375,85 @@ class Principal:
         if self.role is Role.VOLUNTEER and self.volunteer_id:
             return f"volunteer:{self.volunteer_id}"
         return f"{self.role.value}:{self.token_id}"
+
+
+class AttentionLevel(StrEnum):
+    """How closely a household of the care register is watched: red is visited most often."""
+
+    RED = "red"
+    ORANGE = "orange"
+    YELLOW = "yellow"
+    GREEN = "green"
+
+
+class VisitStatus(StrEnum):
+    PLANNED = "planned"
+    """Planned ahead; its need is created when it becomes due."""
+    DUE = "due"
+    """Its companionship visit need is out; to be done by the end of its period."""
+    DONE = "done"
+    OVERDUE = "overdue"
+    """Not done by the end of its period (an outcome may still be recorded: it is then done)."""
+    CANCELLED = "cancelled"
+
+
+OPEN_VISITS = frozenset({VisitStatus.PLANNED, VisitStatus.DUE})
+"""A household has one open visit at a time: the next one is planned when it is done or overdue."""
+
+
+class VisitOutcome(StrEnum):
+    ALL_WELL = "all_well"
+    NEEDS_HELP = "needs_help"
+
+
+@dataclass
+class Contact:
+    name: str
+    phone: str
+
+
+@dataclass
+class Household:
+    """A household of the care register, visited at its attention level's cadence."""
+
+    id: str
+    address: str
+    location: Location
+    grid: str | None
+    vulnerability: list[Vulnerability]
+    contact: Contact
+    attention_level: AttentionLevel
+    preferred_volunteers: list[str]
+    notes: str | None
+    created_at: str
+    updated_at: str
+    open_visit: str | None = None
+    """The household's planned or due visit."""
+    last_visitor: str | None = None
+    """The volunteer who made the last visit with an outcome (preferred for the next, for continuity)."""
+
+    @property
+    def favoured(self) -> list[str]:
+        """Who the household's needs prefer when nearly as near as the nearest: its previous visitor, then its
+        preferred volunteers, each once, in order."""
+        return list(dict.fromkeys(v for v in [self.last_visitor or "", *self.preferred_volunteers] if v))
+
+
+@dataclass
+class Visit:
+    """One recurring visit of a household: due at `due_at`, to be done by `period_end`."""
+
+    id: str
+    household_id: str
+    attention_level: AttentionLevel
+    status: VisitStatus
+    due_at: str
+    period_end: str
+    created_at: str
+    need_id: str | None = None
+    outcome: VisitOutcome | None = None
+    help_kind: NeedKind | None = None
+    note: str | None = None
+    help_need_id: str | None = None
+    visitor_id: str | None = None
+    closed_at: str | None = None

@@ -109,6 +109,17 @@ def build_need(
     spec = kind_spec(NeedKind(need_in["kind"]))
     priority = Priority(need_in.get("priority", Priority.NORMAL.value))
     address = need_in.get("address")
+    household = None
+    if need_in.get("household_id"):
+        household = deps.store.households.get(need_in["household_id"])
+        if household is None:
+            raise InvalidInput(
+                f"household {need_in['household_id']} not found",
+                errors={"json": {"household_id": ["No household with this id."]}},
+            )
+        if "location" not in need_in and not address:  # the household's place
+            need_in = {**need_in, "location": {"lat": household.location.lat, "lon": household.location.lon}}
+            address = household.address
     if "location" in need_in:
         location = Location(**need_in["location"])
     elif address:
@@ -133,7 +144,9 @@ def build_need(
         )
     # how far to search: the kind's radius, or what a dispatcher asked for; never past the maximum
     radius_km = min(float(need_in.get("radius_km") or spec.radius_km), deps.settings.max_radius_km)
-    requester = need_in.get("requester") or {}
+    requester = need_in.get("requester") or (
+        {"name": household.contact.name, "phone": household.contact.phone} if household else {}
+    )
     roles = need_roles(need_in, default_skills=list(spec.skills))
     return Need(
         id=new_id("need"),
@@ -152,13 +165,15 @@ def build_need(
         updated_at=clock.iso(moment),
         deadline=clock.iso(deadline),
         created_by=principal.token_id,
-        grid=need_in.get("grid"),
+        grid=need_in.get("grid") or (household.grid if household else None),
         requester_locale=Locale(requester["locale"]) if requester.get("locale") else None,
         radius_km=radius_km,
         accept_seconds=need_in.get("accept_seconds") or spec.accept_seconds[priority],
         arrive_by=clock.iso(arrive_by) if arrive_by is not None else None,
         drill=need_in.get("drill", False),
         roles=roles,
+        household_id=household.id if household else None,
+        favoured=household.favoured if household else [],
     )
 
 
@@ -198,6 +213,8 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
         ]
     )
     for need in needs:
+        if need.visit_id and need.kind is NeedKind.COMPANIONSHIP_VISIT:
+            continue  # a planned visit is routine, not trouble: it forms no incident
         need.incident_id = incidents.place_need(deps=deps, need=need)
     # a need placed early in a batch may have been drawn into an incident a later one opened
     unplaced = [need for need in needs if need.incident_id is None]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service import backlog, clock, dispatch, offers
+from service import backlog, clock, dispatch, offers, visits
 from service.deps import Deps
 from service.models import NeedStatus
 
@@ -12,7 +12,8 @@ after its last change gets its match job again."""
 
 
 def sweep(*, deps: Deps) -> dict[str, int]:
-    """Re-enqueue stuck needs, expire overdue offers, escalate needs whose deadline is at risk."""
+    """Re-enqueue stuck needs, expire overdue offers, escalate needs whose deadline is at risk; make households'
+    visits due and mark those past their period overdue."""
     moment = deps.clock.now()
     requeued = 0
     for status in (NeedStatus.QUEUED, NeedStatus.MATCHING, NeedStatus.OFFERED):
@@ -30,8 +31,9 @@ def sweep(*, deps: Deps) -> dict[str, int]:
         if offers.expire_offer(deps=deps, offer_id=offer_id):
             expired += 1
     escalated = len(dispatch.check_deadlines(deps=deps))
+    cared = visits.sweep_visits(deps=deps)
     rearm(deps)
-    return {"requeued": requeued, "expired_offers": expired, "escalated_or_overdue": escalated}
+    return {"requeued": requeued, "expired_offers": expired, "escalated_or_overdue": escalated, **cared}
 
 
 def rearm(deps: Deps) -> None:

@@ -281,3 +281,32 @@ def make_need(client: Any, tokens: Tokens) -> Any:
         return response.get_json()
 
     return _make
+
+
+HOUSEHOLD = {
+    "address": "Station 2, house 14",
+    "location": {"lat": 46.34, "lon": 132.25},
+    "grid": "grid-2",
+    "vulnerability": ["elderly_alone"],
+    "contact": {"name": "Zhang Guilan", "phone": "+8613900000003"},
+    "attention_level": "red",
+    "preferred_volunteers": [],
+    "notes": "Hard of hearing: knock loudly",
+}
+
+
+@pytest.fixture
+def make_household(client: Any, tokens: Tokens) -> Any:
+    """Register a household of the care register through the API; keyword overrides change the body (each
+    household gets its own contact phone unless one is given)."""
+    made = iter(range(10_000))
+
+    def _make(**overrides: Any) -> dict[str, Any]:
+        body = {**HOUSEHOLD, **overrides}
+        if "contact" not in overrides:
+            body["contact"] = {**HOUSEHOLD["contact"], "phone": f"+86139{next(made):08d}"}
+        response = client.post("/api/v1/households", json=body, headers=tokens.dispatcher)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return _make

@@ -136,6 +136,18 @@ class AidlineCollector(Collector):
             still_open.add_metric([family.value], store.incidents.open_count(family))
         yield opened
         yield still_open
+        changed = CounterMetricFamily(
+            "aidline_visits",
+            "Households' visits planned, made due (their need recorded), done, overdue and cancelled",
+            labels=["event"],
+        )
+        for event in ("planned", "due", "done", "overdue", "cancelled"):
+            changed.add_metric([event], store.stats.get(f"visits_{event}"))
+        yield changed
+        visits_now = GaugeMetricFamily("aidline_visits_by_status", "Households' visits by status", labels=["status"])
+        for status, count in store.visits.count_by_status().items():
+            visits_now.add_metric([status], count)
+        yield visits_now
         failures = CounterMetricFamily("aidline_notification_failures", "Failed notification attempts")
         failures.add_metric([], store.stats.get("notification_failures"))
         yield failures

@@ -36,6 +36,8 @@ VOLUNTEER_TOPICS = frozenset(
 )
 REQUESTER_TOPICS = frozenset({Topic.RECEIVED, Topic.ASSIGNED, Topic.EN_ROUTE, Topic.DONE, Topic.DEFERRED})
 DISPATCHER_TOPICS = frozenset({Topic.ESCALATED, Topic.OVERDUE, Topic.DELIVERY_FAILED})
+CAPTAIN_TOPICS = frozenset({Topic.VISIT_OVERDUE})
+"""What a grid's captain must hear about a need of their grid (grid_captain_recipients)."""
 INCIDENT_TOPICS = frozenset({Topic.INCIDENT_OPENED, Topic.INCIDENT_MILESTONE})
 """About an incident, not one need: told to the dispatchers and to the grids of its needs."""
 SMS_SCHEMES = {
@@ -101,10 +103,19 @@ def recipients(deps: Deps, topic: Topic, need: Need, volunteer_id: str) -> list[
                 [template.format(phone=phone, phone_digits=phone[1:])],
             )
         ]
+    if topic in CAPTAIN_TOPICS:
+        return grid_captain_recipients(deps, need.grid)
     if topic in DISPATCHER_TOPICS:
         channels = list(deps.settings.grid_channels.get(need.grid or "", ())) or list(deps.settings.dispatcher_channels)
         return [(f"dispatchers:{need.grid or 'default'}", "zh", channels)] if channels else []
     raise ValueError(f"no audience for notification topic {topic.value}")
+
+
+def grid_captain_recipients(deps: Deps, grid: str | None) -> list[tuple[str, str, list[str]]]:
+    """Who hears what a grid's captain must: the captain on call for the grid belongs here (looked up from the
+    grid's rota); until then the grid's channels (AIDLINE_GRID_CHANNELS), else the dispatchers'."""
+    channels = list(deps.settings.grid_channels.get(grid or "", ())) or list(deps.settings.dispatcher_channels)
+    return [(f"dispatchers:{grid or 'default'}", "zh", channels)] if channels else []
 
 
 def local_time(deps: Deps, stamp: str, *, with_date: bool = False) -> str:

@@ -7,7 +7,19 @@ from typing import Any
 
 from service import access
 from service.incidents import Report, circle
-from service.models import Event, Incident, Need, Offer, OfferStatus, Principal, Role, TeamMember, Volunteer
+from service.models import (
+    Event,
+    Household,
+    Incident,
+    Need,
+    Offer,
+    OfferStatus,
+    Principal,
+    Role,
+    TeamMember,
+    Visit,
+    Volunteer,
+)
 from service.privacy import first_name, mask_channel
 
 __all__ = ["first_name", "mask_channel"]
@@ -102,3 +114,20 @@ def public_event(event: Event) -> dict[str, Any]:
     role = event.actor.split(":", 1)[0]
     detail = {k: v for k, v in event.detail.items() if k in ("reason", "note", "rating", "comment", "distance_km")}
     return {"at": event.at, "type": event.type, "actor": role, "detail": detail}
+
+
+def household_view(household: Household, principal: Principal) -> dict[str, Any]:
+    """A household as this caller may see it: the contact's phone, the exact address and place, and the notes
+    only for those in charge of it (access.sees_household_private); others see the place rounded to about 1 km."""
+    data = asdict(household)
+    data.pop("open_visit")
+    if not access.sees_household_private(principal, household):
+        data["address"] = None
+        data["notes"] = None
+        data["contact"] = {"name": household.contact.name, "phone": None}
+        data["location"] = {"lat": round(household.location.lat, 2), "lon": round(household.location.lon, 2)}
+    return data
+
+
+def visit_view(visit: Visit) -> dict[str, Any]:
+    return asdict(visit)

@@ -9,6 +9,7 @@ import marshmallow as ma
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
 from service.models import (
+    AttentionLevel,
     Family,
     IncidentStatus,
     Locale,
@@ -17,6 +18,8 @@ from service.models import (
     OfferStatus,
     Priority,
     Skill,
+    VisitOutcome,
+    VisitStatus,
     Vulnerability,
 )
 from service.needs import MAX_BATCH
@@ -300,7 +303,7 @@ class NeedCreateSchema(Schema):
     roles (not both)."""
 
     BODY_RULES = {
-        "anyOf": [{"required": ["location"]}, {"required": ["address"]}],
+        "anyOf": [{"required": ["location"]}, {"required": ["address"]}, {"required": ["household_id"]}],
         "not": {"required": ["roles"], "anyOf": [{"required": ["skills"]}, {"required": ["volunteers_needed"]}]},
     }
 
@@ -369,11 +372,18 @@ class NeedCreateSchema(Schema):
         load_default=False,
         metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"},
     )
+    household_id = _text(
+        60,
+        metadata={
+            "description": "The household of the care register this need is for (422 when there is none such); "
+            "without location and address the need is at the household's, without requester its contact's"
+        },
+    )
 
     @validates_schema
     def _has_a_place(self, data: dict[str, Any], **_: Any) -> None:
-        if "location" not in data and not data.get("address"):
-            raise ValidationError("Send location {lat, lon} or an address.", "location")
+        if "location" not in data and not data.get("address") and not data.get("household_id"):
+            raise ValidationError("Send location {lat, lon}, an address, or a household_id.", "location")
 
     @validates_schema
     def _roles_or_skills(self, data: dict[str, Any], **_: Any) -> None:
@@ -488,6 +498,13 @@ class NeedSchema(ma.Schema):
     incident_id = fields.String(allow_none=True, metadata={"description": "The incident this need is part of, if any"})
     drill = fields.Boolean(
         required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"}
+    )
+    household_id = fields.String(
+        allow_none=True, metadata={"description": "The household of the care register this need is for, if any"}
+    )
+    visit_id = fields.String(
+        allow_none=True,
+        metadata={"description": "The recurring visit this need is (a companionship visit) or came from (needs_help)"},
     )
 
 
@@ -705,3 +722,166 @@ class DrillCleanSchema(ma.Schema):
 
 class HealthSchema(ma.Schema):
     status = fields.String(required=True)
+
+
+# ---- households and visits ----------------------------------------------------------------------
+
+
+class ContactSchema(Schema):
+    name = _text(100, required=True)
+    phone = fields.String(
+        required=True, validate=E164, metadata={"description": "Unique in the register (409 when another has it)"}
+    )
+
+
+_LEVEL_DESCRIPTION = (
+    "How closely the household is watched, and so how often it is visited (AIDLINE_VISIT_CADENCE; by default red "
+    "every 7 days, orange 30, yellow 91, green 182)"
+)
+_PREFERRED = fields.List(
+    _text(60),
+    validate=validate.Length(max=10),
+    metadata={
+        "description": "Volunteer ids (each must exist: 422 otherwise) preferred for the household's visits when "
+        "nearly as near as the nearest, after its previous visitor"
+    },
+)
+
+
+class HouseholdCreateSchema(Schema):
+    address = _text(300, required=True, metadata={"description": "Exact address; geocoded when no location is sent"})
+    location = fields.Nested(LocationSchema)
+    grid = _text(50, allow_none=True)
+    vulnerability = fields.List(
+        fields.Enum(Vulnerability, by_value=True), load_default=list, validate=validate.Length(max=5)
+    )
+    contact = fields.Nested(ContactSchema, required=True)
+    attention_level = fields.Enum(
+        AttentionLevel, by_value=True, required=True, metadata={"description": _LEVEL_DESCRIPTION}
+    )
+    preferred_volunteers = fields.List(
+        _text(60), load_default=list, validate=validate.Length(max=10), metadata=_PREFERRED.metadata
+    )
+    notes = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+    @ma.post_load
+    def _plain_values(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if "vulnerability" in data:
+            data["vulnerability"] = [v.value for v in data["vulnerability"]]
+        if "attention_level" in data:
+            data["attention_level"] = data["attention_level"].value
+        return data
+
+
+class HouseholdUpdateSchema(HouseholdCreateSchema):
+    address = _text(300)
+    vulnerability = fields.List(fields.Enum(Vulnerability, by_value=True), validate=validate.Length(max=5))
+    contact = fields.Nested(ContactSchema)
+    attention_level = fields.Enum(
+        AttentionLevel,
+        by_value=True,
+        metadata={"description": _LEVEL_DESCRIPTION + "; a new level replans the household's open visit at once"},
+    )
+    preferred_volunteers = _PREFERRED
+
+
+class ContactOutSchema(ma.Schema):
+    name = fields.String(required=True)
+    phone = fields.String(allow_none=True, metadata={"description": "Only for dispatchers"})
+
+
+class HouseholdSchema(ma.Schema):
+    id = fields.String(required=True)
+    address = fields.String(allow_none=True, metadata={"description": "Only for dispatchers"})
+    location = fields.Nested(
+        LocationSchema,
+        required=True,
+        metadata={"description": "Exact for dispatchers, else rounded to about 1 km"},
+    )
+    grid = fields.String(allow_none=True)
+    vulnerability = fields.List(fields.String(), required=True)
+    contact = fields.Nested(ContactOutSchema, required=True)
+    attention_level = fields.String(required=True, metadata={"enum": [level.value for level in AttentionLevel]})
+    preferred_volunteers = fields.List(fields.String(), required=True)
+    notes = fields.String(allow_none=True, metadata={"description": "Only for dispatchers"})
+    last_visitor = fields.String(
+        allow_none=True, metadata={"description": "The volunteer who made the last visit (preferred for the next)"}
+    )
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+
+
+class HouseholdQuerySchema(NearArgsSchema):
+    grid = _text(50)
+    attention_level = fields.Enum(AttentionLevel, by_value=True)
+
+
+class HouseholdPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(HouseholdSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class VisitSchema(ma.Schema):
+    id = fields.String(required=True)
+    household_id = fields.String(required=True)
+    need_id = fields.String(
+        allow_none=True, metadata={"description": "The companionship visit need, once the visit is due"}
+    )
+    due_at = fields.String(required=True)
+    period_end = fields.String(required=True, metadata={"description": "Overdue when not done by then"})
+    status = fields.String(required=True, metadata={"enum": [s.value for s in VisitStatus]})
+    attention_level = fields.String(required=True)
+    outcome = fields.String(allow_none=True, metadata={"enum": [o.value for o in VisitOutcome]})
+    kind = fields.String(
+        allow_none=True, attribute="help_kind", metadata={"description": "The kind of help, when needs_help"}
+    )
+    note = fields.String(allow_none=True)
+    help_need_id = fields.String(allow_none=True, metadata={"description": "The need recorded for needs_help"})
+    visitor_id = fields.String(allow_none=True)
+    closed_at = fields.String(allow_none=True)
+
+
+class VisitListSchema(ma.Schema):
+    items = fields.List(fields.Nested(VisitSchema), required=True)
+
+
+class VisitQuerySchema(PageArgsSchema):
+    status = fields.Enum(
+        VisitStatus,
+        by_value=True,
+        load_default=VisitStatus.DUE,
+        metadata={"description": "due (default): their need is out; overdue: not done by the end of their period"},
+    )
+
+
+class VisitPageSchema(ma.Schema):
+    items = fields.List(fields.Nested(VisitSchema), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+
+
+class VisitOutcomeSchema(Schema):
+    """all_well, or needs_help with the kind of help."""
+
+    BODY_RULES = {
+        "not": {
+            "required": ["outcome"],
+            "properties": {"outcome": {"enum": ["needs_help"]}},
+            "not": {"required": ["kind"]},
+        }
+    }
+
+    outcome = fields.Enum(VisitOutcome, by_value=True, required=True)
+    kind = fields.Enum(
+        NeedKind,
+        by_value=True,
+        metadata={
+            "description": "The kind of help needed: required when outcome is needs_help (a need of it is "
+            "recorded for the household)"
+        },
+    )
+    note = fields.String(validate=validate.Length(max=2000), allow_none=True)
+
+    @validates_schema
+    def _kind_for_help(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("outcome") is VisitOutcome.NEEDS_HELP and "kind" not in data:
+            raise ValidationError("Required when outcome is needs_help.", "kind")

@@ -16,6 +16,7 @@ from service.store.codec import volunteer_fields
 from service.store.deliveries import DeliveryStore
 from service.store.drills import DrillStore
 from service.store.errors import Refusal, Refused
+from service.store.households import HouseholdStore, Saved, VisitPlan
 from service.store.idempotency import IdempotencyStore
 from service.store.incidents import IncidentStore, Placement
 from service.store.keys import Keys
@@ -24,6 +25,7 @@ from service.store.offers import OfferStore, bucket_label
 from service.store.scripts import Scripts
 from service.store.stats import StatStore
 from service.store.tokens import TokenStore
+from service.store.visits import VisitStore
 from service.store.volunteers import VolunteerStore
 
 __all__ = [
@@ -31,8 +33,10 @@ __all__ = [
     "Refusal",
     "Refused",
     "Release",
+    "Saved",
     "Store",
     "Transition",
+    "VisitPlan",
     "bucket_label",
     "volunteer_fields",
 ]
@@ -55,6 +59,8 @@ class Store:
         self.backlog = BacklogStore(client, self.keys)
         self.incidents = IncidentStore(client, self.keys, scripts)
         self.drills = DrillStore(client, self.keys, scripts)
+        self.households = HouseholdStore(client, self.keys, scripts)
+        self.visits = VisitStore(client, self.keys, scripts)
 
     def ping(self) -> bool:
         return bool(self.r.ping())

@@ -9,9 +9,12 @@ from enum import Enum
 from typing import Any
 
 from service.models import (
+    AttentionLevel,
+    Contact,
     Event,
     EventType,
     Family,
+    Household,
     Incident,
     IncidentStatus,
     Locale,
@@ -25,6 +28,9 @@ from service.models import (
     Priority,
     Requester,
     Skill,
+    Visit,
+    VisitOutcome,
+    VisitStatus,
     Volunteer,
     Vulnerability,
 )
@@ -161,6 +167,9 @@ def need_fields(n: Need) -> dict[str, str]:
             "arrive_by_epoch": repr(_epoch(n.arrive_by)) if n.arrive_by else None,
             "incident_id": n.incident_id,
             "drill": True if n.drill else None,
+            "household_id": n.household_id,
+            "visit_id": n.visit_id,
+            "favoured": ",".join(n.favoured) or None,
             "roles": [{"skills": [s.value for s in r.skills], "count": r.count} for r in n.roles],
             "offers_made": 0,
             "accepted": 0,
@@ -219,6 +228,9 @@ def need_from_hash(raw: dict[Any, Any]) -> Need:
         arrive_by=_opt(d.get("arrive_by")),
         incident_id=_opt(d.get("incident_id")),
         drill=d.get("drill") == "1",
+        household_id=_opt(d.get("household_id")),
+        visit_id=_opt(d.get("visit_id")),
+        favoured=_csv(d.get("favoured")),
         roles=roles_from_hash(d),
     )
 
@@ -254,4 +266,62 @@ def offer_from_hash(raw: dict[Any, Any]) -> Offer:
         reason=_opt(d.get("reason")),
         decided_at=_opt(d.get("decided_at")),
         role=int(d.get("role") or 0),
+    )
+
+
+def household_fields(h: Household) -> dict[str, Any]:
+    """The hash fields of a household record (None deletes a field)."""
+    return {
+        "id": h.id,
+        "address": h.address,
+        "lat": round(h.location.lat, 6),
+        "lon": round(h.location.lon, 6),
+        "grid": h.grid,
+        "vulnerability": ",".join(v.value for v in h.vulnerability) or None,
+        "contact_name": h.contact.name,
+        "contact_phone": h.contact.phone,
+        "attention_level": h.attention_level.value,
+        "preferred_volunteers": ",".join(h.preferred_volunteers) or None,
+        "notes": h.notes,
+        "created_at": h.created_at,
+        "updated_at": h.updated_at,
+    }
+
+
+def household_from_hash(raw: dict[Any, Any]) -> Household:
+    d = decode_hash(raw)
+    return Household(
+        id=d["id"],
+        address=d.get("address", ""),
+        location=Location(float(d["lat"]), float(d["lon"])),
+        grid=_opt(d.get("grid")),
+        vulnerability=[Vulnerability(v) for v in _csv(d.get("vulnerability"))],
+        contact=Contact(name=d.get("contact_name", ""), phone=d.get("contact_phone", "")),
+        attention_level=AttentionLevel(d["attention_level"]),
+        preferred_volunteers=_csv(d.get("preferred_volunteers")),
+        notes=_opt(d.get("notes")),
+        created_at=d["created_at"],
+        updated_at=d.get("updated_at", d["created_at"]),
+        open_visit=_opt(d.get("open_visit")),
+        last_visitor=_opt(d.get("last_visitor")),
+    )
+
+
+def visit_from_hash(raw: dict[Any, Any]) -> Visit:
+    d = decode_hash(raw)
+    return Visit(
+        id=d["id"],
+        household_id=d["household_id"],
+        attention_level=AttentionLevel(d["attention_level"]),
+        status=VisitStatus(d["status"]),
+        due_at=d["due_at"],
+        period_end=d["period_end"],
+        created_at=d["created_at"],
+        need_id=_opt(d.get("need_id")),
+        outcome=VisitOutcome(d["outcome"]) if d.get("outcome") else None,
+        help_kind=NeedKind(d["help_kind"]) if d.get("help_kind") else None,
+        note=_opt(d.get("note")),
+        help_need_id=_opt(d.get("help_need_id")),
+        visitor_id=_opt(d.get("visitor_id")),
+        closed_at=_opt(d.get("closed_at")),
     )

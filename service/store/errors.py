@@ -25,6 +25,10 @@ class Refusal(StrEnum):
     INCIDENT_STATUS = "incident_status"
     NOT_DRILL = "not_drill"
     BUSY = "busy"
+    NO_HOUSEHOLD = "no_household"
+    PHONE_TAKEN = "phone_taken"
+    NO_VISIT = "no_visit"
+    VISIT_STATUS = "visit_status"
 
 
 class Refused(Exception):

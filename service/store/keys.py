@@ -121,6 +121,48 @@ class Keys:
         """The same needs by arrival (epoch seconds), to forget them after the family's time window."""
         return self._k("incidents:recent_at", family)
 
+    # households (the care register) and their recurring visits
+    def household(self, household_id: str) -> str:
+        return self._k("household", household_id)
+
+    def household_visits(self, household_id: str) -> str:
+        """The household's visits, scored by when each is due."""
+        return self._k("household", household_id, "visits")
+
+    def households(self) -> str:
+        return self._k("households")
+
+    def households_in_grid(self, grid: str) -> str:
+        return self._k("households:grid", grid)
+
+    def households_at_level(self, level: str) -> str:
+        return self._k("households:level", level)
+
+    def households_geo(self) -> str:
+        return self._k("households:geo")
+
+    def household_phone(self, phone: str) -> str:
+        """The household whose contact phone this is."""
+        return self._k("households:phone", phone)
+
+    def visit(self, visit_id: str) -> str:
+        return self._k("visit", visit_id)
+
+    def visits_with_status(self, status: str) -> str:
+        return self._k("visits:status", status)
+
+    def visits_planned(self) -> str:
+        """Planned visits, scored by when each becomes due."""
+        return self._k("visits:planned")
+
+    def visits_open(self) -> str:
+        """Due visits, scored by the end of their period (when each becomes overdue)."""
+        return self._k("visits:open")
+
+    def visits_to_create(self) -> str:
+        """Needs a visit step promised and not yet written ('visit:<id>' its own, 'help:<id>' its needs_help)."""
+        return self._k("visits:to_create")
+
     # notifications
     def delivery(self, delivery_id: str) -> str:
         return self._k("delivery", delivery_id)

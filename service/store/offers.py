@@ -81,6 +81,8 @@ class Candidates:
     """Listing woke an escalated urgent need and armed the match drain: enqueue it."""
     roles: int = 1
     """How many roles the need has; a need with several lists no options (it is matched on its own)."""
+    favoured: bool = False
+    """The need favours volunteers (continuity): it is matched on its own, so they come first."""
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ class OfferStore:
                     urgent=bool(data.get("urgent")),
                     arm_match=bool(data.get("arm_match")),
                     roles=int(data.get("roles", 1)),
+                    favoured=bool(data.get("favoured")),
                     options=[
                         (c["volunteer_id"], float(c["distance_km"]), int(c["free"]))
                         for c in data.get("candidates") or []

@@ -87,6 +87,7 @@ class Scripts:
         "incident_close",
         "remove_need",
         "remove_volunteer",
+        "care",
     )
 
     def __init__(self, client: redis.Redis, prefix: str) -> None:

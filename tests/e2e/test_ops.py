@@ -294,7 +294,14 @@ def test_ops_sweep_requeues_a_need_stuck_for_over_a_minute(
 ) -> None:
     make_need()
     fresh = json.loads(aidline("ops", "sweep", env=env).stdout)
-    assert fresh == {"requeued": 0, "expired_offers": 0, "escalated_or_overdue": 0}
+    assert fresh == {
+        "requeued": 0,
+        "expired_offers": 0,
+        "escalated_or_overdue": 0,
+        "visits_due": 0,
+        "visit_needs_written": 0,
+        "visits_overdue": 0,
+    }
 
     clock.set(SystemClock().now() - timedelta(minutes=5))
     stuck_need = make_need()  # taken in five minutes ago ...

@@ -6,25 +6,36 @@ enqueued, waits at a barrier so they all start together, and reports what it did
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import random
 import traceback
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis
 
-from service import clock, dispatch, incidents, needs, offers, volunteers
+from service import clock, dispatch, households, incidents, needs, offers, visits, volunteers
 from service.bootstrap import bootstrap
 from service.clock import Clock, ManualClock
 from service.config import Settings
 from service.deps import Deps
-from service.exceptions import InvalidTransition
-from service.models import Offer, Principal, Role
+from service.exceptions import Conflict, InvalidTransition
+from service.models import (
+    OPEN_VISITS,
+    EventType,
+    NeedKind,
+    NeedStatus,
+    Offer,
+    Principal,
+    Role,
+    VisitOutcome,
+    VisitStatus,
+)
 
 CTX = multiprocessing.get_context("fork")
 HERE = (46.34, 132.25)
@@ -638,3 +649,121 @@ def test_cleaning_a_drill_while_four_processes_match_leaves_no_half_record(redis
     for skill in ("general", "driving"):
         members = {m.decode() for m in deps.redis.zrange(deps.store.keys.available(skill), 0, -1)}
         assert not members & set(drill_volunteers)
+
+
+# ---- households and their visits -----------------------------------------------------------------
+
+
+def add_household(deps: Deps, n: int, *, level: str = "green") -> str:
+    body = {
+        "address": f"Station 2, house {n}",
+        "location": at(0.1 * n),
+        "grid": "grid-2",
+        "contact": {"name": f"Resident {n}", "phone": f"+86139{n:08d}"},
+        "attention_level": level,
+    }
+    return households.create_household(deps=deps, household_in=body, principal=DISPATCHER).id
+
+
+def assert_one_open_visit(deps: Deps, household_id: str) -> None:
+    """The household has exactly one open visit, at its level, and it is the one indexed as open or planned."""
+    household = deps.store.households.get(household_id)
+    found = [v for v in deps.store.visits.get_many(deps.store.visits.of_household(household_id)) if v is not None]
+    open_ones = [v for v in found if v.status in OPEN_VISITS]
+    assert [v.id for v in open_ones] == [household.open_visit], [(v.id, v.status) for v in found]
+    assert open_ones[0].attention_level is household.attention_level or open_ones[0].status is VisitStatus.DUE
+    planned = set(deps.redis.zrange(deps.store.keys.visits_planned(), 0, -1, withscores=False))
+    mine = {p.decode() for p in planned} & {v.id for v in found}
+    assert mine == ({household.open_visit} if open_ones[0].status is VisitStatus.PLANNED else set())
+
+
+def _change_levels(household_id: str) -> Callable[[Deps, int], Any]:
+    def task(deps: Deps, index: int) -> list[str]:
+        levels = ["red", "orange", "yellow", "green"]
+        random.Random(index).shuffle(levels)
+        for level in levels * 3:
+            households.update_household(
+                deps=deps, household_id=household_id, changes={"attention_level": level}, principal=DISPATCHER
+            )
+        return levels
+
+    return task
+
+
+def test_six_processes_changing_a_households_level_at_once_leave_one_open_visit(redis_server, setup_deps: Deps) -> None:
+    deps = setup_deps
+    household_id = add_household(deps, 1)
+
+    run_in_processes(redis_server.url, 6, _change_levels(household_id))
+
+    assert_one_open_visit(deps, household_id)
+    found = deps.store.visits.get_many(deps.store.visits.of_household(household_id))
+    statuses = Counter(v.status for v in found if v is not None)
+    assert statuses[VisitStatus.PLANNED] == 1
+    assert statuses[VisitStatus.PLANNED] + statuses[VisitStatus.CANCELLED] == len(found), statuses
+    assert deps.store.stats.get("visits_planned") - deps.store.stats.get("visits_cancelled") == 1
+
+
+def _sweep_at(moment: datetime) -> Callable[[Deps, int], Any]:
+    def task(deps: Deps, index: int) -> dict[str, int]:
+        return visits.sweep_visits(deps=deps)
+
+    return task
+
+
+def test_six_sweepers_at_once_make_each_visit_due_once_with_one_need(redis_server, setup_deps: Deps) -> None:
+    deps = setup_deps
+    household_ids = [add_household(deps, n, level="red") for n in range(20)]
+    later = datetime.now(UTC) + timedelta(days=7)  # every red visit due, none past its period
+
+    reports = run_in_processes(redis_server.url, 6, _sweep_at(later), clocks=[ManualClock(later) for _ in range(6)])
+
+    assert sum(r["visits_due"] for r in reports) == 20
+    assert sum(r["visit_needs_written"] for r in reports) == 0, "each need written by the sweep that made it due"
+    need_ids = []
+    for household_id in household_ids:
+        visit = deps.store.visits.get(deps.store.households.get(household_id).open_visit)
+        assert visit.status is VisitStatus.DUE
+        need_ids.append(visit.need_id)
+        assert [e.type for e in deps.store.needs.events(visit.need_id)] == [EventType.CREATED], "written once"
+    assert sorted(deps.store.backlog.waiting_ids()) == sorted(need_ids)
+    assert deps.store.visits.owed() == []
+
+
+def _record_outcome(visit_id: str) -> Callable[[Deps, int], Any]:
+    def task(deps: Deps, index: int) -> str:
+        try:
+            visits.record_outcome(
+                deps=deps,
+                visit_id=visit_id,
+                outcome=VisitOutcome.NEEDS_HELP if index % 2 else VisitOutcome.ALL_WELL,
+                kind=NeedKind.COAL_HAULING,
+                note=None,
+                principal=DISPATCHER,
+            )
+        except Conflict:
+            return "refused"
+        return "recorded"
+
+    return task
+
+
+def test_six_outcomes_recorded_at_once_for_one_visit_close_it_once_and_plan_one_next(
+    redis_server, setup_deps: Deps
+) -> None:
+    deps = setup_deps
+    household_id = add_household(deps, 1, level="red")
+    first = deps.store.households.get(household_id).open_visit
+    moment = clock.parse(deps.store.visits.get(first).due_at)
+    visits.sweep_visits(deps=dataclasses.replace(deps, clock=ManualClock(moment)))
+
+    answers = run_in_processes(
+        redis_server.url, 6, _record_outcome(first), clocks=[ManualClock(moment) for _ in range(6)]
+    )
+
+    assert sorted(answers) == ["recorded"] + ["refused"] * 5
+    assert deps.store.visits.get(first).status is VisitStatus.DONE
+    assert_one_open_visit(deps, household_id)
+    assert deps.store.stats.get("visits_planned") == 2
+    help_needs = [n for n in deps.store.needs.get_many(deps.store.needs.ids_with_status(NeedStatus.QUEUED)) if n]
+    assert len([n for n in help_needs if n.kind is NeedKind.COAL_HAULING]) <= 1

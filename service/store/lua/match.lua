@@ -16,6 +16,8 @@
 -- arrive_by: volunteers who cannot be there in time at travel_speed_kmh are not offered it.
 -- Fair load: those nearly as near as the nearest (service.matching.FairLoad) come first, fewest
 -- tasks in the last week first.
+-- Continuity: before them, the volunteers the need favours (its 'favoured' field: a household's previous
+-- visitor, then its preferred volunteers) who are nearly as near as the nearest, in that order.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
 -- ARGV[2]: JSON {need_id, now_epoch, offer_id (the first offer's id; more get -2, -3, ...),
@@ -31,7 +33,7 @@
 --                  eligible, else the search runs as usual; needs with one role only),
 --                plan_only: reserve nothing, answer the candidates, extra: how many beyond the places}
 -- With plan_only it answers {'ok', JSON {places: open places (not counting parallel offers),
---   fanout, urgent, roles: how many roles, candidates: [{volunteer_id, distance_km, free}] in the order
+--   fanout, urgent, roles: how many roles, favoured: whether the need favours volunteers (matched on its own), candidates: [{volunteer_id, distance_km, free}] in the order
 --   of choice (none for a need with several roles: those are matched on their own)}}.
 -- Each offer's announcement goes to the outbox, and the expiry timer is armed for it if it is the
 -- earliest pending offer.
@@ -49,7 +51,7 @@ local now_iso = iso(now_epoch)
 local nkey = need_key(need_id)
 local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'offers_made', 'skills', 'lat', 'lon',
   'priority', 'created_epoch', 'radius_km', 'accept_seconds', 'accepted', 'expired_offers', 'vulnerability',
-  'arrive_by_epoch')
+  'arrive_by_epoch', 'favoured')
 if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
 local roles = need_roles(nkey)
@@ -88,10 +90,18 @@ if n[15] and n[15] ~= '' then
   if reach < max_km then max_km, too_late = reach, true end
 end
 local urgent = is_urgent(n[8], n[14])
+-- continuity: volunteers the need favours (a household's previous visitor, then its preferred), in order
+local favoured, favoured_at = {}, {}
+for vid in string.gmatch(n[16] or '', '[^,]+') do
+  if not favoured_at[vid] then
+    table.insert(favoured, vid)
+    favoured_at[vid] = #favoured
+  end
+end
 -- a need with several roles is not planned jointly with others: it is matched on its own
 if plan_only and #roles > 1 then
   return ok(cjson.encode({places = tonumber(n[3]) - tonumber(n[2]), fanout = fanout, urgent = urgent,
-    roles = #roles, candidates = {}}))
+    roles = #roles, candidates = {}, favoured = #favoured > 0}))
 end
 local tie = tonumber(a.tie_km)
 
@@ -228,7 +238,7 @@ local function search(role, missing, prefer)
   end
 
   -- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest
-  local function fair_order()
+  local function fair_only()
     if pool <= 0 or #eligible == 0 then return eligible end
     local reach = near_reach()
     local near, rest = {}, {}
@@ -238,6 +248,22 @@ local function search(role, missing, prefer)
     table.sort(near, fairer)
     for _, row in ipairs(rest) do table.insert(near, row) end
     return near
+  end
+
+  -- ... and before them the favoured nearly as near as the nearest (whatever the pool), in their order
+  local function fair_order()
+    local ordered = fair_only()
+    if #favoured == 0 or #ordered == 0 then return ordered end
+    local d0 = eligible[1][5]
+    local reach = d0 + tie + math.min(tonumber(fair.ratio) * d0, tonumber(fair.max_km))
+    local first, rest = {}, {}
+    for _, row in ipairs(ordered) do
+      if favoured_at[row[4]] and row[5] <= reach then table.insert(first, row) else table.insert(rest, row) end
+    end
+    if #first == 0 then return ordered end
+    table.sort(first, function(x, y) return favoured_at[x[4]] < favoured_at[y[4]] end)
+    for _, row in ipairs(rest) do table.insert(first, row) end
+    return first
   end
 
   local chosen = {}
@@ -258,6 +284,8 @@ local function search(role, missing, prefer)
       for i = 1, missing do chosen[i] = rows[i] end
     end
   end
+  -- the favoured are looked at wherever they are (they come first only if nearly as near as the nearest)
+  for _, vid in ipairs(favoured) do consider(vid) end
   local count = missing + 16  -- grows with what the rings show, and is kept from one ring to the next
   while #chosen == 0 and max_km > 0 do
     local search_km = math.min(radius, max_km) * 1.001
@@ -360,7 +388,7 @@ for r, role in ipairs(roles) do
       listed[i] = {volunteer_id = row[4], distance_km = row[5], free = row[9] - row[2]}
     end
     return ok(cjson.encode({places = role.places, fanout = fanout, urgent = urgent, roles = 1, candidates = listed,
-      arm_match = arm_match}))
+      arm_match = arm_match, favoured = #favoured > 0}))
   end
   local short = role.places - #chosen
   if urgent and short > 0 and max_km > 0 then preempt(role, chosen, short) end

@@ -71,6 +71,8 @@ def fleets(draw: Any) -> dict[str, Any]:
         "needed": draw(st.integers(1, 3)),
         "radius_km": draw(st.sampled_from([0.5, 3.0, 12.0, 40.0])),
         "fair": draw(st.sampled_from([NEAREST_ONLY, FairLoad(), FairLoad(ratio=0.5, max_km=2.0, pool=3)])),
+        # continuity: volunteers the need favours (some not registered at all), in order
+        "favoured": [f"vol_{i:03d}" for i in draw(st.lists(st.integers(0, 45), max_size=3))],
     }
 
 
@@ -153,6 +155,7 @@ def store_world(deps: Any, world: dict[str, Any]) -> tuple[str, list[Candidate],
         deadline=clock.iso(NOW + timedelta(hours=1)),
         created_by=None,
         radius_km=world["radius_km"],
+        favoured=list(dict.fromkeys(world.get("favoured", []))),
     )
     deps.store.needs.create(need, Event(at=stamp, type=EventType.CREATED, actor="test"))
     if tried:
@@ -193,7 +196,14 @@ def test_the_script_chooses_what_the_specification_chooses(deps: Any, world: dic
         skills=frozenset(s.value for s in world["skills"]),
         radius_km=world["radius_km"],
     )
-    expected = choose_volunteers(requirement, candidates, exclude=tried, count=world["needed"], fair=world["fair"])
+    expected = choose_volunteers(
+        requirement,
+        candidates,
+        exclude=tried,
+        count=world["needed"],
+        fair=world["fair"],
+        favoured=world["favoured"],
+    )
 
     result = deps.store.offers.match(request(need_id, world["fair"]))
 
@@ -224,7 +234,7 @@ def test_for_a_need_with_roles_the_script_chooses_what_the_specification_chooses
         )
         for skills, count in world["roles"]
     ]
-    expected = choose_team(roles, candidates, exclude=tried, fair=world["fair"])
+    expected = choose_team(roles, candidates, exclude=tried, fair=world["fair"], favoured=world["favoured"])
 
     result = deps.store.offers.match(request(need_id, world["fair"]))
 
