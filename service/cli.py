@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -254,10 +254,43 @@ def progress_bars() -> tuple[roster_sync.Progress, Callable[[], None]]:
     return bar, close
 
 
+SKIP_BAD = click.option(
+    "--skip-bad", is_flag=True, help="Import the good rows even when some are bad (each is reported)."
+)
+DRY_RUN = click.option("--dry-run", is_flag=True, help="Check every row and say what would change; write nothing.")
+
+
+def run_import(
+    kind: str, importer: Callable[..., roster_sync.ImportReport], data: bytes, skip_bad: bool, dry_run: bool
+) -> None:
+    """Import, report every bad row on stderr and the outcome on stdout; exit 1 when nothing was imported."""
+    bar, close = progress_bars()
+    try:
+        report = importer(deps=_deps(), data=data, skip_bad=skip_bad, dry_run=dry_run, progress=bar)
+    finally:
+        close()
+    for error in report.errors:
+        click.echo(str(error), err=True)
+    bad = len({error.line for error in report.errors})
+    if report.unreadable:
+        raise click.ClickException("the file cannot be read: nothing imported")
+    if report.errors and not skip_bad and not report.imported:
+        raise click.ClickException(
+            f"{bad} bad row{'s' if bad != 1 else ''}: nothing imported (--skip-bad imports the good rows)"
+        )
+    if report.errors and not skip_bad:
+        raise click.ClickException(f"{bad} row{'s' if bad != 1 else ''} not imported (above); the others were")
+    would = " would be" if dry_run else ""
+    click.echo(
+        f"{kind}: {report.created}{would} created, {report.updated}{would} updated, {report.unchanged} unchanged, "
+        f"{bad} bad rows skipped"
+    )
+
+
 @import_.command("volunteers")
 @click.argument("file", type=click.File("rb"))
-@click.option("--skip-bad", is_flag=True, help="Import the good rows even when some are bad (each is reported).")
-@click.option("--dry-run", is_flag=True, help="Check every row and say what would change; write nothing.")
+@SKIP_BAD
+@DRY_RUN
 def import_volunteers(file: Any, skip_bad: bool, dry_run: bool) -> None:
     """Create the volunteers of FILE (- for stdin), or update those registered with the same phone.
 
@@ -265,27 +298,21 @@ def import_volunteers(file: Any, skip_bad: bool, dry_run: bool) -> None:
     语言,渠道); skills and channels separated by ;. Every row is checked first: with a bad row nothing is imported
     unless --skip-bad.
     """
-    bar, close = progress_bars()
-    try:
-        report = roster_sync.import_volunteers(
-            deps=_deps(), data=file.read(), skip_bad=skip_bad, dry_run=dry_run, progress=bar
-        )
-    finally:
-        close()
-    for error in report.errors:
-        click.echo(str(error), err=True)
-    if report.unreadable:
-        raise click.ClickException("the file cannot be read: nothing imported")
-    if report.errors and not skip_bad:
-        bad = len({error.line for error in report.errors})
-        raise click.ClickException(
-            f"{bad} bad row{'s' if bad != 1 else ''}: nothing imported (--skip-bad imports the good rows)"
-        )
-    done = "would be" if dry_run else ""
-    click.echo(
-        f"volunteers: {report.created} {done} created, {report.updated} {done} updated, {report.unchanged} unchanged"
-        f", {len({error.line for error in report.errors})} bad rows skipped".replace("  ", " ")
-    )
+    run_import("volunteers", roster_sync.import_volunteers, file.read(), skip_bad, dry_run)
+
+
+@import_.command("households")
+@click.argument("file", type=click.File("rb"))
+@SKIP_BAD
+@DRY_RUN
+def import_households(file: Any, skip_bad: bool, dry_run: bool) -> None:
+    """Register the households of FILE (- for stdin), or update those with the same contact phone.
+
+    Columns: address,lat,lon,grid,vulnerability,contact_name,contact_phone,attention_level,notes (地址,纬度,经度,网格,
+    困难类型,联系人,联系电话,关注等级,备注); vulnerabilities separated by ;. Every row is checked first: with a bad
+    row nothing is imported unless --skip-bad. New households get their first visit planned.
+    """
+    run_import("households", roster_sync.import_households, file.read(), skip_bad, dry_run)
 
 
 @cli.group("export")
@@ -293,31 +320,49 @@ def export() -> None:
     """Write a roster as a CSV file that `aidline import` reads back."""
 
 
-@export.command("volunteers")
-@click.option("-o", "--output", type=click.File("wb"), default="-", help="The file to write (default: stdout).")
-@click.option(
+OUTPUT = click.option("-o", "--output", type=click.File("wb"), default="-", help="The file to write (default: stdout).")
+HEADERS = click.option(
     "--headers",
     type=click.Choice(["en", "zh"]),
     default="en",
     show_default=True,
     help="Column names in English or Chinese.",
 )
+
+
+def write_csv(output: Any, rows: Iterator[list[str]], header: list[str]) -> int:
+    """The rows as CSV, UTF-8 with a byte order mark (so spreadsheet programs show Chinese text); how many."""
+    stream = io.TextIOWrapper(output, encoding="utf-8-sig", newline="")
+    try:
+        count = roster.write(rows, header=header, out=stream)
+        stream.flush()
+    finally:
+        stream.detach()
+    return count
+
+
+@export.command("volunteers")
+@OUTPUT
+@HEADERS
 @click.option(
     "--with-secrets", is_flag=True, help="Channel URLs as they are, passwords and tokens included (masked otherwise)."
 )
 def export_volunteers(output: Any, headers: str, with_secrets: bool) -> None:
     """Every registered volunteer (drill volunteers left out) as CSV: UTF-8 with a byte order mark."""
-    stream = io.TextIOWrapper(output, encoding="utf-8-sig", newline="")
-    try:
-        count = roster.write(
-            roster_sync.volunteer_rows(deps=_deps(), reveal_secrets=with_secrets),
-            header=roster.header(roster.VOLUNTEER_COLUMNS, roster.VOLUNTEER_ALIASES, headers),
-            out=stream,
-        )
-        stream.flush()
-    finally:
-        stream.detach()
+    rows = roster_sync.volunteer_rows(deps=_deps(), reveal_secrets=with_secrets)
+    count = write_csv(output, rows, roster.header(roster.VOLUNTEER_COLUMNS, roster.VOLUNTEER_ALIASES, headers))
     click.echo(f"{count} volunteers exported", err=True)
+
+
+@export.command("households")
+@OUTPUT
+@HEADERS
+def export_households(output: Any, headers: str) -> None:
+    """Every household of the care register as CSV: UTF-8 with a byte order mark. It holds contact phones and
+    exact addresses: keep the file as safe as the register."""
+    rows = roster_sync.household_rows(deps=_deps())
+    count = write_csv(output, rows, roster.header(roster.HOUSEHOLD_COLUMNS, roster.HOUSEHOLD_ALIASES, headers))
+    click.echo(f"{count} households exported", err=True)
 
 
 @cli.group()

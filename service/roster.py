@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.models import Locale, Skill, Vulnerability
+from service.models import AttentionLevel, Locale, Skill, Vulnerability
 
 VOLUNTEER_COLUMNS = ("name", "phone", "skills", "lat", "lon", "capacity", "team", "grid", "locale", "channels")
 VOLUNTEER_REQUIRED = ("name", "phone", "lat", "lon")
@@ -45,7 +45,7 @@ HOUSEHOLD_COLUMNS = (
     "attention_level",
     "notes",
 )
-HOUSEHOLD_REQUIRED = ("address", "lat", "lon", "contact_phone", "attention_level")
+HOUSEHOLD_REQUIRED = ("address", "lat", "lon", "contact_name", "contact_phone", "attention_level")
 HOUSEHOLD_ALIASES = {
     "地址": "address",
     "纬度": "lat",
@@ -57,8 +57,6 @@ HOUSEHOLD_ALIASES = {
     "关注等级": "attention_level",
     "备注": "notes",
 }
-ATTENTION_LEVELS = ("red", "orange", "yellow", "green")
-"""Households' attention levels, most watched first (visited weekly, monthly, quarterly, half-yearly)."""
 
 
 def header(columns: Sequence[str], aliases: dict[str, str], language: str = "en") -> list[str]:
@@ -408,19 +406,21 @@ def volunteer_cells(volunteer: Any, *, channel_text: Callable[[str], str] = lamb
 
 
 def check_household(cells: dict[str, str]) -> dict[str, Any]:
-    """One household record in the shape of the household register's API, or RowProblems."""
+    """One household record as the API takes it (POST /households, with a location), or RowProblems."""
     c = Checker(cells)
     return c.done(
         {
-            "address": c.need("address", text_of(200)),
+            "address": c.need("address", text_of(300)),
             "location": {"lat": c.need("lat", decimal(-MAX_LAT, MAX_LAT)), "lon": c.need("lon", decimal(-180, 180))},
             "grid": c.take("grid", text_of(50)),
             "vulnerability": c.take(
                 "vulnerability", list_of((v.value for v in Vulnerability), "vulnerability", most=len(Vulnerability)), []
             ),
-            "contact": {"name": c.take("contact_name", text_of(100)), "phone": c.need("contact_phone", phone)},
-            "attention_level": c.need("attention_level", one_of(ATTENTION_LEVELS, "an attention level")),
-            "notes": c.take("notes", text_of(1000)),
+            "contact": {"name": c.need("contact_name", text_of(100)), "phone": c.need("contact_phone", phone)},
+            "attention_level": c.need(
+                "attention_level", one_of((a.value for a in AttentionLevel), "an attention level")
+            ),
+            "notes": c.take("notes", text_of(2000)),
         }
     )
 
@@ -436,6 +436,21 @@ def parse_households(data: bytes, *, progress: Callable[[int], None] = lambda n:
         key=("contact_phone", lambda values: str(values["contact"]["phone"])),
         progress=progress,
     )
+
+
+def household_cells(household: Any) -> list[str]:
+    """A stored household as one record of a register file."""
+    return [
+        household.address,
+        _number(household.location.lat),
+        _number(household.location.lon),
+        household.grid or "",
+        ";".join(v.value for v in household.vulnerability),
+        household.contact.name,
+        household.contact.phone,
+        household.attention_level.value,
+        household.notes or "",
+    ]
 
 
 # --- writing ---------------------------------------------------------------------------------------------------------

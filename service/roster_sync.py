@@ -1,9 +1,11 @@
-"""Importing and exporting rosters: the volunteers of a CSV file (service.roster reads and checks it) created, or
-updated when a volunteer with the same phone is already registered; and the registered volunteers written back.
+"""Importing and exporting rosters: the volunteers (or households) of a CSV file, which service.roster reads and
+checks, created, or updated when one with the same phone (a household's contact phone) is already registered;
+and the registered ones written back in the same format.
 
 Every row is checked, and every phone looked up, before anything is written: with a bad row nothing is imported
-unless bad rows are to be skipped. Writes go in pipelined batches of script calls (the same atomic step as the
-API's), so ten thousand rows take seconds, not minutes.
+unless bad rows are to be skipped. Volunteers are written in pipelined batches of script calls (the same atomic
+step as the API's), so ten thousand rows take seconds; households one by one through the register's own
+functions, which plan each new household's visits.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from service import clock, jobs, roster
+from service import clock, households, jobs, roster
 from service.backlog import wait_for_matches
 from service.deps import Deps
-from service.models import Volunteer
+from service.exceptions import AidlineError
+from service.models import Household, Location, Principal, Role, Volunteer
 from service.privacy import mask_channel
 from service.store import Refusal, Refused, volunteer_fields
 from service.volunteers import build_volunteer, keep_secrets
@@ -189,3 +192,98 @@ def volunteer_rows(*, deps: Deps, reveal_secrets: bool = False, batch: int = 100
         for volunteer in deps.store.volunteers.get_many(ids):
             if volunteer is not None and not volunteer.drill:
                 yield roster.volunteer_cells(volunteer, channel_text=channel_text)
+
+
+# --- households ----------------------------------------------------------------------------------------------
+
+IMPORTER = Principal(role=Role.DISPATCHER, token_id="import")
+"""Who the register's timeline says made an imported change."""
+
+
+def import_households(
+    *, deps: Deps, data: bytes, skip_bad: bool = False, dry_run: bool = False, progress: Progress = no_progress
+) -> ImportReport:
+    """Create or update (by contact phone) the households of a register file; see the module's docstring.
+    Preferred volunteers are not in the file: an update leaves them as they are."""
+    lines = max(0, data.count(b"\n"))
+    parsed = roster.parse_households(data, progress=progress("checking", lines))
+    report = ImportReport(errors=list(parsed.errors))
+    if parsed.unreadable:
+        report.unreadable = True
+        return report
+    if report.errors and not skip_bad:
+        return report
+    store = deps.store.households
+    found = [store.id_for_phone(row.values["contact"]["phone"]) for row in parsed.rows]
+    known = [hid for hid in found if hid]
+    current = dict(zip(known, store.get_many(known), strict=True))
+    plan: list[tuple[roster.Row, Household | None, dict[str, Any]]] = []
+    for row, household_id in zip(parsed.rows, found, strict=True):
+        household = current.get(household_id) if household_id else None
+        if household is None:
+            plan.append((row, None, row.values))
+            continue
+        changes = _household_differences(household, row.values)
+        if changes:
+            plan.append((row, household, changes))
+        else:
+            report.unchanged += 1
+    if dry_run:
+        report.created = sum(1 for _, household, _ in plan if household is None)
+        report.updated = len(plan) - report.created
+        return report
+    advance = progress("importing", len(plan))
+    for row, household, changes in plan:
+        try:
+            if household is None:
+                households.create_household(deps=deps, household_in=changes, principal=IMPORTER)
+                report.created += 1
+            else:
+                households.update_household(deps=deps, household_id=household.id, changes=changes, principal=IMPORTER)
+                report.updated += 1
+        except AidlineError as error:
+            report.errors.append(roster.RowError(row.line, None, str(error)))
+        advance(1)
+    report.errors.sort(key=lambda e: e.line)
+    report.imported = True
+    return report
+
+
+def _household_differences(household: Household, values: dict[str, Any]) -> dict[str, Any]:
+    """The changes (in the API's PATCH shape) that make the stored household say what the row says."""
+    changes: dict[str, Any] = {}
+    if household.address != values["address"]:
+        changes["address"] = values["address"]
+    wanted = Location(**values["location"])
+    if (round(household.location.lat, 6), round(household.location.lon, 6)) != (
+        round(wanted.lat, 6),
+        round(wanted.lon, 6),
+    ):
+        changes["location"] = values["location"]
+    if household.grid != values["grid"]:
+        changes["grid"] = values["grid"]
+    if sorted(v.value for v in household.vulnerability) != sorted(values["vulnerability"]):
+        changes["vulnerability"] = values["vulnerability"]
+    if (household.contact.name, household.contact.phone) != (values["contact"]["name"], values["contact"]["phone"]):
+        changes["contact"] = values["contact"]
+    if household.attention_level.value != values["attention_level"]:
+        changes["attention_level"] = values["attention_level"]
+    if household.notes != values["notes"]:
+        changes["notes"] = values["notes"]
+    return changes
+
+
+def household_rows(*, deps: Deps, batch: int = 1000) -> Iterator[list[str]]:
+    """Every household of the register as a record of a register file, in order of registration."""
+    store = deps.store.households
+    ids: list[str] = []
+    while True:
+        page = store.ids_page(grid=None, level=None, before=ids[-1] if ids else None, limit=batch)
+        ids.extend(page)
+        if len(page) < batch:
+            break
+    ids.reverse()
+    for start in range(0, len(ids), batch):
+        for household in store.get_many(ids[start : start + batch]):
+            if household is not None:
+                yield roster.household_cells(household)

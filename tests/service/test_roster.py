@@ -10,7 +10,7 @@ import pytest
 from marshmallow import ValidationError
 
 from service import roster
-from service.api.schemas import VolunteerCreateSchema
+from service.api.schemas import HouseholdCreateSchema, VolunteerCreateSchema
 from service.models import Locale, Location, Skill, Volunteer
 
 HEADER = "name,phone,skills,lat,lon,capacity,team,grid,locale,channels\n"
@@ -331,5 +331,38 @@ def test_household_rows_are_checked_and_chinese_headers_read() -> None:
     assert messages(parsed) == [
         "line 3: address: required",
         "line 3: vulnerability: unknown vulnerability pets (known: elderly_alone, disabled, child, livestock, medical)",
+        "line 3: contact_name: required",
         "line 3: attention_level: 'purple' is not an attention level (red, orange, yellow, green)",
     ]
+
+
+HOUSEHOLD_ROWS = [
+    "Station 2 house 14,46.34,132.25,grid-2,elderly_alone;medical,Zhang,+8613900000002,red,stove\n",
+    f"{'址' * 300},85.05112,-180,,,{'张' * 100},+8613900000002,green,{'n' * 2000}\n",
+    f"{'址' * 301},85.06,180.5,{'g' * 51},pets,{'张' * 101},13900000002,purple,{'n' * 2001}\n",
+    ",46.34,132.25,,,,+8613900000002,yellow,\n",
+]
+PARTS = {"location": {"lat": "lat", "lon": "lon"}, "contact": {"name": "contact_name", "phone": "contact_phone"}}
+
+
+@pytest.mark.parametrize("row", HOUSEHOLD_ROWS)
+def test_a_household_row_is_refused_for_exactly_the_fields_the_api_refuses(row: str) -> None:
+    parsed = roster.parse_households((HOUSEHOLDS + row).encode())
+    refused_here = {error.field for error in parsed.errors}
+    cells = dict(zip(roster.HOUSEHOLD_COLUMNS, row.rstrip("\n").split(","), strict=True))
+    body = {
+        "address": cells["address"],
+        "location": {"lat": float(cells["lat"]), "lon": float(cells["lon"])},
+        "grid": cells["grid"] or None,
+        "vulnerability": [v for v in cells["vulnerability"].split(";") if v],
+        "contact": {"name": cells["contact_name"], "phone": cells["contact_phone"]},
+        "attention_level": cells["attention_level"],
+        "notes": cells["notes"] or None,
+    }
+    refused_by_api: set[str] = set()
+    try:
+        HouseholdCreateSchema().load(body)
+    except ValidationError as error:
+        for name, detail in error.normalized_messages().items():
+            refused_by_api |= {PARTS[name][part] for part in detail} if name in PARTS else {name}
+    assert refused_here == refused_by_api
