@@ -274,7 +274,8 @@ def _household_differences(household: Household, values: dict[str, Any]) -> dict
 
 
 def household_rows(*, deps: Deps, batch: int = 1000) -> Iterator[list[str]]:
-    """Every household of the register as a record of a register file, in order of registration."""
+    """Every household of the register as a record of a register file, by grid, then address, then contact phone
+    (unique), so the same register always gives the same file."""
     store = deps.store.households
     ids: list[str] = []
     while True:
@@ -282,8 +283,9 @@ def household_rows(*, deps: Deps, batch: int = 1000) -> Iterator[list[str]]:
         ids.extend(page)
         if len(page) < batch:
             break
-    ids.reverse()
+    found: list[Household] = []
     for start in range(0, len(ids), batch):
-        for household in store.get_many(ids[start : start + batch]):
-            if household is not None:
-                yield roster.household_cells(household)
+        found.extend(h for h in store.get_many(ids[start : start + batch]) if h is not None)
+    found.sort(key=lambda h: (h.grid or "", h.address, h.contact.phone))
+    for household in found:
+        yield roster.household_cells(household)

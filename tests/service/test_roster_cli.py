@@ -292,3 +292,99 @@ def test_export_leaves_drill_volunteers_out(aidline: Any, make_volunteer: Any) -
     make_volunteer(phone="+8613800000008")
     lines = aidline("export", "volunteers").stdout_bytes.decode("utf-8-sig").splitlines()
     assert [line.split(",")[1] for line in lines[1:]] == ["+8613800000008"]
+
+
+# --- households --------------------------------------------------------------------------------------------------
+
+HOUSEHOLDS = "address,lat,lon,grid,vulnerability,contact_name,contact_phone,attention_level,notes\n"
+ZHANG = "Station 2 house 14,46.34,132.25,grid-2,elderly_alone;medical,Zhang Guilan,+8613900000002,red,knock loudly\n"
+LIU = "Station 5 house 3,46.36,132.27,grid-3,child,Liu Wei,+8613900000003,yellow,\n"
+
+
+def registered(client: Any, tokens: Tokens) -> dict[str, dict[str, Any]]:
+    items = client.get("/api/v1/households?limit=200", headers=tokens.dispatcher).get_json()["items"]
+    return {h["contact"]["phone"]: h for h in items}
+
+
+def test_import_registers_households_and_plans_their_visits(
+    aidline: Any, client: Any, tokens: Tokens, tmp_path: Path
+) -> None:
+    result = aidline("import", "households", roster_file(tmp_path, HOUSEHOLDS + ZHANG + LIU, bom=True))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "households: 2 created, 0 updated, 0 unchanged, 0 bad rows skipped\n"
+    zhang = registered(client, tokens)["+8613900000002"]
+    assert {k: zhang[k] for k in ("address", "location", "grid", "vulnerability", "attention_level", "notes")} == {
+        "address": "Station 2 house 14",
+        "location": {"lat": 46.34, "lon": 132.25},
+        "grid": "grid-2",
+        "vulnerability": ["elderly_alone", "medical"],
+        "attention_level": "red",
+        "notes": "knock loudly",
+    }
+    assert zhang["contact"]["name"] == "Zhang Guilan"
+    visits = client.get(f"/api/v1/households/{zhang['id']}/visits", headers=tokens.dispatcher).get_json()["items"]
+    assert [visit["status"] for visit in visits] == ["planned"]
+
+
+def test_household_import_is_all_or_nothing_unless_skip_bad(
+    aidline: Any, client: Any, tokens: Tokens, tmp_path: Path
+) -> None:
+    text = HOUSEHOLDS + ZHANG + "Nowhere,46.3,132.2,,,Nobody,+8613900000009,purple,\n" + LIU
+    refused = aidline("import", "households", roster_file(tmp_path, text))
+    assert refused.exit_code == 1
+    assert refused.stderr.splitlines()[0] == (
+        "line 3: attention_level: 'purple' is not an attention level (red, orange, yellow, green)"
+    )
+    assert registered(client, tokens) == {}
+    skipped = aidline("import", "households", "--skip-bad", roster_file(tmp_path, text))
+    assert skipped.stdout == "households: 2 created, 0 updated, 0 unchanged, 1 bad rows skipped\n"
+    assert sorted(registered(client, tokens)) == ["+8613900000002", "+8613900000003"]
+
+
+def test_re_importing_households_updates_by_contact_phone(
+    aidline: Any, client: Any, tokens: Tokens, make_household: Any, tmp_path: Path
+) -> None:
+    existing = make_household(contact={"name": "Zhang Guilan", "phone": "+8613900000002"}, attention_level="green")
+    result = aidline("import", "households", roster_file(tmp_path, HOUSEHOLDS + ZHANG + LIU))
+    assert result.stdout == "households: 1 created, 1 updated, 0 unchanged, 0 bad rows skipped\n"
+    now = registered(client, tokens)
+    assert len(now) == 2
+    zhang = now["+8613900000002"]
+    assert zhang["id"] == existing["id"]
+    assert (zhang["attention_level"], zhang["address"]) == ("red", "Station 2 house 14")
+    again = aidline("import", "households", roster_file(tmp_path, HOUSEHOLDS + ZHANG + LIU))
+    assert again.stdout == "households: 0 created, 0 updated, 2 unchanged, 0 bad rows skipped\n"
+
+
+def test_households_export_then_import_into_an_empty_register_gives_the_same_register(
+    aidline: Any, deps: Deps, client: Any, tokens: Tokens, tmp_path: Path
+) -> None:
+    notes = '"Two lines,\nand ""quotes"""'
+    text = HOUSEHOLDS + ZHANG + LIU + f"二站14号,46.3,132.2,二网格,disabled,张桂兰,+8613900000004,orange,{notes}\n"
+    aidline("import", "households", roster_file(tmp_path, text))
+    out = tmp_path / "households.csv"
+    exported = aidline("export", "households", "-o", str(out))
+    assert exported.stderr == "3 households exported\n"
+    lines = out.read_bytes().decode("utf-8-sig").split("\r\n")
+    assert lines[0] == HOUSEHOLDS.strip()
+    assert lines[1] == ZHANG.strip()
+
+    def register(tokens: Tokens) -> list[tuple[Any, ...]]:
+        return sorted(
+            (h["address"], h["location"], h["grid"], h["vulnerability"], h["contact"], h["attention_level"], h["notes"])
+            for h in registered(client, tokens).values()
+        )
+
+    before = register(tokens)
+    deps.redis.flushdb()
+    assert aidline("import", "households", str(out)).stdout.startswith("households: 3 created")
+    assert register(Tokens(deps)) == before  # the tokens went with everything else
+    assert aidline("export", "households").stdout_bytes == out.read_bytes()
+
+
+def test_households_export_with_chinese_headers_imports_back(aidline: Any, tmp_path: Path) -> None:
+    aidline("import", "households", roster_file(tmp_path, HOUSEHOLDS + ZHANG))
+    exported = aidline("export", "households", "--headers", "zh").stdout_bytes
+    assert exported.decode("utf-8-sig").startswith("地址,纬度,经度,网格,困难类型,联系人,联系电话,关注等级,备注\r\n")
+    result = aidline("import", "households", "-", stdin=exported)
+    assert result.stdout == "households: 0 created, 0 updated, 1 unchanged, 0 bad rows skipped\n"
