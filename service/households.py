@@ -158,11 +158,11 @@ def delete_household(*, deps: Deps, household_id: str, principal: Principal) -> 
     if not access.in_charge_of_household(principal, household):
         access.require_role(principal, Role.DISPATCHER)
     try:
-        cancelled, need_id = deps.store.households.delete(household_id, now_iso=clock.iso(deps.clock.now()))
+        cancelled, need_id, was = deps.store.households.delete(household_id, now_iso=clock.iso(deps.clock.now()))
     except Refused:
         raise NotFound(f"household {household_id} not found") from None
     if cancelled:
-        visits.visit_changed(deps, cancelled, level=household.attention_level, was=None, now=VisitStatus.CANCELLED)
+        visits.visit_changed(deps, cancelled, level=household.attention_level, was=was, now=VisitStatus.CANCELLED)
     if need_id and deps.store.needs.get(need_id) is not None:
         involved = needs.volunteers_on(deps.store.offers.of_need(need_id), OfferStatus.PENDING, OfferStatus.ACCEPTED)
         reason = "the household left the care register"

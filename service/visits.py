@@ -328,9 +328,11 @@ def _finish_visit_need(deps: Deps, need_id: str, *, principal: Principal, visito
         return
     try:
         if need.status in lifecycle.allowed_from(Action.DONE) and need.status is not NeedStatus.ESCALATED:
-            actor = principal if principal.role is Role.VOLUNTEER and principal.volunteer_id in visitors else None
+            own = principal.role is Role.DISPATCHER or (
+                principal.role is Role.VOLUNTEER and principal.volunteer_id in visitors
+            )
             needs.report_progress(
-                deps=deps, need_id=need_id, status=NeedStatus.DONE, note=None, principal=actor or PLANNER
+                deps=deps, need_id=need_id, status=NeedStatus.DONE, note=None, principal=principal if own else PLANNER
             )
         elif need.status in lifecycle.allowed_from(Action.CANCEL):
             needs.change_status(

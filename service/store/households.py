@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from service.models import Household
+from service.models import Household, VisitStatus
 from service.store.codec import encode_fields, household_from_hash, text
 from service.store.keys import Keys
 from service.store.scripts import Scripts
@@ -88,14 +88,15 @@ class HouseholdStore:
             planned=data["planned"] or None, cancelled=data["cancelled"] or None, changed=data["changed"] or None
         )
 
-    def delete(self, household_id: str, *, now_iso: str) -> tuple[str | None, str | None]:
-        """Remove a household and cancel its open visit; (the cancelled visit, its need) or Nones.
+    def delete(self, household_id: str, *, now_iso: str) -> tuple[str | None, str | None, VisitStatus | None]:
+        """Remove a household and cancel its open visit; (the cancelled visit, its need, its status before) or
+        Nones.
 
         Raises Refused(NO_HOUSEHOLD)."""
         data = json.loads(
             self.scripts.run("care", {"mode": "delete", "household_id": household_id, "now_iso": now_iso})
         )
-        return data["cancelled"] or None, data["need_id"] or None
+        return data["cancelled"] or None, data["need_id"] or None, VisitStatus(data["was"]) if data["was"] else None
 
     def get(self, household_id: str) -> Household | None:
         data = self.r.hgetall(self.keys.household(household_id))

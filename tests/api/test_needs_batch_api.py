@@ -61,7 +61,7 @@ def test_every_bad_item_is_named_by_its_index_and_nothing_is_created(client, tok
     assert response.status_code == 422, response.get_json()
     assert failed_fields(response) == {"needs.2.kind", "needs.5.location.lat", "needs.7.location", "needs.9.unknown"}
     errors = response.get_json()["errors"]["json"]["needs"]
-    assert errors["7"] == {"location": ["Send location {lat, lon} or an address."]}
+    assert errors["7"] == {"location": ["Send location {lat, lon}, an address, or a household_id."]}
     assert stored_needs(deps) == 0
     assert deps.store.backlog.waiting_count() == 0
 
@@ -162,7 +162,11 @@ def test_the_batch_is_documented_with_its_items_rules_and_limits(client):
 
     assert body["minItems"] == 1 and body["maxItems"] == MAX_BATCH
     assert body["items"]["allOf"] == [{"$ref": "#/components/schemas/NeedCreate"}]
-    assert body["items"]["anyOf"] == [{"required": ["location"]}, {"required": ["address"]}]
+    assert body["items"]["anyOf"] == [
+        {"required": ["location"]},
+        {"required": ["address"]},
+        {"required": ["household_id"]},
+    ]
     assert operation["responses"]["201"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/NeedBatchResult"
     }

@@ -146,7 +146,7 @@ def test_the_deadline_is_documented_as_in_the_future_and_a_past_one_is_422(clien
 def test_a_need_is_documented_to_need_a_location_or_an_address(client, tokens, spec):
     schema = body_schema(spec, "/api/v1/needs", "post")
 
-    assert schema["anyOf"] == [{"required": ["location"]}, {"required": ["address"]}]
+    assert schema["anyOf"] == [{"required": ["location"]}, {"required": ["address"]}, {"required": ["household_id"]}]
     placeless = {k: v for k, v in NEED.items() if k not in ("location", "address")}
     assert_rejects(client.post("/api/v1/needs", json=placeless, headers=tokens.dispatcher), "location")
 

@@ -89,8 +89,8 @@ def worker_alive(deps: Any) -> None:
 
 @pytest.fixture
 def known_ids(make_volunteer: Any, make_need: Any, work: Any, client: Any, tokens: Tokens) -> dict[str, str]:
-    """A volunteer, a need offered to them, and an incident holding the need: ids for the path parameters of
-    valid requests."""
+    """A volunteer, a need offered to them, an incident holding the need, and a household with its planned
+    visit: ids for the path parameters of valid requests."""
     volunteer = make_volunteer(on_duty=True)
     need = make_need()
     work(queues=("urgent", "default", "low"))
@@ -100,7 +100,20 @@ def known_ids(make_volunteer: Any, make_need: Any, work: Any, client: Any, token
         json={"family": "water", "centre": need["location"], "radius_km": 1.0},
         headers=tokens.dispatcher,
     ).get_json()
+    household = client.post(
+        "/api/v1/households",
+        json={
+            "address": "Station 2, house 14",
+            "location": need["location"],
+            "contact": {"name": "Zhang Guilan", "phone": "+8613900000003"},
+            "attention_level": "red",
+        },
+        headers=tokens.dispatcher,
+    ).get_json()
+    [visit] = client.get(f"/api/v1/households/{household['id']}/visits", headers=tokens.dispatcher).get_json()["items"]
     return {
+        "household_id": household["id"],
+        "visit_id": visit["id"],
         "volunteer_id": volunteer["id"],
         "need_id": need["id"],
         "offer_id": offer["offer_id"],
@@ -119,6 +132,8 @@ def test_openapi_document_is_served_and_covers_the_api(client: Any) -> None:
         "/api/v1/offers/{offer_id}/accept",
         "/api/v1/track/{code}/feedback",
         "/api/v1/incidents/{incident_id}",
+        "/api/v1/households/{household_id}/visits",
+        "/api/v1/visits/{visit_id}/outcome",
         "/readyz",
         "/healthz",
     ):
@@ -155,8 +170,9 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     (unless the path is what a negative request gets wrong), and inbound SMS carries the shared secret.
 
     A valid (positive) request also gets what a JSON Schema cannot state, each rule said in words in the
-    document, with its 422 (or 404): records that exist, channel URLs apprise understands, times in the future
-    (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key not used before with another body.
+    document, with its 422 (or 404): records that exist (volunteers, households), channel URLs apprise
+    understands, times in the future (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key
+    not used before with another body.
     Everything else it holds is sent as generated, and must be accepted."""
     meta = case.meta
     if meta is None:
@@ -175,6 +191,11 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
             in_the_future(need)
         if isinstance(body.get("volunteer_id"), str):
             body["volunteer_id"] = known["volunteer_id"]
+        if isinstance(body.get("preferred_volunteers"), list):
+            body["preferred_volunteers"] = [known["volunteer_id"] for _ in body["preferred_volunteers"]]
+        for need in [body, *(n for n in body.get("needs") or [] if isinstance(n, dict))]:
+            if isinstance(need.get("household_id"), str):
+                need["household_id"] = known["household_id"]
     if case.query:
         case.query = {name: value for name, value in case.query.items() if name not in ("cursor", "secret")}
     if case.headers and isinstance(case.headers.get("Idempotency-Key"), str):

@@ -259,3 +259,56 @@ def test_a_filled_role_is_never_given_and_a_volunteer_fitting_none_takes_the_fir
 
     assert role_for(need, ["heavy_lifting"]) == 1, "the dispatcher's choice stands over skills"
     assert role_for(roles((("driving",), 1, 1, 1)), ["driving"]) is None
+
+
+# ---- continuity: a household's previous visitor ------------------------------------------------------------
+
+
+def test_a_favoured_volunteer_nearly_as_near_as_the_nearest_comes_first() -> None:
+    candidates = [candidate("vol_near", 1.0), candidate("vol_previous", 1.08), candidate("vol_other", 1.05)]
+
+    assert chosen(choose_volunteers(requirement(), candidates)) == ["vol_near"]
+    assert chosen(choose_volunteers(requirement(), candidates, favoured=["vol_previous"])) == ["vol_previous"]
+    assert chosen(choose_volunteers(requirement(), candidates, count=3, favoured=["vol_previous"])) == [
+        "vol_previous",
+        "vol_near",
+        "vol_other",
+    ]
+
+
+def test_a_favoured_volunteer_much_further_than_the_nearest_is_not_preferred() -> None:
+    candidates = [candidate("vol_near", 1.0), candidate("vol_previous", 3.0)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, favoured=["vol_previous"], fair=FairLoad())) == [
+        "vol_near"
+    ]
+
+
+def test_favoured_volunteers_come_in_their_order_before_fair_load() -> None:
+    fair = FairLoad(ratio=0.5, max_km=2.0, pool=3)
+    candidates = [
+        candidate("vol_busy_previous", 1.2, recent_tasks=5),
+        candidate("vol_preferred", 1.1, recent_tasks=3),
+        candidate("vol_idle", 1.0, recent_tasks=0),
+    ]
+
+    order = chosen(
+        choose_volunteers(
+            requirement(), candidates, count=3, fair=fair, favoured=["vol_busy_previous", "vol_preferred"]
+        )
+    )
+
+    assert order == ["vol_busy_previous", "vol_preferred", "vol_idle"]
+    assert chosen(choose_volunteers(requirement(), candidates, count=3, fair=fair)) == [
+        "vol_idle",
+        "vol_preferred",
+        "vol_busy_previous",
+    ]
+
+
+def test_a_favoured_volunteer_who_is_not_eligible_is_skipped() -> None:
+    candidates = [candidate("vol_near", 1.0), candidate("vol_previous", 1.0, on_duty=False)]
+
+    assert chosen(choose_volunteers(requirement(), candidates, favoured=["vol_previous", "vol_unknown"])) == [
+        "vol_near"
+    ]

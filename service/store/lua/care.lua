@@ -13,7 +13,8 @@
 --            Answers {'ok', JSON {planned, cancelled, changed, level_was}} or a refusal: exists,
 --            no_household, phone_taken (detail: the household holding the phone).
 --   delete: {household_id, now_iso}: removes the household and its indexes, cancels its open visit.
---            Answers {'ok', JSON {cancelled, need_id (the cancelled visit's need, or '')}}, or no_household.
+--            Answers {'ok', JSON {cancelled, need_id (the cancelled visit's need, or ''), was (its status)}}, or
+--            no_household.
 --   due:    {visit_id, need_id, now_iso, now_epoch}: a planned visit whose time has come becomes due with
 --            this need id; the need is owed (visits:to_create) until the caller writes it.
 --            Answers {'ok', need_id}, or no_visit, visit_status (detail: the status), not_due.
@@ -114,12 +115,12 @@ if a.mode == 'delete' then
   local key = household_key(id)
   local h = redis.call('HMGET', key, 'grid', 'attention_level', 'contact_phone', 'open_visit')
   if redis.call('EXISTS', key) == 0 then return refuse('no_household') end
-  local cancelled, need_id = '', ''
+  local cancelled, need_id, was = '', '', ''
   if h[4] then
     local v = redis.call('HMGET', visit_key(h[4]), 'status', 'need_id')
     if v[1] == VISIT.planned or v[1] == VISIT.due then
       cancel_visit(h[4], v[1], a.now_iso)
-      cancelled, need_id = h[4], v[2] or ''
+      cancelled, need_id, was = h[4], v[2] or '', v[1]
     end
   end
   redis.call('ZREM', P .. 'households', id)
@@ -130,7 +131,7 @@ if a.mode == 'delete' then
   end
   redis.call('ZREM', P .. 'households:geo', id)
   redis.call('DEL', key, key .. ':visits')
-  return ok(cjson.encode({cancelled = cancelled, need_id = need_id}))
+  return ok(cjson.encode({cancelled = cancelled, need_id = need_id, was = was}))
 end
 
 if a.mode == 'due' then
