@@ -101,11 +101,7 @@ def import_volunteers(
             report.unchanged += 1
             continue
         fields["updated_at"] = clock.iso(now)
-        gained = (
-            wanted.capacity > current.capacity
-            or bool(set(wanted.skills) - set(current.skills))
-            or wanted.home != current.home
-        )
+        gained = wanted.capacity > current.capacity or bool(set(wanted.skills) - set(current.skills)) or "lat" in fields
         rematch = current.on_duty and current.load < wanted.capacity and gained
         changes.append(_Change(row.line, current.id, fields, False, rematch))
     if dry_run:
