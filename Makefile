@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server run test test-fast test-under-load lint fmt bench bench-intake clean
+.PHONY: install redis-server promtool run test test-fast test-under-load lint fmt bench bench-intake bench-import clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -22,7 +22,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed redis-server
+install: $(BIN)/.installed redis-server promtool
 
 # Makes sure redis-server exists: installs Debian's package when running as root, else says what to do.
 redis-server:
@@ -32,6 +32,18 @@ redis-server:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	  else \
 	    echo "redis-server not found. Install it first: sudo apt-get install redis-server (Debian/Ubuntu)"; \
+	    exit 1; \
+	  fi; }
+
+# Makes sure promtool exists (the tests check the alert rules and Prometheus config with it): Debian's prometheus
+# package when running as root, else says what to do.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "promtool not found: installing Debian's prometheus package"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else \
+	    echo "promtool not found. Install it first: sudo apt-get install --no-install-recommends prometheus (Debian/Ubuntu)"; \
 	    exit 1; \
 	  fi; }
 
@@ -67,6 +79,10 @@ bench: install
 # 10,000 needs through POST /api/v1/needs/batch against gunicorn and a private redis-server (about a minute).
 bench-intake: install
 	$(BIN)/python bench/bench_batch_intake.py
+
+# 10,000 volunteers through `aidline import volunteers` (created, unchanged, updated) and back out through export.
+bench-import: install
+	$(BIN)/python bench/bench_import.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

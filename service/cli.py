@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
 import sys
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import click
 
-from service import clock, launcher, sweeper
+from service import clock, launcher, roster, roster_sync, sweeper
 from service.bootstrap import bootstrap
 from service.config import Settings
 from service.deps import Deps
@@ -239,6 +241,140 @@ def ops_requeue_failed() -> None:
 def ops_sweep() -> None:
     """Run the sweep now: re-enqueue stuck needs, expire overdue offers, check deadlines."""
     click.echo(json.dumps(sweeper.sweep(deps=_deps())))
+
+
+@cli.group("import")
+def import_() -> None:
+    """Import a roster from a CSV file (UTF-8, English or Chinese headers; see README, "Rosters")."""
+
+
+def progress_bars() -> tuple[roster_sync.Progress, Callable[[], None]]:
+    """Progress bars on stderr when it is a terminal (nothing in a pipe or a log), and a function closing them."""
+    from tqdm import tqdm
+
+    bars: list[Any] = []
+
+    def bar(description: str, total: int) -> Callable[[int], None]:
+        shown = tqdm(total=total, desc=description, unit=" rows", disable=not sys.stderr.isatty(), file=sys.stderr)
+        bars.append(shown)
+        return lambda done: shown.update(done)
+
+    def close() -> None:
+        for shown in bars:
+            shown.close()
+
+    return bar, close
+
+
+SKIP_BAD = click.option(
+    "--skip-bad", is_flag=True, help="Import the good rows even when some are bad (each is reported)."
+)
+DRY_RUN = click.option("--dry-run", is_flag=True, help="Check every row and say what would change; write nothing.")
+
+
+def run_import(
+    kind: str, importer: Callable[..., roster_sync.ImportReport], data: bytes, skip_bad: bool, dry_run: bool
+) -> None:
+    """Import, report every bad row on stderr and the outcome on stdout; exit 1 when nothing was imported."""
+    bar, close = progress_bars()
+    try:
+        report = importer(deps=_deps(), data=data, skip_bad=skip_bad, dry_run=dry_run, progress=bar)
+    finally:
+        close()
+    for error in report.errors:
+        click.echo(str(error), err=True)
+    bad = len({error.line for error in report.errors})
+    if report.unreadable:
+        raise click.ClickException("the file cannot be read: nothing imported")
+    if report.errors and not skip_bad and not report.imported:
+        raise click.ClickException(
+            f"{bad} bad row{'s' if bad != 1 else ''}: nothing imported (--skip-bad imports the good rows)"
+        )
+    if report.errors and not skip_bad:
+        raise click.ClickException(f"{bad} row{'s' if bad != 1 else ''} not imported (above); the others were")
+    would = " would be" if dry_run else ""
+    click.echo(
+        f"{kind}: {report.created}{would} created, {report.updated}{would} updated, {report.unchanged} unchanged, "
+        f"{bad} bad rows skipped"
+    )
+
+
+@import_.command("volunteers")
+@click.argument("file", type=click.File("rb"))
+@SKIP_BAD
+@DRY_RUN
+def import_volunteers(file: Any, skip_bad: bool, dry_run: bool) -> None:
+    """Create the volunteers of FILE (- for stdin), or update those registered with the same phone.
+
+    Columns: name,phone,skills,lat,lon,capacity,team,grid,locale,channels (姓名,电话,技能,纬度,经度,容量,队伍,网格,
+    语言,渠道); skills and channels separated by ;. Every row is checked first: with a bad row nothing is imported
+    unless --skip-bad.
+    """
+    run_import("volunteers", roster_sync.import_volunteers, file.read(), skip_bad, dry_run)
+
+
+@import_.command("households")
+@click.argument("file", type=click.File("rb"))
+@SKIP_BAD
+@DRY_RUN
+def import_households(file: Any, skip_bad: bool, dry_run: bool) -> None:
+    """Register the households of FILE (- for stdin), or update those with the same contact phone.
+
+    Columns: address,lat,lon,grid,vulnerability,contact_name,contact_phone,attention_level,notes (地址,纬度,经度,网格,
+    困难类型,联系人,联系电话,关注等级,备注); vulnerabilities separated by ;. Every row is checked first: with a bad
+    row nothing is imported unless --skip-bad. New households get their first visit planned.
+    """
+    run_import("households", roster_sync.import_households, file.read(), skip_bad, dry_run)
+
+
+@cli.group("export")
+def export() -> None:
+    """Write a roster as a CSV file that `aidline import` reads back."""
+
+
+OUTPUT = click.option("-o", "--output", type=click.File("wb"), default="-", help="The file to write (default: stdout).")
+HEADERS = click.option(
+    "--headers",
+    type=click.Choice(["en", "zh"]),
+    default="en",
+    show_default=True,
+    help="Column names in English or Chinese.",
+)
+
+
+def write_csv(output: Any, rows: Iterator[list[str]], header: list[str]) -> int:
+    """The rows as CSV, UTF-8 with a byte order mark (so spreadsheet programs show Chinese text); how many."""
+    stream = io.TextIOWrapper(output, encoding="utf-8-sig", newline="")
+    try:
+        count = roster.write(rows, header=header, out=stream)
+        stream.flush()
+    finally:
+        stream.detach()
+    return count
+
+
+@export.command("volunteers")
+@OUTPUT
+@HEADERS
+@click.option(
+    "--with-secrets", is_flag=True, help="Channel URLs as they are, passwords and tokens included (masked otherwise)."
+)
+def export_volunteers(output: Any, headers: str, with_secrets: bool) -> None:
+    """Every registered volunteer (drill volunteers left out) as CSV: UTF-8 with a byte order mark."""
+    rows = roster_sync.volunteer_rows(deps=_deps(), reveal_secrets=with_secrets)
+    count = write_csv(output, rows, roster.header(roster.VOLUNTEER_COLUMNS, roster.VOLUNTEER_ALIASES, headers))
+    click.echo(f"{count} volunteers exported", err=True)
+
+
+@export.command("households")
+@OUTPUT
+@HEADERS
+def export_households(output: Any, headers: str) -> None:
+    """Every household of the care register as CSV: UTF-8 with a byte order mark. It holds contact phones and
+    exact addresses: keep the file as safe as the register."""
+    rows = roster_sync.household_rows(deps=_deps())
+    count = write_csv(output, rows, roster.header(roster.HOUSEHOLD_COLUMNS, roster.HOUSEHOLD_ALIASES, headers))
+    click.echo(f"{count} households exported", err=True)
 
 
 @cli.group()

@@ -62,6 +62,14 @@ class Keys:
     def volunteers_geo(self) -> str:
         return self._k("vols:geo")
 
+    def volunteers_by_phone(self, phone: str) -> str:
+        """The ids of the volunteers with this phone (kept by save_volunteer.lua and remove_volunteer.lua)."""
+        return self._k("vols:phone", phone)
+
+    def phone_index_complete(self) -> str:
+        """Set once every volunteer stored before the phone index existed has been added to it."""
+        return self._k("vols:phones-indexed")
+
     def available(self, skill: str) -> str:
         return self._k("avail", skill)
 

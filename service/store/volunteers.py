@@ -93,6 +93,61 @@ class VolunteerStore:
             flush()
         return created
 
+    def save_many(
+        self, saves: list[tuple[str, dict[str, Any], bool]], *, now_iso: str, now_epoch: float, batch: int = 1000
+    ) -> list[list[str] | Refused]:
+        """Create or update many volunteers, `batch` script calls per round trip: for each (id, fields, create),
+        the ids of needs whose pending offers were withdrawn, or the Refused that `save` would have raised."""
+        results: list[list[str] | Refused] = []
+        for start in range(0, len(saves), batch):
+            pipe = self.r.pipeline(transaction=False)
+            for volunteer_id, fields, create in saves[start : start + batch]:
+                self.scripts.queue(
+                    "save_volunteer", self._arguments(volunteer_id, fields, create, now_iso, now_epoch), pipeline=pipe
+                )
+            for reply in pipe.execute():
+                try:
+                    results.append([text(t) for t in outcome(reply) or []])
+                except Refused as refused:
+                    results.append(refused)
+        return results
+
+    def ids_by_phone(self, phones: list[str]) -> dict[str, list[str]]:
+        """For each phone, the ids of the volunteers who have it now, oldest first."""
+        self.index_phones()
+        pipe = self.r.pipeline(transaction=False)
+        for phone in phones:
+            pipe.smembers(self.keys.volunteers_by_phone(phone))
+        replies = pipe.execute()
+        candidates = [(phone, sorted(text(m) for m in members)) for phone, members in zip(phones, replies, strict=True)]
+        pipe = self.r.pipeline(transaction=False)
+        for _, ids in candidates:
+            for vid in ids:
+                pipe.hget(self.keys.volunteer(vid), "phone")
+        current = iter(pipe.execute())
+        found: dict[str, list[str]] = {}
+        for phone, ids in candidates:
+            found[phone] = [vid for vid in ids if (held := next(current)) is not None and text(held) == phone]
+        return found
+
+    def index_phones(self, *, batch: int = 5000) -> None:
+        """Add the volunteers stored before the phone index existed to it (once; every save keeps it since)."""
+        if self.r.exists(self.keys.phone_index_complete()):
+            return
+        total = self.count()
+        for start in range(0, total, batch):
+            ids = self.ids_range(start=start, count=batch)
+            pipe = self.r.pipeline(transaction=False)
+            for vid in ids:
+                pipe.hget(self.keys.volunteer(vid), "phone")
+            phones = pipe.execute()
+            pipe = self.r.pipeline(transaction=False)
+            for vid, phone in zip(ids, phones, strict=True):
+                if phone is not None:
+                    pipe.sadd(self.keys.volunteers_by_phone(text(phone)), vid)
+            pipe.execute()
+        self.r.set(self.keys.phone_index_complete(), "1")
+
     def get(self, volunteer_id: str) -> Volunteer | None:
         data = self.r.hgetall(self.keys.volunteer(volunteer_id))
         return volunteer_from_hash(volunteer_id, data) if data else None

@@ -1,7 +1,7 @@
 -- remove_volunteer.lua: remove a volunteer in one step, unless they hold an accepted offer:
 -- pending offers are withdrawn (each on its need's timeline; a need left without offers goes
 -- back to matching), then the record, its offer list, the live-position index, the sets of
--- available volunteers, the registration list and its place among the drill volunteers go.
+-- available volunteers, the phone index, the registration list and its place among the drill volunteers go.
 -- The ended offers stay with their needs' history.
 -- KEYS: none (built from the prefix)
 -- ARGV[1]: key prefix
@@ -39,6 +39,8 @@ for s in string.gmatch(skills, '[^,]+') do redis.call('ZREM', P .. 'avail:' .. s
 for pair in pairs(skill_pairs(skills)) do redis.call('ZREM', pair, id) end
 redis.call('ZREM', P .. 'vols:geo', id)
 redis.call('ZREM', P .. 'volunteers:holding_ordinary', id)
+local phone = redis.call('HGET', key, 'phone')
+if phone then redis.call('SREM', P .. 'vols:phone:' .. phone, id) end
 redis.call('LREM', P .. 'vols', 1, id)
 redis.call('DEL', key, key .. ':offers')
 redis.call('SREM', P .. 'drills:vols', id)

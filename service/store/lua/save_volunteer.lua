@@ -4,6 +4,7 @@
 -- ARGV[2]: JSON {volunteer_id, create (bool), now_iso, now_epoch, withdraw_reason,
 --                fields: {name: value, ...} (an empty value deletes the field)}
 -- A volunteer created with the field drill = '1' is also listed among the drill volunteers.
+-- The phone index (vols:phone:<phone>, the ids with that phone) follows the phone the record holds.
 -- Answers {'ok', [need ids whose pending offers were withdrawn because the volunteer went off duty]},
 -- or {'exists'} (create of a known id), or {'no_volunteer'} (update of an unknown id).
 local a = cjson.decode(ARGV[2])
@@ -13,8 +14,11 @@ local exists = redis.call('EXISTS', key) == 1
 if a.create and exists then return refuse('exists') end
 if not a.create and not exists then return refuse('no_volunteer') end
 local was_on = redis.call('HGET', key, 'on_duty')
+local old_phone = redis.call('HGET', key, 'phone')
 set_fields(key, a.fields)
-local v = redis.call('HMGET', key, 'lat', 'lon', 'on_duty')
+local v = redis.call('HMGET', key, 'lat', 'lon', 'on_duty', 'phone')
+if old_phone and old_phone ~= v[4] then redis.call('SREM', P .. 'vols:phone:' .. old_phone, id) end
+if v[4] then redis.call('SADD', P .. 'vols:phone:' .. v[4], id) end
 if a.create then redis.call('RPUSH', P .. 'vols', id) end
 if a.create and a.fields.drill == '1' then redis.call('SADD', P .. 'drills:vols', id) end
 redis.call('GEOADD', P .. 'vols:geo', v[2], v[1], id)
