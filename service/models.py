@@ -362,3 +362,13 @@ class Principal:
         if self.role is Role.VOLUNTEER and self.volunteer_id:
             return f"volunteer:{self.volunteer_id}"
         return f"{self.role.value}:{self.token_id}"
+
+
+class ReportGroup(StrEnum):
+    """What a report's rows are: one per grid, need kind, ISO week, volunteer or volunteer team."""
+
+    GRID = "grid"
+    KIND = "kind"
+    WEEK = "week"
+    VOLUNTEER = "volunteer"
+    TEAM = "team"

@@ -14,7 +14,20 @@ from flask import Flask, redirect, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from service.api import catalog, drills, errors, health, inbound, incidents, needs, offers, ops, track, volunteers
+from service.api import (
+    catalog,
+    drills,
+    errors,
+    health,
+    inbound,
+    incidents,
+    needs,
+    offers,
+    ops,
+    reports,
+    track,
+    volunteers,
+)
 from service.api.blueprint import bulk_items
 from service.api.errors import error_response
 from service.api.schemas import ErrorSchema
@@ -100,7 +113,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     ops.init_metrics(app, deps)
     app.url_map.converters["need"] = needs.NeedIdConverter
     api.register_converter(needs.NeedIdConverter, lambda _: {"type": "string"})
-    for module in (health, catalog, volunteers, needs, incidents, offers, track, inbound, drills):
+    for module in (health, catalog, volunteers, needs, incidents, offers, track, inbound, drills, reports):
         api.register_blueprint(module.blp)
 
     assets = swagger_assets()

@@ -1,0 +1,162 @@
+"""Report figures kept up to date as events happen: per local day and per ISO week, by grid and kind.
+
+A need is counted in the day (and week) it was received, in its cell '<grid>|<kind>': received when it is
+stored (in the same transaction), everything else by lib.lua's `rollup_status` inside the script that changes
+its status, so a crash, a retried job or two workers racing can neither lose a count nor add one twice.
+Durations are counted in fixed log-spaced buckets (`duration_bucket`), four per doubling. Volunteers' service
+(accepted to done) is counted on the day it ends, per volunteer. Drill needs are never counted.
+
+Each figure is a hash field '<grid>|<kind>|<figure>' of the day's and of the week's hash; a report over a
+long span reads whole weeks from the week hashes and only the days at its edges from the day hashes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import redis
+
+from service.clock import local_date, parse
+from service.models import Need, NeedKind
+from service.store.codec import text
+from service.store.keys import Keys
+
+PER_DOUBLING = 4
+"""Duration buckets per doubling of the duration: a quantile read from them is within 2**(1/8), about 9 %."""
+
+ATTENTION_LEVELS = ("red", "orange", "yellow", "green")
+"""Households' attention levels, most closely watched first."""
+
+VISIT_STATUSES = ("due", "done", "overdue")
+
+
+def duration_bucket(seconds: float) -> int:
+    """The bucket of a duration: 0 below one second, then PER_DOUBLING per doubling (as lib.lua's)."""
+    if seconds < 1:
+        return 0
+    return math.floor(PER_DOUBLING * math.log(seconds) / math.log(2)) + 1
+
+
+def bucket_bounds(bucket: int) -> tuple[float, float]:
+    """The durations (seconds) a bucket holds: from its lower bound, below its upper one."""
+    if bucket <= 0:
+        return 0.0, 1.0
+    return 2 ** ((bucket - 1) / PER_DOUBLING), 2 ** (bucket / PER_DOUBLING)
+
+
+def week_of(day: date) -> str:
+    """An ISO week's name, e.g. 2026-W48."""
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def cell(grid: str | None, kind: NeedKind | str) -> str:
+    return f"{grid or ''}|{kind}"
+
+
+def split_field(name: str) -> tuple[str, str, str]:
+    """A rollup field's grid, kind and figure (a grid may hold '|'; kinds and figures do not)."""
+    grid, kind, figure = name.rsplit("|", 2)
+    return grid, kind, figure
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """The figures of one stretch of a report's span: a whole ISO week or a single day."""
+
+    week: str
+    figures: dict[str, int]
+    volunteers: dict[str, int]
+
+
+def chunks(start: date, end: date) -> Iterator[tuple[str, date, bool]]:
+    """The span from start to end (both included) as whole ISO weeks where it can, single days at its edges:
+    (week name, first day, whole week)."""
+    day = start
+    while day <= end:
+        if day.isoweekday() == 1 and day + timedelta(days=6) <= end:
+            yield week_of(day), day, True
+            day += timedelta(days=7)
+        else:
+            yield week_of(day), day, False
+            day += timedelta(days=1)
+
+
+class RollupStore:
+    """Writes and reads the report rollups; days are local to `timezone`."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, timezone: str = "UTC") -> None:
+        self.r = client
+        self.keys = keys
+        self.timezone = timezone
+
+    def period(self, stamp: str) -> dict[str, str]:
+        """The local day and ISO week of a stored UTC time, as the scripts take them."""
+        day = local_date(parse(stamp), self.timezone)
+        return {"day": day.isoformat(), "week": week_of(day)}
+
+    def queue_received(self, pipeline: Any, need: Need) -> None:
+        """In the transaction that stores the need: count it received and mark its cell on it (drills are not
+        counted)."""
+        if need.drill:
+            return
+        period = self.period(need.created_at)
+        where = cell(need.grid, need.kind)
+        pipeline.hset(
+            self.keys.need(need.id),
+            mapping={"report_day": period["day"], "report_week": period["week"], "report_cell": where},
+        )
+        self.queue_add(pipeline, day=period["day"], week=period["week"], figures={f"{where}|received": 1})
+
+    def queue_add(self, pipeline: Any, *, day: str, week: str, figures: dict[str, int]) -> None:
+        """Add to figures ('<grid>|<kind>|<figure>': amount) of a day and its week, in a pipeline."""
+        for key in (self.keys.rollup_day(day), self.keys.rollup_week(week)):
+            for name, amount in figures.items():
+                if amount:
+                    pipeline.hincrby(key, name, amount)
+
+    def queue_add_volunteers(self, pipeline: Any, *, day: str, week: str, figures: dict[str, int]) -> None:
+        """Add to volunteers' figures ('<volunteer id>|service_s' or '|tasks': amount), in a pipeline."""
+        for key in (self.keys.rollup_volunteers_day(day), self.keys.rollup_volunteers_week(week)):
+            for name, amount in figures.items():
+                if amount:
+                    pipeline.hincrby(key, name, amount)
+
+    def count_visit(
+        self, *, day: date, grid: str | None, attention_level: str, status: str, pipeline: Any = None
+    ) -> None:
+        """Count one household visit becoming due, done or overdue on a local day. Pass the pipeline (a
+        transaction) that records the visit's change, so the count is made exactly when the change is."""
+        if attention_level not in ATTENTION_LEVELS:
+            raise ValueError(f"attention_level: not one of {', '.join(ATTENTION_LEVELS)}")
+        if status not in VISIT_STATUSES:
+            raise ValueError(f"status: not one of {', '.join(VISIT_STATUSES)}")
+        pipe = pipeline if pipeline is not None else self.r.pipeline(transaction=True)
+        name = f"{cell(grid, NeedKind.COMPANIONSHIP_VISIT)}|visits:{attention_level}:{status}"
+        self.queue_add(pipe, day=day.isoformat(), week=week_of(day), figures={name: 1})
+        if pipeline is None:
+            pipe.execute()
+
+    def read(self, start: date, end: date) -> list[Chunk]:
+        """The figures from start to end (local days, both included), one chunk per whole week or edge day:
+        two round trips however long the span."""
+        parts = list(chunks(start, end))
+        pipe = self.r.pipeline(transaction=False)
+        for week, day, whole in parts:
+            pipe.hgetall(self.keys.rollup_week(week) if whole else self.keys.rollup_day(day.isoformat()))
+            pipe.hgetall(
+                self.keys.rollup_volunteers_week(week) if whole else self.keys.rollup_volunteers_day(day.isoformat())
+            )
+        replies = pipe.execute()
+        return [
+            Chunk(week=week, figures=_ints(replies[2 * i]), volunteers=_ints(replies[2 * i + 1]))
+            for i, (week, _, _) in enumerate(parts)
+        ]
+
+
+def _ints(raw: dict[Any, Any]) -> dict[str, int]:
+    return {text(k): int(v) for k, v in raw.items()}
