@@ -17,7 +17,7 @@ blp = Blueprint("reports", __name__, url_prefix="/api/v1/reports", description="
 
 CSV_ANSWER = {
     "responses": {
-        "200": {
+        200: {
             "content": {
                 "text/csv": {
                     "schema": {

@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 import redis
 
-from service import clock, dispatch, incidents, needs, offers, volunteers
+from service import clock, dispatch, incidents, needs, offers, reports, volunteers
 from service.bootstrap import bootstrap
 from service.clock import Clock, ManualClock
 from service.config import Settings
 from service.deps import Deps
-from service.exceptions import InvalidTransition
-from service.models import Offer, Principal, Role
+from service.exceptions import Forbidden, InvalidTransition
+from service.models import NeedStatus, Offer, Principal, Role
 
 CTX = multiprocessing.get_context("fork")
 HERE = (46.34, 132.25)
@@ -638,3 +638,45 @@ def test_cleaning_a_drill_while_four_processes_match_leaves_no_half_record(redis
     for skill in ("general", "driving"):
         members = {m.decode() for m in deps.redis.zrange(deps.store.keys.available(skill), 0, -1)}
         assert not members & set(drill_volunteers)
+
+
+# ---- reports: each need counted once however many finish or rate it at once --------------------------
+
+
+def test_two_processes_finishing_and_rating_the_same_needs_count_each_exactly_once(
+    redis_server, setup_deps: Deps
+) -> None:
+    deps = setup_deps
+    served = []
+    for n in range(12):
+        vid = add_volunteer(deps, n, capacity=1, location=at(0.2 * n))
+        nid = add_need(deps, location=at(0.2 * n), grid="g1")
+        offers.accept_offer(deps=deps, offer_id=offered_once(deps, vid, nid), principal=as_volunteer(vid))
+        served.append((nid, vid))
+
+    def task(d: Deps, index: int) -> list[str]:
+        won = []
+        for nid, vid in served if index == 0 else reversed(served):
+            for step in (
+                lambda: needs.report_progress(
+                    deps=d, need_id=nid, status=NeedStatus.DONE, note=None, principal=as_volunteer(vid)
+                ),
+                lambda: needs.close_need(deps=d, need_id=nid, actor="requester", rating=4 + index, comment=None),
+            ):
+                try:
+                    step()
+                    won.append(nid)
+                except (InvalidTransition, Forbidden):
+                    pass
+        return won
+
+    run_in_processes(redis_server.url, 2, task)
+
+    day = clock.local_date(clock.SystemClock().now(), "UTC")
+    report = reports.summary(deps=deps, principal=DISPATCHER, date_from=day, date_to=day)
+    ratings = [deps.store.needs.get(nid).rating for nid, _ in served]
+    assert all(deps.store.needs.get(nid).status == "closed" for nid, _ in served)
+    totals = report.totals
+    assert (totals["received"], totals["resolved"], totals["rated"], totals["tasks"]) == (12, 12, 12, 12)
+    assert totals["mean_rating"] == round(sum(ratings) / 12, 2)
+    assert totals["seconds_to_done"]["count"] == 12

@@ -416,3 +416,17 @@ def test_the_table_shows_rates_in_per_cent_and_times_readably(deps: Any, volunte
 
 def test_durations_read_at_a_glance() -> None:
     assert [reports.human_seconds(s) for s in (45, 720, 7200, 2 * 86400)] == ["45s", "12min", "2.0h", "2.0d"]
+
+
+def test_a_retried_auto_close_counts_the_need_once(deps: Any, volunteer: Any) -> None:
+    volunteer(1)
+    need = submit(deps)
+    serve(deps, need, offer_after=10, accept_after=10, done_after=10)
+    received_on = today(deps)
+    deps.clock.advance(deps.settings.auto_close_seconds + 1)
+
+    dispatch.auto_close(deps=deps, need_id=need.id)
+    dispatch.auto_close(deps=deps, need_id=need.id)
+
+    totals = reports.summary(deps=deps, principal=DISPATCHER, date_from=received_on).totals
+    assert (totals["received"], totals["resolved"], totals["rated"]) == (1, 1, 0)
