@@ -23,7 +23,14 @@ from service import access, clock, messages
 from service.deps import Deps
 from service.exceptions import InvalidInput
 from service.models import Principal, ReportGroup, Role
-from service.store.rollups import ATTENTION_LEVELS, VISIT_STATUSES, Chunk, bucket_bounds, split_field
+from service.store.rollups import (
+    ATTENTION_LEVELS,
+    VISIT_STATUSES,
+    Chunk,
+    bucket_bounds,
+    figure_counts,
+    split_field,
+)
 
 MAX_DAYS = 3 * 366
 """The longest span one report covers (three years)."""
@@ -157,8 +164,8 @@ def summary(
     if problem is not None:
         name, message = problem
         raise InvalidInput(f"{name}: {message}", errors={"query": {name: [message]}})
-    chunks = deps.store.rollups.read(start, end)
     group = ReportGroup(group_by) if group_by else None
+    chunks = deps.store.rollups.read(start, end, volunteers=group in (ReportGroup.VOLUNTEER, ReportGroup.TEAM))
     totals, rows = merge(chunks, group)
     report = Report(
         date_from=start, date_to=end, group_by=group, timezone=deps.settings.timezone, totals=figures(totals)
@@ -180,21 +187,30 @@ def summary(
 
 
 def merge(chunks: list[Chunk], group: ReportGroup | None) -> tuple[dict[str, int], dict[str | None, dict[str, int]]]:
-    """Sum the chunks' counts: in total, and per group (grid, kind or week; volunteers for volunteers and teams)."""
+    """Sum the chunks' counts: in total, and per group (grid, kind or week; volunteers for volunteers and teams).
+
+    The same field recurs in every chunk: fields are summed by name first (per week when grouping by week) and
+    each distinct name is split once."""
+    by_period: dict[str, dict[str | bytes, int]] = defaultdict(lambda: defaultdict(int))
+    for chunk in chunks:
+        summed = by_period[chunk.week if group is ReportGroup.WEEK else ""]
+        for name, amount in chunk.figures.items():
+            summed[name] += int(amount)
     totals: dict[str, int] = defaultdict(int)
     rows: dict[str | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for chunk in chunks:
-        for name, amount in chunk.figures.items():
-            grid, kind, figure = split_field(name)
+    for period, summed in by_period.items():
+        for name, amount in summed.items():
+            grid, kind, figure = split_field(name.decode() if isinstance(name, bytes) else name)
             totals[figure] += amount
             if group is ReportGroup.GRID:
                 rows[grid or None][figure] += amount
             elif group is ReportGroup.KIND:
                 rows[kind][figure] += amount
             elif group is ReportGroup.WEEK:
-                rows[chunk.week][figure] += amount
-        if group in (ReportGroup.VOLUNTEER, ReportGroup.TEAM):
-            for name, amount in chunk.volunteers.items():
+                rows[period][figure] += amount
+    if group in (ReportGroup.VOLUNTEER, ReportGroup.TEAM):
+        for chunk in chunks:
+            for name, amount in figure_counts(chunk.volunteers).items():
                 volunteer_id, _, figure = name.rpartition("|")
                 rows[volunteer_id][figure] += amount
     return totals, rows

@@ -13,7 +13,7 @@ long span reads whole weeks from the week hashes and only the days at its edges 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -22,7 +22,6 @@ import redis
 
 from service.clock import local_date, parse
 from service.models import Need, NeedKind
-from service.store.codec import text
 from service.store.keys import Keys
 
 PER_DOUBLING = 4
@@ -69,8 +68,9 @@ class Chunk:
     """The figures of one stretch of a report's span: a whole ISO week or a single day."""
 
     week: str
-    figures: dict[str, int]
-    volunteers: dict[str, int]
+    figures: Mapping[str | bytes, int | bytes]
+    """Each field as Redis answers it (bytes; `figure_counts` reads it)."""
+    volunteers: Mapping[str | bytes, int | bytes]
 
 
 def chunks(start: date, end: date) -> Iterator[tuple[str, date, bool]]:
@@ -141,22 +141,26 @@ class RollupStore:
         if pipeline is None:
             pipe.execute()
 
-    def read(self, start: date, end: date) -> list[Chunk]:
-        """The figures from start to end (local days, both included), one chunk per whole week or edge day:
-        two round trips however long the span."""
+    def read(self, start: date, end: date, *, volunteers: bool = False) -> list[Chunk]:
+        """The figures from start to end (local days, both included), one chunk per whole week or edge day, and
+        the volunteers' when asked: one round trip however long the span."""
         parts = list(chunks(start, end))
         pipe = self.r.pipeline(transaction=False)
         for week, day, whole in parts:
             pipe.hgetall(self.keys.rollup_week(week) if whole else self.keys.rollup_day(day.isoformat()))
-            pipe.hgetall(
-                self.keys.rollup_volunteers_week(week) if whole else self.keys.rollup_volunteers_day(day.isoformat())
-            )
-        replies = pipe.execute()
+            if volunteers:
+                pipe.hgetall(
+                    self.keys.rollup_volunteers_week(week)
+                    if whole
+                    else self.keys.rollup_volunteers_day(day.isoformat())
+                )
+        replies = iter(pipe.execute())
         return [
-            Chunk(week=week, figures=_ints(replies[2 * i]), volunteers=_ints(replies[2 * i + 1]))
-            for i, (week, _, _) in enumerate(parts)
+            Chunk(week=week, figures=next(replies), volunteers=next(replies) if volunteers else {})
+            for week, _, _ in parts
         ]
 
 
-def _ints(raw: dict[Any, Any]) -> dict[str, int]:
-    return {text(k): int(v) for k, v in raw.items()}
+def figure_counts(raw: Mapping[str | bytes, int | bytes]) -> dict[str, int]:
+    """A rollup hash as names and counts."""
+    return {k.decode() if isinstance(k, bytes) else k: int(v) for k, v in raw.items()}
