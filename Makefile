@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server run test test-fast test-under-load lint fmt bench bench-intake clean
+.PHONY: install redis-server run test test-fast test-under-load lint fmt bench bench-intake bench-reports clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -67,6 +67,10 @@ bench: install
 # 10,000 needs through POST /api/v1/needs/batch against gunicorn and a private redis-server (about a minute).
 bench-intake: install
 	$(BIN)/python bench/bench_batch_intake.py
+
+# A year of report rollups for a million needs, then the summary for the year by each grouping (about a minute).
+bench-reports: install
+	$(BIN)/python bench/bench_reports.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
