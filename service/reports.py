@@ -136,13 +136,21 @@ class Report:
     groups: list[dict[str, Any]] = field(default_factory=list)
 
 
-def span_problem(date_from: date | None, date_to: date | None) -> tuple[str, str] | None:
-    """What is wrong with a report's span, as (field, message); None when it is fine."""
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+"""The days a report may name."""
+
+
+def span_problem(date_from: date | None, date_to: date | None, *, blame: str = "to") -> tuple[str, str] | None:
+    """What is wrong with a report's span, as (field, message); None when it is fine. `blame` is the field
+    named when the span as a whole is wrong (the one the caller sent, when only one was)."""
+    for name, day in (("from", date_from), ("to", date_to)):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            return name, f"Must be between {EARLIEST} and {LATEST}."
     if date_from is not None and date_to is not None:
         if date_to < date_from:
-            return "to", "Must not be before from."
+            return blame, "Must not be before from." if blame == "to" else "Must not be after to (today)."
         if (date_to - date_from).days + 1 > MAX_DAYS:
-            return "to", f"A report covers at most {MAX_DAYS} days."
+            return blame, f"A report covers at most {MAX_DAYS} days."
     return None
 
 
@@ -160,7 +168,9 @@ def summary(
     access.require_role(principal, Role.DISPATCHER, Role.OPS)
     end = date_to or clock.local_date(deps.clock.now(), deps.settings.timezone)
     start = date_from or end - timedelta(days=DEFAULT_DAYS - 1)
-    problem = span_problem(start, end)
+    problem = span_problem(date_from, date_to) or span_problem(
+        start, end, blame="from" if date_to is None and date_from is not None else "to"
+    )
     if problem is not None:
         name, message = problem
         raise InvalidInput(f"{name}: {message}", errors={"query": {name: [message]}})

@@ -709,15 +709,24 @@ class HealthSchema(ma.Schema):
     status = fields.String(required=True)
 
 
+REPORT_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+"""Days of this century (2000 to 2099), the ones a report may name."""
+
+
 class ReportQuerySchema(Schema):
     from_ = fields.Date(
         data_key="from",
         metadata={
-            "description": "First day (YYYY-MM-DD, in AIDLINE_TIMEZONE), included; 29 days before `to` if not given"
+            "description": "First day (YYYY-MM-DD, in AIDLINE_TIMEZONE, 2000 to 2099), included; 29 days before "
+            "`to` if not given; not after `to` (or today), at most 1,098 days before it (422 naming the field)",
+            "pattern": REPORT_DAY,
         },
     )
     to = fields.Date(
-        metadata={"description": "Last day (YYYY-MM-DD, in AIDLINE_TIMEZONE), included; today if not given"}
+        metadata={
+            "description": "Last day (YYYY-MM-DD, in AIDLINE_TIMEZONE, 2000 to 2099), included; today if not given",
+            "pattern": REPORT_DAY,
+        }
     )
     group_by = fields.Enum(
         ReportGroup,

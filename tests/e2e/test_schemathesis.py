@@ -7,7 +7,7 @@ operations refuse requests without a token."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -150,6 +150,18 @@ def in_the_future(body: dict[str, Any]) -> None:
             body[name] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
+def within_a_span(query: dict[str, Any]) -> None:
+    """A report's days as the document says in words: `from` not after `to` (or today), at most 1,098 days."""
+    try:
+        start = date.fromisoformat(query["from"]) if isinstance(query.get("from"), str) else None
+        end = date.fromisoformat(query["to"]) if isinstance(query.get("to"), str) else None
+    except ValueError:
+        return  # the document calls it valid: the app must too, so send it as it is
+    last = end or datetime.now(UTC).date()
+    if start is not None and not timedelta(0) <= last - start < timedelta(days=1098):
+        query["from"] = last.isoformat()
+
+
 def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
     """Requests reach real records: path parameters name the test's volunteer, need, offer and tracking code
     (unless the path is what a negative request gets wrong), and inbound SMS carries the shared secret.
@@ -177,6 +189,8 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
             body["volunteer_id"] = known["volunteer_id"]
     if case.query:
         case.query = {name: value for name, value in case.query.items() if name not in ("cursor", "secret")}
+    if case.operation.path == "/api/v1/reports/summary" and case.query:
+        within_a_span(case.query)
     if case.headers and isinstance(case.headers.get("Idempotency-Key"), str):
         case.headers = {**case.headers, "Idempotency-Key": f"{case.id}-{case.headers['Idempotency-Key']}"[:200]}
 

@@ -430,3 +430,19 @@ def test_a_retried_auto_close_counts_the_need_once(deps: Any, volunteer: Any) ->
 
     totals = reports.summary(deps=deps, principal=DISPATCHER, date_from=received_on).totals
     assert (totals["received"], totals["resolved"], totals["rated"]) == (1, 1, 0)
+
+
+def test_a_report_from_a_day_after_today_names_from(deps: Any) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        reports.summary(deps=deps, principal=DISPATCHER, date_from=today(deps) + timedelta(days=1))
+
+    assert list(refused.value.errors["query"]) == ["from"]
+
+
+@pytest.mark.parametrize("field", ["from", "to"])
+def test_days_outside_this_century_are_refused(deps: Any, field: str) -> None:
+    span = {"date_from": date(1999, 12, 31)} if field == "from" else {"date_to": date(2100, 1, 1)}
+    with pytest.raises(InvalidInput) as refused:
+        reports.summary(deps=deps, principal=DISPATCHER, **span)
+
+    assert list(refused.value.errors["query"]) == [field]
