@@ -175,7 +175,12 @@ def summary(
         name, message = problem
         raise InvalidInput(f"{name}: {message}", errors={"query": {name: [message]}})
     group = ReportGroup(group_by) if group_by else None
-    chunks = deps.store.rollups.read(start, end, volunteers=group in (ReportGroup.VOLUNTEER, ReportGroup.TEAM))
+    chunks = deps.store.rollups.read(
+        start,
+        end,
+        volunteers=group in (ReportGroup.VOLUNTEER, ReportGroup.TEAM),
+        by_week=group is ReportGroup.WEEK,
+    )
     totals, rows = merge(chunks, group)
     report = Report(
         date_from=start, date_to=end, group_by=group, timezone=deps.settings.timezone, totals=figures(totals)

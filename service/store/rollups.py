@@ -6,8 +6,10 @@ its status, so a crash, a retried job or two workers racing can neither lose a c
 Durations are counted in fixed log-spaced buckets (`duration_bucket`), four per doubling. Volunteers' service
 (accepted to done) is counted on the day it ends, per volunteer. Drill needs are never counted.
 
-Each figure is a hash field '<grid>|<kind>|<figure>' of the day's and of the week's hash; a report over a
-long span reads whole weeks from the week hashes and only the days at its edges from the day hashes.
+Each figure is a hash field '<grid>|<kind>|<figure>' of the day's, the ISO week's and the month's hash; a
+report over a long span reads whole months from the month hashes, whole weeks around them from the week
+hashes and only the days left at its edges from the day hashes (whole weeks and days when it is grouped by
+week).
 """
 
 from __future__ import annotations
@@ -65,24 +67,39 @@ def split_field(name: str) -> tuple[str, str, str]:
 
 @dataclass(frozen=True)
 class Chunk:
-    """The figures of one stretch of a report's span: a whole ISO week or a single day."""
+    """The figures of one stretch of a report's span: a whole month, a whole ISO week or a single day."""
 
     week: str
+    """The ISO week of a week or a day ('' for a month)."""
     figures: Mapping[str | bytes, int | bytes]
     """Each field as Redis answers it (bytes; `figure_counts` reads it)."""
     volunteers: Mapping[str | bytes, int | bytes]
 
 
-def chunks(start: date, end: date) -> Iterator[tuple[str, date, bool]]:
-    """The span from start to end (both included) as whole ISO weeks where it can, single days at its edges:
-    (week name, first day, whole week)."""
+def _month_end(day: date) -> date:
+    following = date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return following - timedelta(days=1)
+
+
+def chunks(start: date, end: date, *, months: bool = True) -> Iterator[tuple[str, date, str]]:
+    """The span from start to end (both included) as whole months where it can (unless `months` is False), whole
+    ISO weeks where it can then, and single days: (week name or '' for a month, first day, 'month' | 'week' |
+    'day')."""
+
+    def whole_month(day: date) -> bool:
+        return months and day.day == 1 and _month_end(day) <= end
+
     day = start
     while day <= end:
-        if day.isoweekday() == 1 and day + timedelta(days=6) <= end:
-            yield week_of(day), day, True
+        week = [day + timedelta(days=i) for i in range(7)]
+        if whole_month(day):
+            yield "", day, "month"
+            day = _month_end(day) + timedelta(days=1)
+        elif day.isoweekday() == 1 and week[-1] <= end and not any(whole_month(d) for d in week[1:]):
+            yield week_of(day), day, "week"
             day += timedelta(days=7)
         else:
-            yield week_of(day), day, False
+            yield week_of(day), day, "day"
             day += timedelta(days=1)
 
 
@@ -113,15 +130,20 @@ class RollupStore:
         self.queue_add(pipeline, day=period["day"], week=period["week"], figures={f"{where}|received": 1})
 
     def queue_add(self, pipeline: Any, *, day: str, week: str, figures: dict[str, int]) -> None:
-        """Add to figures ('<grid>|<kind>|<figure>': amount) of a day and its week, in a pipeline."""
-        for key in (self.keys.rollup_day(day), self.keys.rollup_week(week)):
+        """Add to figures ('<grid>|<kind>|<figure>': amount) of a day, its week and its month, in a pipeline."""
+        for key in (self.keys.rollup_day(day), self.keys.rollup_week(week), self.keys.rollup_month(day[:7])):
             for name, amount in figures.items():
                 if amount:
                     pipeline.hincrby(key, name, amount)
 
     def queue_add_volunteers(self, pipeline: Any, *, day: str, week: str, figures: dict[str, int]) -> None:
         """Add to volunteers' figures ('<volunteer id>|service_s' or '|tasks': amount), in a pipeline."""
-        for key in (self.keys.rollup_volunteers_day(day), self.keys.rollup_volunteers_week(week)):
+        volunteers = (
+            self.keys.rollup_volunteers_day,
+            self.keys.rollup_volunteers_week,
+            self.keys.rollup_volunteers_month,
+        )
+        for key in (volunteers[0](day), volunteers[1](week), volunteers[2](day[:7])):
             for name, amount in figures.items():
                 if amount:
                     pipeline.hincrby(key, name, amount)
@@ -141,19 +163,24 @@ class RollupStore:
         if pipeline is None:
             pipe.execute()
 
-    def read(self, start: date, end: date, *, volunteers: bool = False) -> list[Chunk]:
-        """The figures from start to end (local days, both included), one chunk per whole week or edge day, and
-        the volunteers' when asked: one round trip however long the span."""
-        parts = list(chunks(start, end))
+    def read(self, start: date, end: date, *, volunteers: bool = False, by_week: bool = False) -> list[Chunk]:
+        """The figures from start to end (local days, both included), one chunk per whole month, whole week or
+        single day (weeks and days only `by_week`), and the volunteers' when asked: one round trip however long
+        the span."""
+        parts = list(chunks(start, end, months=not by_week))
+        k = self.keys
+        figure_keys = {"month": k.rollup_month, "week": k.rollup_week, "day": k.rollup_day}
+        volunteer_keys = {
+            "month": k.rollup_volunteers_month,
+            "week": k.rollup_volunteers_week,
+            "day": k.rollup_volunteers_day,
+        }
         pipe = self.r.pipeline(transaction=False)
-        for week, day, whole in parts:
-            pipe.hgetall(self.keys.rollup_week(week) if whole else self.keys.rollup_day(day.isoformat()))
+        for week, day, span in parts:
+            name = day.isoformat()[:7] if span == "month" else week if span == "week" else day.isoformat()
+            pipe.hgetall(figure_keys[span](name))
             if volunteers:
-                pipe.hgetall(
-                    self.keys.rollup_volunteers_week(week)
-                    if whole
-                    else self.keys.rollup_volunteers_day(day.isoformat())
-                )
+                pipe.hgetall(volunteer_keys[span](name))
         replies = iter(pipe.execute())
         return [
             Chunk(week=week, figures=next(replies), volunteers=next(replies) if volunteers else {})

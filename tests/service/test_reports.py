@@ -80,18 +80,51 @@ def test_a_span_is_read_as_whole_iso_weeks_with_single_days_at_its_edges() -> No
     # 2026-11-25 is a Wednesday; 2026-11-30 a Monday
     parts = list(chunks(date(2026, 11, 25), date(2026, 12, 15)))
 
-    assert [(d.isoformat(), whole) for _, d, whole in parts] == [
-        ("2026-11-25", False),
-        ("2026-11-26", False),
-        ("2026-11-27", False),
-        ("2026-11-28", False),
-        ("2026-11-29", False),
-        ("2026-11-30", True),
-        ("2026-12-07", True),
-        ("2026-12-14", False),
-        ("2026-12-15", False),
+    assert [(d.isoformat(), span) for _, d, span in parts] == [
+        ("2026-11-25", "day"),
+        ("2026-11-26", "day"),
+        ("2026-11-27", "day"),
+        ("2026-11-28", "day"),
+        ("2026-11-29", "day"),
+        ("2026-11-30", "week"),
+        ("2026-12-07", "week"),
+        ("2026-12-14", "day"),
+        ("2026-12-15", "day"),
     ]
     assert [w for w, _, _ in parts][4:6] == ["2026-W48", "2026-W49"]
+
+
+def test_a_long_span_is_read_as_whole_months_then_weeks_then_days() -> None:
+    parts = [(d.isoformat(), span) for _, d, span in chunks(date(2026, 1, 20), date(2026, 4, 12))]
+
+    assert parts == [
+        ("2026-01-20", "day"),  # a Tuesday
+        *[(f"2026-01-{d}", "day") for d in range(21, 26)],
+        ("2026-01-26", "day"),  # a Monday, but its week holds 1 February, which starts a whole month
+        *[(f"2026-01-{d}", "day") for d in range(27, 32)],
+        ("2026-02-01", "month"),
+        ("2026-03-01", "month"),
+        ("2026-04-01", "day"),  # April is not whole: weeks and days
+        *[(f"2026-04-0{d}", "day") for d in range(2, 6)],
+        ("2026-04-06", "week"),
+    ]
+    spans = [(d, span) for _, d, span in chunks(date(2026, 1, 20), date(2026, 4, 12), months=False)]
+    assert {span for _, span in spans} == {"week", "day"}
+
+
+def test_every_day_of_a_span_is_read_exactly_once() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        start = date(2024, 1, 1) + timedelta(days=rng.randint(0, 900))
+        end = start + timedelta(days=rng.randint(0, 500))
+        for months in (True, False):
+            covered = []
+            for _, first, span in chunks(start, end, months=months):
+                length = {"day": 1, "week": 7}.get(span) or (
+                    (first.replace(month=first.month % 12 + 1, year=first.year + first.month // 12) - first).days
+                )
+                covered += [first + timedelta(days=i) for i in range(length)]
+            assert covered == [start + timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 def test_merging_sums_the_cells_by_group() -> None:
@@ -325,10 +358,13 @@ def test_a_need_counts_on_its_local_day_in_the_configured_time_zone(
     assert on.timezone == "Asia/Shanghai"
 
 
-def test_a_long_span_reads_whole_weeks_and_edge_days_alike(deps: Any) -> None:
+def test_a_long_span_reads_whole_months_weeks_and_edge_days_alike(deps: Any) -> None:
     for day in range(20):
         deps.clock.set(datetime(2026, 11, 20, 12, tzinfo=UTC) + timedelta(days=day))
         submit(deps)
+    year = reports.summary(deps=deps, principal=DISPATCHER, date_from=date(2026, 1, 1), date_to=date(2026, 12, 31))
+    november = reports.summary(deps=deps, principal=DISPATCHER, date_from=date(2026, 11, 1), date_to=date(2026, 11, 30))
+    assert (year.totals["received"], november.totals["received"]) == (20, 11)
 
     whole = reports.summary(deps=deps, principal=DISPATCHER, date_from=date(2026, 11, 20), date_to=date(2026, 12, 9))
     middle = reports.summary(deps=deps, principal=DISPATCHER, date_from=date(2026, 11, 22), date_to=date(2026, 12, 8))

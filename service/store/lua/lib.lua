@@ -55,9 +55,9 @@ local function is_urgent(priority, vulnerability_csv)
   return false
 end
 
--- Reports (service/store/rollups.py): figures kept as events happen, per local day and per ISO week
--- (hashes 'rollup:d:<day>' and 'rollup:w:<week>'), each field '<grid>|<kind>|<figure>'; volunteers'
--- service per day and week ('rollup:vd:<day>', 'rollup:vw:<week>'), each field '<volunteer id>|<figure>'.
+-- Reports (service/store/rollups.py): figures kept as events happen, per local day, ISO week and month
+-- (hashes 'rollup:d:<day>', 'rollup:w:<week>', 'rollup:m:<YYYY-MM>'), each field '<grid>|<kind>|<figure>';
+-- volunteers' service likewise ('rollup:vd:', 'rollup:vw:', 'rollup:vm:'), each field '<volunteer id>|<figure>'.
 -- A need counts in the day and week it was received (its 'report_day', 'report_week' and 'report_cell'
 -- fields, written when it is stored; drill needs have none and are never counted). What a need counts
 -- for now is kept on it ('rc:*' fields), so every status change adds exactly the difference.
@@ -89,6 +89,7 @@ local function rollup_add(day, week, field, n)
   if n == 0 then return end
   redis.call('HINCRBY', P .. 'rollup:d:' .. day, field, n)
   redis.call('HINCRBY', P .. 'rollup:w:' .. week, field, n)
+  redis.call('HINCRBY', P .. 'rollup:m:' .. string.sub(day, 1, 7), field, n)
 end
 
 -- One visit of a household at an attention level became due, done or overdue (status), in its grid.
@@ -399,7 +400,8 @@ local function count_service(need_id, day, week, now_epoch)
       local seconds = math.max(0, math.floor(now_epoch - iso_epoch(o[3]) + 0.5))
       rollup_add(day, week, cell .. '|service_s', seconds)
       rollup_add(day, week, cell .. '|tasks', 1)
-      for key, period in pairs({[P .. 'rollup:vd:'] = day, [P .. 'rollup:vw:'] = week}) do
+      for key, period in pairs({[P .. 'rollup:vd:'] = day, [P .. 'rollup:vw:'] = week,
+          [P .. 'rollup:vm:'] = string.sub(day, 1, 7)}) do
         redis.call('HINCRBY', key .. period, o[2] .. '|service_s', seconds)
         redis.call('HINCRBY', key .. period, o[2] .. '|tasks', 1)
       end
