@@ -120,8 +120,10 @@ local function rollup_status(key, old, new, now_iso)
   local now = {resolved = resolved and 1 or 0, timed = timed and 1 or 0, on_time = (timed and f[5] <= f[6]) and 1 or 0}
   local before = {resolved = tonumber(f[8]) or 0, timed = tonumber(f[9]) or 0, on_time = tonumber(f[10]) or 0}
   for _, name in ipairs({'resolved', 'timed', 'on_time'}) do
-    add(name, now[name] - before[name])
-    redis.call('HSET', key, 'rc:' .. name, now[name])
+    if now[name] ~= before[name] then
+      add(name, now[name] - before[name])
+      redis.call('HSET', key, 'rc:' .. name, now[name])
+    end
   end
   local rating = resolved and tonumber(f[7]) or nil
   local counted = tonumber(f[11])
