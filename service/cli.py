@@ -21,6 +21,7 @@ from service.drill import report as drill_report
 from service.drill import scenarios as drill_scenarios
 from service.drill.client import ApiError, Client
 from service.drill.player import Player
+from service.exceptions import InvalidInput
 from service.ids import new_id
 from service.models import Principal, ReportGroup, Role
 from service.store import Refusal, Refused, Store, volunteer_fields
@@ -359,17 +360,18 @@ for _name in drill_scenarios.SCENARIOS:
 def report(date_from: Any, date_to: Any, group_by: str | None, as_csv: bool, lang: str) -> None:
     """The numbers managers read, over local days in AIDLINE_TIMEZONE (default: the last 30 days)."""
     start, end = (d.date() if d is not None else None for d in (date_from, date_to))
-    problem = reports.span_problem(start, end)
-    if problem is not None:
-        raise click.BadParameter(problem[1], param_hint=f"--{problem[0]}")
-    summary = reports.summary(
-        deps=_deps(),
-        principal=Principal(role=Role.OPS, token_id="cli"),
-        date_from=start,
-        date_to=end,
-        group_by=ReportGroup(group_by) if group_by else None,
-        locale=lang,
-    )
+    try:
+        summary = reports.summary(
+            deps=_deps(),
+            principal=Principal(role=Role.OPS, token_id="cli"),
+            date_from=start,
+            date_to=end,
+            group_by=ReportGroup(group_by) if group_by else None,
+            locale=lang,
+        )
+    except InvalidInput as refused:
+        [(name, [message])] = (refused.errors or {}).get("query", {}).items()
+        raise click.BadParameter(message, param_hint=f"--{name}") from None
     click.echo(reports.to_csv(summary, locale=lang) if as_csv else reports.to_table(summary, locale=lang), nl=False)
 
 

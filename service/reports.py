@@ -163,8 +163,8 @@ def summary(
     group_by: ReportGroup | None = None,
     locale: str = "en",
 ) -> Report:
-    """The figures from date_from to date_to (local days in AIDLINE_TIMEZONE, both included; `to` is today and
-    `from` 30 days before it unless given), in total and one row per group."""
+    """The figures from date_from to date_to (local days in AIDLINE_TIMEZONE, both included; unless given, `to`
+    is today and `from` makes a span of 30 days), in total and one row per group."""
     access.require_role(principal, Role.DISPATCHER, Role.OPS)
     end = date_to or clock.local_date(deps.clock.now(), deps.settings.timezone)
     start = date_from or end - timedelta(days=DEFAULT_DAYS - 1)

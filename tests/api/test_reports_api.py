@@ -162,3 +162,9 @@ def test_the_command_refuses_a_span_ending_before_it_starts(settings) -> None:
     )
     assert result.exit_code == 2
     assert "--to" in result.output
+
+
+def test_the_command_names_from_when_it_is_after_today(settings) -> None:
+    result = CliRunner().invoke(cli, ["report", "--from", "2099-12-01"], env={"REDIS_URL": settings.redis_url})
+    assert result.exit_code == 2
+    assert "--from" in result.output
