@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server promtool run test test-fast test-under-load lint fmt bench bench-intake bench-import clean
+.PHONY: install redis-server promtool run test test-fast test-under-load lint fmt bench bench-intake bench-import bench-reports clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -83,6 +83,10 @@ bench-intake: install
 # 10,000 volunteers through `aidline import volunteers` (created, unchanged, updated) and back out through export.
 bench-import: install
 	$(BIN)/python bench/bench_import.py
+
+# A year of report rollups for a million needs, then the summary for the year by each grouping (about a minute).
+bench-reports: install
+	$(BIN)/python bench/bench_reports.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info

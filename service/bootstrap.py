@@ -53,7 +53,7 @@ def bootstrap(
     return Deps(
         settings=settings,
         redis=connection,
-        store=Store(connection, prefix=settings.key_prefix),
+        store=Store(connection, prefix=settings.key_prefix, timezone=settings.timezone),
         jobs=jobs or RQJobQueue(connection, settings=settings),
         geocoder=geocoder or build_geocoder(settings),
         clock=clock or SystemClock(),

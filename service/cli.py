@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from service import clock, launcher, roster, roster_sync, sweeper
+from service import clock, launcher, reports, roster, roster_sync, sweeper
 from service.bootstrap import bootstrap
 from service.config import Settings
 from service.deps import Deps
@@ -23,8 +23,9 @@ from service.drill import report as drill_report
 from service.drill import scenarios as drill_scenarios
 from service.drill.client import ApiError, Client
 from service.drill.player import Player
+from service.exceptions import InvalidInput
 from service.ids import new_id
-from service.models import Role
+from service.models import Principal, ReportGroup, Role
 from service.store import Refusal, Refused, Store, volunteer_fields
 from service.volunteers import build_volunteer
 from worker import monitoring, runner
@@ -496,6 +497,30 @@ def _drill_command(name: str) -> click.Command:
 
 for _name in drill_scenarios.SCENARIOS:
     drill.add_command(_drill_command(_name))
+
+
+@cli.command("report")
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), default=None, help="First day (YYYY-MM-DD).")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Last day (YYYY-MM-DD).")
+@click.option("--group-by", type=click.Choice([g.value for g in ReportGroup]), default=None, help="One row per group.")
+@click.option("--csv", "as_csv", is_flag=True, help="Print CSV (UTF-8 with a byte order mark) instead of a table.")
+@click.option("--lang", type=click.Choice(["zh", "en"]), default="en", show_default=True, help="Headings' language.")
+def report(date_from: Any, date_to: Any, group_by: str | None, as_csv: bool, lang: str) -> None:
+    """The numbers managers read, over local days in AIDLINE_TIMEZONE (default: the last 30 days)."""
+    start, end = (d.date() if d is not None else None for d in (date_from, date_to))
+    try:
+        summary = reports.summary(
+            deps=_deps(),
+            principal=Principal(role=Role.OPS, token_id="cli"),
+            date_from=start,
+            date_to=end,
+            group_by=ReportGroup(group_by) if group_by else None,
+            locale=lang,
+        )
+    except InvalidInput as refused:
+        [(name, [message])] = (refused.errors or {}).get("query", {}).items()
+        raise click.BadParameter(message, param_hint=f"--{name}") from None
+    click.echo(reports.to_csv(summary, locale=lang) if as_csv else reports.to_table(summary, locale=lang), nl=False)
 
 
 def main(argv: list[str] | None = None) -> None:

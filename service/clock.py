@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 
 class Clock(Protocol):
@@ -58,3 +59,8 @@ def parse(text: str) -> datetime:
 
 def epoch(moment: datetime) -> float:
     return moment.timestamp()
+
+
+def local_date(moment: datetime, timezone: str) -> date:
+    """The calendar day a moment falls on in a time zone (an IANA name such as Asia/Shanghai)."""
+    return moment.astimezone(ZoneInfo(timezone)).date()

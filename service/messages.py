@@ -167,3 +167,52 @@ def _shown(lang: str, values: dict[str, Any]) -> dict[str, Any]:
 class _Blank(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return ""
+
+
+REPORT_COLUMNS: dict[str, dict[str, str]] = {
+    "group": {"zh": "分组", "en": "group"},
+    "label": {"zh": "名称", "en": "name"},
+    "received": {"zh": "受理数", "en": "received"},
+    "resolved": {"zh": "办结数", "en": "resolved"},
+    "resolution_rate": {"zh": "办结率", "en": "resolution rate"},
+    "on_time": {"zh": "按时完成数", "en": "done on time"},
+    "on_time_rate": {"zh": "按时率", "en": "on-time rate"},
+    "rated": {"zh": "评价数", "en": "ratings"},
+    "satisfaction": {"zh": "满意率", "en": "satisfaction"},
+    "mean_rating": {"zh": "平均评分", "en": "mean rating"},
+    "reopened": {"zh": "重新打开", "en": "reopened"},
+    "escalated": {"zh": "上报", "en": "escalated"},
+    "deferred": {"zh": "暂缓", "en": "deferred"},
+    "first_offer_median_s": {"zh": "首次派单中位数(秒)", "en": "to first offer, median (s)"},
+    "first_offer_p90_s": {"zh": "首次派单P90(秒)", "en": "to first offer, p90 (s)"},
+    "acceptance_median_s": {"zh": "接单中位数(秒)", "en": "to acceptance, median (s)"},
+    "acceptance_p90_s": {"zh": "接单P90(秒)", "en": "to acceptance, p90 (s)"},
+    "done_median_s": {"zh": "完成中位数(秒)", "en": "to done, median (s)"},
+    "done_p90_s": {"zh": "完成P90(秒)", "en": "to done, p90 (s)"},
+    "service_hours": {"zh": "服务时长(小时)", "en": "service hours"},
+    "tasks": {"zh": "服务次数", "en": "tasks done"},
+    "visits": {"zh": "探访", "en": "visits"},
+    "total": {"zh": "合计", "en": "total"},
+    "none": {"zh": "（无）", "en": "(none)"},
+}
+"""Column and row names of reports (CSV and `aidline report`)."""
+
+ATTENTION_NAMES = {"zh": {"red": "红", "orange": "橙", "yellow": "黄", "green": "绿"}, "en": {}}
+VISIT_STATUS_NAMES = {"zh": {"due": "应访", "done": "已访", "overdue": "逾期"}, "en": {}}
+
+
+def report_column(name: str, locale: str) -> str:
+    """A report column's heading; visit columns ('visits_<level>_<status>') are composed."""
+    lang = locale if locale in ("zh", "en") else "zh"
+    if name.startswith("visits_"):
+        _, level, status = name.split("_", 2)
+        if lang == "zh":
+            return f"{REPORT_COLUMNS['visits']['zh']}-{ATTENTION_NAMES['zh'][level]}-{VISIT_STATUS_NAMES['zh'][status]}"
+        return f"visits {level} {status}"
+    return REPORT_COLUMNS[name][lang]
+
+
+def kind_name(kind: str, locale: str) -> str:
+    """A need kind as people read it."""
+    lang = locale if locale in ("zh", "en") else "zh"
+    return KIND_NAMES[lang].get(kind, kind.replace("_", " "))

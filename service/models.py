@@ -534,3 +534,11 @@ class Visit:
     help_need_id: str | None = None
     visitor_id: str | None = None
     closed_at: str | None = None
+class ReportGroup(StrEnum):
+    """What a report's rows are: one per grid, need kind, ISO week, volunteer or volunteer team."""
+
+    GRID = "grid"
+    KIND = "kind"
+    WEEK = "week"
+    VOLUNTEER = "volunteer"
+    TEAM = "team"

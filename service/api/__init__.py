@@ -26,6 +26,7 @@ from service.api import (
     needs,
     offers,
     ops,
+    reports,
     track,
     visits,
     volunteers,
@@ -128,6 +129,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         grids,
         households,
         visits,
+        reports,
     ):
         api.register_blueprint(module.blp)
 

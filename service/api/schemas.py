@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import marshmallow as ma
 from marshmallow import RAISE, ValidationError, fields, validate, validates_schema
 
+from service import reports
 from service.models import (
     AttentionLevel,
     Family,
@@ -17,6 +18,7 @@ from service.models import (
     NeedStatus,
     OfferStatus,
     Priority,
+    ReportGroup,
     Skill,
     VisitOutcome,
     VisitStatus,
@@ -972,3 +974,111 @@ class VisitOutcomeSchema(Schema):
     def _kind_for_help(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("outcome") is VisitOutcome.NEEDS_HELP and "kind" not in data:
             raise ValidationError("Required when outcome is needs_help.", "kind")
+REPORT_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+"""Days of this century (2000 to 2099), the ones a report may name."""
+
+
+class ReportQuerySchema(Schema):
+    from_ = fields.Date(
+        data_key="from",
+        metadata={
+            "description": "First day (YYYY-MM-DD, in AIDLINE_TIMEZONE, 2000 to 2099), included; 29 days before "
+            "`to` if not given; not after `to` (or today), at most 1,098 days before it (422 naming the field)",
+            "pattern": REPORT_DAY,
+        },
+    )
+    to = fields.Date(
+        metadata={
+            "description": "Last day (YYYY-MM-DD, in AIDLINE_TIMEZONE, 2000 to 2099), included; today if not given",
+            "pattern": REPORT_DAY,
+        }
+    )
+    group_by = fields.Enum(
+        ReportGroup,
+        by_value=True,
+        metadata={"description": "One row per grid, kind, ISO week, volunteer or team (none: totals only)"},
+    )
+    format = fields.String(
+        load_default="json",
+        validate=validate.OneOf(["json", "csv"]),
+        metadata={"description": "csv: UTF-8 with a byte order mark, a header line, one line per group, a total line"},
+    )
+    lang = fields.String(
+        load_default="en",
+        validate=validate.OneOf(["zh", "en"]),
+        metadata={"description": "Language of CSV headings and of group names (kinds)"},
+    )
+
+    @validates_schema
+    def _span(self, data: dict[str, Any], **_: Any) -> None:
+        problem = reports.span_problem(data.get("from_"), data.get("to"))
+        if problem is not None:
+            raise ValidationError(problem[1], field_name=problem[0])
+
+
+class DurationSchema(ma.Schema):
+    count = fields.Integer(required=True, metadata={"description": "Needs that reached this step"})
+    median = fields.Float(required=True, allow_none=True, metadata={"description": "Seconds (null: none)"})
+    p90 = fields.Float(required=True, allow_none=True, metadata={"description": "Seconds (null: none)"})
+
+
+class VisitCountsSchema(ma.Schema):
+    due = fields.Integer(required=True)
+    done = fields.Integer(required=True)
+    overdue = fields.Integer(required=True)
+
+
+def _count(description: str) -> fields.Integer:
+    return fields.Integer(required=True, allow_none=True, metadata={"description": description})
+
+
+def _rate(description: str) -> fields.Float:
+    return fields.Float(
+        required=True, allow_none=True, metadata={"description": f"{description}: 0 to 1, null when nothing to count"}
+    )
+
+
+def _duration(description: str) -> fields.Nested:
+    return fields.Nested(DurationSchema, required=True, allow_none=True, metadata={"description": description})
+
+
+class ReportFiguresSchema(ma.Schema):
+    """Need figures are null in rows of volunteers and teams (needs are not counted per volunteer)."""
+
+    received = _count("Needs received in the span")
+    resolved = _count("Of those, done or closed now")
+    resolution_rate = _rate("resolved / received")
+    on_time = _count("Resolved needs done by their committed deadline")
+    on_time_rate = _rate("on_time / resolved needs that had a committed deadline")
+    rated = _count("Resolved needs with a rating")
+    satisfaction = _rate("Share of ratings 4 or 5")
+    mean_rating = fields.Float(required=True, allow_none=True, metadata={"description": "1 to 5; null: no rating"})
+    reopened = _count("Needs reopened at least once")
+    escalated = _count("Needs escalated at least once")
+    deferred = _count("Needs deferred at least once")
+    seconds_to_first_offer = _duration("Intake to the first offer")
+    seconds_to_acceptance = _duration("Intake to every place accepted (assigned)")
+    seconds_to_done = _duration("Intake to done")
+    visits = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["red", "orange", "yellow", "green"])),
+        values=fields.Nested(VisitCountsSchema),
+        required=True,
+        allow_none=True,
+        metadata={"description": "Household visits by attention level: due, done and overdue in the span"},
+    )
+    service_hours = fields.Float(required=True, metadata={"description": "Volunteers' hours, accepted to done"})
+    tasks = fields.Integer(required=True, metadata={"description": "Tasks done (one per volunteer and need)"})
+
+
+class ReportRowSchema(ReportFiguresSchema):
+    key = fields.String(required=True, allow_none=True, metadata={"description": "The group (null: no grid, no team)"})
+    label = fields.String(required=True, metadata={"description": "The group as people read it"})
+
+
+class ReportSchema(ma.Schema):
+    from_ = fields.Date(data_key="from", attribute="date_from", required=True)
+    to = fields.Date(attribute="date_to", required=True)
+    group_by = fields.String(required=True, allow_none=True, metadata={"enum": [g.value for g in ReportGroup]})
+    timezone = fields.String(required=True, metadata={"description": "The zone of the days (AIDLINE_TIMEZONE)"})
+    totals = fields.Nested(ReportFiguresSchema, required=True)
+    groups = fields.List(fields.Nested(ReportRowSchema), required=True)

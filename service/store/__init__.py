@@ -1,6 +1,6 @@
 """The Redis store: the only code that knows key names, and the Lua scripts that change state.
 
-One module per concept (needs, volunteers, offers, deliveries, tokens, stats, idempotency, drills) over
+One module per concept (needs, volunteers, offers, deliveries, tokens, stats, idempotency, drills, rollups) over
 one key builder (keys.py). Every state change that two workers or two requests could race on
 is a single Lua script in lua/, so Redis runs it as one atomic step; each script sits behind
 one Python method that returns a value or raises Refused naming why. Index sets ordered by id
@@ -23,6 +23,7 @@ from service.store.incidents import IncidentStore, Placement
 from service.store.keys import Keys
 from service.store.needs import NeedStore, Release, Transition
 from service.store.offers import OfferStore, bucket_label
+from service.store.rollups import RollupStore
 from service.store.scripts import Scripts
 from service.store.stats import StatStore
 from service.store.tokens import TokenStore
@@ -46,11 +47,12 @@ __all__ = [
 class Store:
     """Aidline's records in one Redis, one attribute per concept (needs, volunteers, offers, ...)."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "aidline:") -> None:
+    def __init__(self, client: redis.Redis, *, prefix: str = "aidline:", timezone: str = "UTC") -> None:
         self.r = client
         self.keys = Keys(prefix)
         scripts = Scripts(client, prefix)
-        self.needs = NeedStore(client, self.keys, scripts)
+        self.rollups = RollupStore(client, self.keys, timezone=timezone)
+        self.needs = NeedStore(client, self.keys, scripts, self.rollups)
         self.volunteers = VolunteerStore(client, self.keys, scripts)
         self.offers = OfferStore(client, self.keys, scripts)
         self.deliveries = DeliveryStore(client, self.keys, scripts)
@@ -87,6 +89,7 @@ class Store:
         "ladder:*",
         "ladders:*",
         "ackcode:*",
+        "rollup:*",
     )
 
     def clear_activity(self) -> int:

@@ -227,3 +227,26 @@ class Keys:
 
     def marker(self, name: str) -> str:
         return self._k("once", name)
+
+    # reports: figures kept as events happen (service/store/rollups.py; lib.lua writes the same names)
+    def rollup_day(self, day: str) -> str:
+        """Figures of one local day (YYYY-MM-DD), fields '<grid>|<kind>|<figure>'."""
+        return self._k("rollup:d", day)
+
+    def rollup_week(self, week: str) -> str:
+        """Figures of one ISO week (YYYY-Www), fields as rollup_day's."""
+        return self._k("rollup:w", week)
+
+    def rollup_month(self, month: str) -> str:
+        """Figures of one calendar month (YYYY-MM), fields as rollup_day's."""
+        return self._k("rollup:m", month)
+
+    def rollup_volunteers_day(self, day: str) -> str:
+        """Volunteers' service of one local day, fields '<volunteer id>|<figure>'."""
+        return self._k("rollup:vd", day)
+
+    def rollup_volunteers_week(self, week: str) -> str:
+        return self._k("rollup:vw", week)
+
+    def rollup_volunteers_month(self, month: str) -> str:
+        return self._k("rollup:vm", month)

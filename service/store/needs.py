@@ -20,6 +20,7 @@ from service.store.codec import (
     text,
 )
 from service.store.keys import Keys
+from service.store.rollups import RollupStore
 from service.store.scripts import Scripts
 
 
@@ -65,10 +66,11 @@ class Transition:
 class NeedStore:
     """Reads and writes needs."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, rollups: RollupStore) -> None:
         self.r = client
         self.keys = keys
         self.scripts = scripts
+        self.rollups = rollups
 
     def create(self, need: Need, event: Event) -> None:
         """Write a new need, its indexes, tracking code and first event in one transaction."""
@@ -76,7 +78,7 @@ class NeedStore:
 
     def create_many(self, created: Sequence[tuple[Need, Event]]) -> None:
         """Write new needs, their indexes, tracking codes and first events in one transaction: one round trip,
-        and each index written once for all of them."""
+        and each index written once for all of them; the reports count them received in the same transaction."""
         if not created:
             return
         k = self.keys
@@ -87,6 +89,7 @@ class NeedStore:
         for need, event in created:
             pipe.hset(k.need(need.id), mapping=need_fields(need))  # type: ignore[arg-type]
             pipe.rpush(k.need_events(need.id), event_json(event))
+            self.rollups.queue_received(pipe, need)
             by_status[need.status.value][need.id] = 0
             if need.created_by:
                 by_creator[need.created_by][need.id] = 0
@@ -171,5 +174,7 @@ class NeedStore:
         return out
 
     def transition(self, need_id: str, change: Transition) -> NeedStatus:
-        """Apply one status change atomically; returns the status before, or raises Refused."""
-        return NeedStatus(self.scripts.run("transition", change.arguments(need_id)))
+        """Apply one status change atomically (with what it changes in the reports); returns the status before,
+        or raises Refused."""
+        arguments = {**change.arguments(need_id), **self.rollups.period(change.now_iso)}
+        return NeedStatus(self.scripts.run("transition", arguments))

@@ -19,13 +19,13 @@ from typing import Any
 import pytest
 import redis
 
-from service import captains, clock, dispatch, households, incidents, needs, offers, visits, volunteers
+from service import captains, clock, dispatch, households, incidents, needs, offers, reports, visits, volunteers
 from service.bootstrap import bootstrap
 from service.cli import create_token
 from service.clock import Clock, ManualClock
 from service.config import Settings
 from service.deps import Deps
-from service.exceptions import Conflict, InvalidTransition
+from service.exceptions import Conflict, Forbidden, InvalidTransition
 from service.lifecycle import Action
 from service.models import (
     OPEN_VISITS,
@@ -819,3 +819,47 @@ def test_six_outcomes_recorded_at_once_for_one_visit_close_it_once_and_plan_one_
     assert deps.store.stats.get("visits_planned") == 2
     help_needs = [n for n in deps.store.needs.get_many(deps.store.needs.ids_with_status(NeedStatus.QUEUED)) if n]
     assert len([n for n in help_needs if n.kind is NeedKind.COAL_HAULING]) <= 1
+
+
+# ---- reports: each need counted once however many finish or rate it at once --------------------------
+
+
+def test_two_processes_finishing_and_rating_the_same_needs_count_each_exactly_once(
+    redis_server, setup_deps: Deps
+) -> None:
+    deps = setup_deps
+    served = []
+    for n in range(12):
+        vid = add_volunteer(deps, n, capacity=1, location=at(0.2 * n))
+        nid = add_need(deps, location=at(0.2 * n), grid="g1")
+        offers.accept_offer(deps=deps, offer_id=offered_once(deps, vid, nid), principal=as_volunteer(vid))
+        served.append((nid, vid))
+
+    def task(d: Deps, index: int) -> list[str]:
+        won = []
+        for nid, vid in served if index == 0 else reversed(served):
+            try:
+                needs.report_progress(
+                    deps=d, need_id=nid, status=NeedStatus.DONE, note=None, principal=as_volunteer(vid)
+                )
+                won.append(f"done {nid}")
+            except (InvalidTransition, Forbidden):
+                pass
+            try:
+                needs.close_need(deps=d, need_id=nid, actor="requester", rating=4 + index, comment=None)
+                won.append(f"closed {nid}")
+            except InvalidTransition:
+                pass
+        return won
+
+    won = Counter(step for steps in run_in_processes(redis_server.url, 2, task) for step in steps)
+
+    assert set(won.values()) == {1}
+    day = clock.local_date(clock.SystemClock().now(), "UTC")
+    report = reports.summary(deps=deps, principal=DISPATCHER, date_from=day, date_to=day)
+    ratings = [deps.store.needs.get(nid).rating for nid, _ in served]
+    assert all(deps.store.needs.get(nid).status == "closed" for nid, _ in served)
+    totals = report.totals
+    assert (totals["received"], totals["resolved"], totals["rated"], totals["tasks"]) == (12, 12, 12, 12)
+    assert totals["mean_rating"] == round(sum(ratings) / 12, 2)
+    assert totals["seconds_to_done"]["count"] == 12

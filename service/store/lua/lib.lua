@@ -55,6 +55,90 @@ local function is_urgent(priority, vulnerability_csv)
   return false
 end
 
+-- Reports (service/store/rollups.py): figures kept as events happen, per local day, ISO week and month
+-- (hashes 'rollup:d:<day>', 'rollup:w:<week>', 'rollup:m:<YYYY-MM>'), each field '<grid>|<kind>|<figure>';
+-- volunteers' service likewise ('rollup:vd:', 'rollup:vw:', 'rollup:vm:'), each field '<volunteer id>|<figure>'.
+-- A need counts in the day and week it was received (its 'report_day', 'report_week' and 'report_cell'
+-- fields, written when it is stored; drill needs have none and are never counted). What a need counts
+-- for now is kept on it ('rc:*' fields), so every status change adds exactly the difference.
+local ROLLUP_PER_DOUBLING = 4
+
+-- Epoch seconds of a UTC time as service.clock.iso writes it (the inverse of iso above).
+local function iso_epoch(s)
+  local y, mo, d, h, mi, sec, ms = string.match(s, '^(%d+)-(%d+)-(%d+)T(%d+):(%d+):(%d+)%.?(%d*)')
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  if mo <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local mp = mo > 2 and mo - 3 or mo + 9
+  local doy = math.floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  local days = era * 146097 + doe - 719468
+  local frac = (ms ~= '' and tonumber(ms) / 10 ^ #ms) or 0
+  return days * 86400 + tonumber(h) * 3600 + tonumber(mi) * 60 + tonumber(sec) + frac
+end
+
+-- The histogram bucket of a duration: 0 below a second, then ROLLUP_PER_DOUBLING buckets per doubling
+-- (service.store.rollups.duration_bucket computes the same).
+local function duration_bucket(seconds)
+  if seconds < 1 then return 0 end
+  return math.floor(ROLLUP_PER_DOUBLING * math.log(seconds) / math.log(2)) + 1
+end
+
+local function rollup_add(day, week, field, n)
+  if n == 0 then return end
+  redis.call('HINCRBY', P .. 'rollup:d:' .. day, field, n)
+  redis.call('HINCRBY', P .. 'rollup:w:' .. week, field, n)
+  redis.call('HINCRBY', P .. 'rollup:m:' .. string.sub(day, 1, 7), field, n)
+end
+
+-- One visit of a household at an attention level became due, done or overdue (status), in its grid.
+local function count_visit(day, week, grid, level, status)
+  rollup_add(day, week, (grid or '') .. '|companionship_visit|visits:' .. level .. ':' .. status, 1)
+end
+
+-- The need's status changed from old to new: count what this change adds to its rollup.
+local function rollup_status(key, old, new, now_iso)
+  local f = redis.call('HMGET', key, 'report_day', 'report_week', 'report_cell', 'created_epoch', 'done_at',
+    'committed_deadline', 'rating', 'rc:resolved', 'rc:timed', 'rc:on_time', 'rc:rating')
+  if not f[1] then return end
+  local day, week, cell = f[1], f[2], f[3] .. '|'
+  local function add(figure, n) rollup_add(day, week, cell .. figure, n) end
+  local function first(flag) return redis.call('HSETNX', key, 'rc:' .. flag, '1') == 1 end
+  local since = iso_epoch(now_iso) - (tonumber(f[4]) or 0)
+  if (new == NEED.offered or new == NEED.assigned) and first('offered') then
+    add('to_offer:' .. duration_bucket(since), 1)
+  end
+  if new == NEED.assigned and first('accepted') then add('to_accept:' .. duration_bucket(since), 1) end
+  if new == NEED.done and first('done') then add('to_done:' .. duration_bucket(since), 1) end
+  if new == NEED.escalated and first('escalated') then add('escalated', 1) end
+  if new == NEED.deferred and first('deferred') then add('deferred', 1) end
+  if new == NEED.queued and old and first('reopened') then add('reopened', 1) end
+  -- what the need counts for while it stays in its new status: resolved, done on time, its rating
+  local resolved = new == NEED.done or new == NEED.closed
+  local timed = resolved and f[5] and f[6] and true or false
+  local now = {resolved = resolved and 1 or 0, timed = timed and 1 or 0, on_time = (timed and f[5] <= f[6]) and 1 or 0}
+  local before = {resolved = tonumber(f[8]) or 0, timed = tonumber(f[9]) or 0, on_time = tonumber(f[10]) or 0}
+  for _, name in ipairs({'resolved', 'timed', 'on_time'}) do
+    if now[name] ~= before[name] then
+      add(name, now[name] - before[name])
+      redis.call('HSET', key, 'rc:' .. name, now[name])
+    end
+  end
+  local rating = resolved and tonumber(f[7]) or nil
+  local counted = tonumber(f[11])
+  if rating ~= counted then
+    for sign, r in pairs({[-1] = counted, [1] = rating}) do
+      if r then
+        add('rated', sign)
+        add('rating_sum', sign * r)
+        if r >= 4 then add('rated_good', sign) end
+      end
+    end
+    if rating then redis.call('HSET', key, 'rc:rating', rating) else redis.call('HDEL', key, 'rc:rating') end
+  end
+end
+
 local function set_status(need_id, new_status, now_iso)
   local key = need_key(need_id)
   local old = redis.call('HGET', key, 'status')
@@ -62,6 +146,7 @@ local function set_status(need_id, new_status, now_iso)
   if old then redis.call('ZREM', P .. 'needs:status:' .. old, need_id) end
   redis.call('ZADD', P .. 'needs:status:' .. new_status, 0, need_id)
   redis.call('HSET', key, 'status', new_status, 'updated_at', now_iso, 'status_at', now_iso)
+  rollup_status(key, old, new_status, now_iso)
   if new_status == NEED.escalated then
     redis.call('HINCRBY', key, 'escalations', 1)  -- names this escalation (its ladder: ladder.lua)
     local pos = redis.call('HMGET', key, 'lon', 'lat', 'priority', 'vulnerability')
@@ -304,4 +389,25 @@ local function task_fields(now_epoch)
   local names = {}
   for i = 0, FAIR_DAYS - 1 do names[i + 1] = 'tasks:' .. (day - i) end
   return names
+end
+
+-- A need is done: each volunteer who accepted it served from their acceptance until now; counted in the
+-- need's cell and the volunteer's, on the day and week it is done (day, week: local, from the caller).
+local function count_service(need_id, day, week, now_epoch)
+  local nkey = need_key(need_id)
+  local cell = redis.call('HGET', nkey, 'report_cell')
+  if not cell or not day or day == '' then return end
+  for _, id in ipairs(redis.call('ZRANGE', nkey .. ':offers', 0, -1)) do
+    local o = redis.call('HMGET', offer_key(id), 'status', 'volunteer_id', 'decided_at')
+    if o[1] == OFFER.accepted and o[3] then
+      local seconds = math.max(0, math.floor(now_epoch - iso_epoch(o[3]) + 0.5))
+      rollup_add(day, week, cell .. '|service_s', seconds)
+      rollup_add(day, week, cell .. '|tasks', 1)
+      for key, period in pairs({[P .. 'rollup:vd:'] = day, [P .. 'rollup:vw:'] = week,
+          [P .. 'rollup:vm:'] = string.sub(day, 1, 7)}) do
+        redis.call('HINCRBY', key .. period, o[2] .. '|service_s', seconds)
+        redis.call('HINCRBY', key .. period, o[2] .. '|tasks', 1)
+      end
+    end
+  end
 end
