@@ -534,6 +534,8 @@ class Visit:
     help_need_id: str | None = None
     visitor_id: str | None = None
     closed_at: str | None = None
+
+
 class ReportGroup(StrEnum):
     """What a report's rows are: one per grid, need kind, ISO week, volunteer or volunteer team."""
 

@@ -974,6 +974,8 @@ class VisitOutcomeSchema(Schema):
     def _kind_for_help(self, data: dict[str, Any], **_: Any) -> None:
         if data.get("outcome") is VisitOutcome.NEEDS_HELP and "kind" not in data:
             raise ValidationError("Required when outcome is needs_help.", "kind")
+
+
 REPORT_DAY = r"^20[0-9]{2}-[0-9]{2}-[0-9]{2}$"
 """Days of this century (2000 to 2099), the ones a report may name."""
 

@@ -64,7 +64,7 @@ class Store:
         self.drills = DrillStore(client, self.keys, scripts)
         self.captains = CaptainStore(client, self.keys, scripts)
         self.households = HouseholdStore(client, self.keys, scripts)
-        self.visits = VisitStore(client, self.keys, scripts)
+        self.visits = VisitStore(client, self.keys, scripts, self.rollups)
 
     def ping(self) -> bool:
         return bool(self.r.ping())

@@ -23,13 +23,13 @@ from typing import Any
 import redis
 
 from service.clock import local_date, parse
-from service.models import Need, NeedKind
+from service.models import AttentionLevel, Need, NeedKind
 from service.store.keys import Keys
 
 PER_DOUBLING = 4
 """Duration buckets per doubling of the duration: a quantile read from them is within 2**(1/8), about 9 %."""
 
-ATTENTION_LEVELS = ("red", "orange", "yellow", "green")
+ATTENTION_LEVELS = tuple(level.value for level in AttentionLevel)
 """Households' attention levels, most closely watched first."""
 
 VISIT_STATUSES = ("due", "done", "overdue")

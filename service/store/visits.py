@@ -12,16 +12,18 @@ from service.models import Visit, VisitStatus
 from service.store.codec import text, visit_from_hash
 from service.store.households import VisitPlan
 from service.store.keys import Keys
+from service.store.rollups import RollupStore
 from service.store.scripts import Scripts
 
 
 class VisitStore:
     """Reads visits; makes them due and closes them through care.lua."""
 
-    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, scripts: Scripts, rollups: RollupStore) -> None:
         self.r = client
         self.keys = keys
         self.scripts = scripts
+        self.rollups = rollups
 
     def make_due(self, visit_id: str, *, need_id: str, now_iso: str, now_epoch: float) -> str:
         """A planned visit whose time has come becomes due with this need id (owed until `written`).
@@ -36,6 +38,7 @@ class VisitStore:
                     "need_id": need_id,
                     "now_iso": now_iso,
                     "now_epoch": repr(now_epoch),
+                    **self.rollups.period(now_iso),
                 },
             )
         )
@@ -67,6 +70,7 @@ class VisitStore:
             "to": to.value,
             "now_iso": now_iso,
             "now_epoch": repr(now_epoch),
+            **self.rollups.period(now_iso),
             "level": level,
             "plan": plan.arguments(),
             "outcome": outcome,

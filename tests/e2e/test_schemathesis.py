@@ -187,6 +187,8 @@ def rota_that_holds(body: dict[str, Any], captain_id: str) -> None:
         if isinstance(override, dict):
             day = (datetime(2030, 1, 1) + timedelta(days=i)).strftime("%Y-%m-%d")
             override.update({"from": f"{day}T08:00", "to": f"{day}T09:00", "volunteer_id": captain_id})
+
+
 def within_a_span(query: dict[str, Any]) -> None:
     """A report's days as the document says in words: `from` not after `to` (or today), at most 1,098 days."""
     try:

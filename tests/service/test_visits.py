@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from service import clock as clocks
-from service import households, visits
+from service import households, reports, visits
 from service.config import Settings
 from service.exceptions import Conflict
-from service.models import NeedKind, NeedStatus, Principal, Role, Topic, VisitOutcome, VisitStatus
+from service.models import NeedKind, NeedStatus, Principal, ReportGroup, Role, Topic, VisitOutcome, VisitStatus
 
 MONDAY_MIDNIGHT = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
 DISPATCHER = Principal(role=Role.DISPATCHER, token_id="tok_test")
@@ -294,3 +294,30 @@ def test_a_due_visit_given_a_longer_period_by_a_new_level_is_not_overdue(deps, c
     with pytest.raises(Conflict, match="period has not ended"):
         visits._close(deps, stale, to=VisitStatus.OVERDUE)
     assert deps.store.visits.get(visit.id).status is VisitStatus.DUE
+
+
+def test_visits_made_due_done_and_overdue_are_counted_in_the_reports_by_level_and_grid(deps, clock) -> None:
+    red = register(deps, level="red")
+    green = register(deps, level="green", phone="+8613900000004", grid="grid-3")
+    first, other = open_visit(deps, red.id), open_visit(deps, green.id)
+    clock.set(max(clocks.parse(first.due_at), clocks.parse(other.due_at)))
+    visits.sweep_visits(deps=deps)
+    visits.record_outcome(
+        deps=deps, visit_id=first.id, outcome=VisitOutcome.ALL_WELL, kind=None, note=None, principal=DISPATCHER
+    )
+    clock.set(clocks.parse(deps.store.visits.get(other.id).period_end) + timedelta(seconds=1))
+    visits.sweep_visits(deps=deps)  # the green visit is overdue; the red ones since then are due and overdue too
+    moments = [clocks.parse(first.due_at), clock.now()]
+    days = [clocks.local_date(m, deps.settings.timezone) for m in moments]
+
+    report = reports.summary(
+        deps=deps, principal=DISPATCHER, date_from=min(days), date_to=max(days), group_by=ReportGroup.GRID
+    )
+
+    by_grid = {row["key"]: row["visits"] for row in report.groups}
+    assert by_grid["grid-3"]["green"] == {"due": 2, "done": 0, "overdue": 1}, "the next period began: due at once"
+    assert by_grid["grid-2"]["red"]["done"] == 1
+    assert by_grid["grid-2"]["green"] == {"due": 0, "done": 0, "overdue": 0}
+    for status in ("due", "done", "overdue"):
+        counted = sum(levels[status] for levels in report.totals["visits"].values())
+        assert counted == deps.store.stats.get(f"visits_{status}"), status

@@ -15,10 +15,10 @@
 --   delete: {household_id, now_iso}: removes the household and its indexes, cancels its open visit.
 --            Answers {'ok', JSON {cancelled, need_id (the cancelled visit's need, or ''), was (its status)}}, or
 --            no_household.
---   due:    {visit_id, need_id, now_iso, now_epoch}: a planned visit whose time has come becomes due with
+--   due:    {visit_id, need_id, now_iso, now_epoch, day, week}: a planned visit whose time has come becomes due with
 --            this need id; the need is owed (visits:to_create) until the caller writes it.
 --            Answers {'ok', need_id}, or no_visit, visit_status (detail: the status), not_due.
---   close:  {visit_id, to: done|overdue, now_iso, now_epoch, outcome, help_kind, note, visitor_id, help_need_id,
+--   close:  {visit_id, to: done|overdue, now_iso, now_epoch, day, week, outcome, help_kind, note, visitor_id, help_need_id,
 --            level, plan}: closes a due visit (or an overdue one as done); when it was the household's
 --            open visit, `plan` (for attention level `level`) becomes the next one. A needs_help need is
 --            owed (visits:to_create) until the caller writes it. An overdue visit's need gets a
@@ -57,6 +57,13 @@ local function cancel_visit(visit_id, status, now_iso)
   move_status(visit_id, status, VISIT.cancelled)
   redis.call('HSET', visit_key(visit_id), 'closed_at', now_iso)
   redis.call('INCR', P .. 'stats:visits_cancelled')
+end
+
+-- the reports' count of a visit becoming due, done or overdue, on the local day and week given
+local function count_for_reports(visit_id, status)
+  local v = redis.call('HMGET', visit_key(visit_id), 'attention_level', 'household_id')
+  local grid = v[2] and redis.call('HGET', household_key(v[2]), 'grid') or false
+  count_visit(a.day, a.week, grid or '', v[1], status)
 end
 
 local function index(name, old, new, id)
@@ -146,6 +153,7 @@ if a.mode == 'due' then
   redis.call('ZADD', P .. 'visits:open', v[3], a.visit_id)
   redis.call('SADD', P .. 'visits:to_create', 'visit:' .. a.visit_id)
   redis.call('INCR', P .. 'stats:visits_due')
+  count_for_reports(a.visit_id, VISIT.due)
   return ok(a.need_id)
 end
 
@@ -167,6 +175,7 @@ if a.mode == 'close' then
   end
   redis.call('ZREM', P .. 'visits:open', a.visit_id)
   move_status(a.visit_id, v[1], a.to)
+  count_for_reports(a.visit_id, a.to)
   if a.to == VISIT.done then
     set_fields(key, {closed_at = a.now_iso, outcome = a.outcome, help_kind = a.help_kind, note = a.note,
       visitor_id = a.visitor_id, help_need_id = a.help_need_id})
