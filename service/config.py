@@ -73,6 +73,11 @@ class Settings:
     rate_limit_inbound: str = "3000/minute"
     proxy_hops: int = 0
     demo_tokens_file: str = ""
+    # the console
+    secret_key: str = field(default="", repr=False)
+    """Signs the console's session cookies; unset: a random key generated once and kept in Redis."""
+    map_tiles_url: str = ""
+    """An XYZ tile URL template for the console's map (unset: no base layer, the map draws on a plain background)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

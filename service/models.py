@@ -156,6 +156,7 @@ class EventType(StrEnum):
     NOTIFICATION = "notification"
     NOTIFICATION_UNDELIVERABLE = "notification_undeliverable"
     INCIDENT_JOINED = "incident_joined"
+    PRIORITY_CHANGED = "priority_changed"
 
 
 class IncidentStatus(StrEnum):

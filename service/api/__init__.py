@@ -25,7 +25,7 @@ from service.logs import setup_logging
 log = logging.getLogger("aidline.api")
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
-FORM_PATHS = ("/api/v1/inbound/", "/ops/")
+FORM_PATHS = ("/api/v1/inbound/", "/ops/", "/console/")
 
 
 class AidlineApi(Api):
