@@ -49,12 +49,12 @@ chromium:
 # The console's message catalogs: compiled .mo files from the .po files (both are committed).
 TRANSLATIONS := service/console/translations
 translations: $(BIN)/.installed
-	@$(BIN)/pybabel compile -q -d $(TRANSLATIONS) -D messages
+	@$(BIN)/pybabel compile --statistics -d $(TRANSLATIONS) -D messages
 
 # Re-extract the console's texts into messages.pot and merge them into each language's .po (then translate, compile).
 translations-update: $(BIN)/.installed
-	$(BIN)/pybabel extract -q -F babel.cfg --no-location --sort-output -o $(TRANSLATIONS)/messages.pot service/console
-	$(BIN)/pybabel update -q -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -D messages --no-fuzzy-matching --no-location
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o $(TRANSLATIONS)/messages.pot service/console
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -D messages --no-fuzzy-matching --no-location
 
 # The console's JavaScript and CSS libraries, refreshed from the npm registry at pinned versions (committed: users
 # need no build step). Each keeps its licence file beside it (@alpinejs/csp's package ships none: its MIT licence,
