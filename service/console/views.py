@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import marshmallow as ma
-from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import gettext
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -322,13 +322,16 @@ def new_need_post() -> Any:
     except ma.ValidationError as error:
         errors = flatten(error.messages if isinstance(error.messages, dict) else {"_schema": error.messages})
         message = gettext("Invalid input: %(fields)s", fields=", ".join(sorted(errors)))
-        return render_template("console/new_need.html", **new_need_context(values, errors, message)), 422
+        page = render_template("console/new_need.html", **new_need_context(values, errors, message))
+        return page, 200 if is_htmx() else 422  # htmx swaps only successful answers in
     except AidlineError as error:
         errors = flatten((error.errors or {}).get("json", {}))
-        context = new_need_context(values, errors, error.message)
-        return render_template("console/new_need.html", **context), error.status
-    response = make_response(redirect(url_for("console.need_panel", need_id=need.id), code=303))
-    return response
+        page = render_template("console/new_need.html", **new_need_context(values, errors, error.message))
+        return page, 200 if is_htmx() else error.status
+    target = url_for("console.need_panel", need_id=need.id)
+    if is_htmx():
+        return "", 200, {"HX-Redirect": target}
+    return redirect(target, code=303)
 
 
 # ---- volunteers ---------------------------------------------------------------------------------------

@@ -101,6 +101,8 @@
   }
 
   function initPickMap(el) {
+    if (el.getAttribute('data-ready')) { return; }
+    el.setAttribute('data-ready', 'true');
     var map = window.L.map(el, { zoomControl: true, attributionControl: false });
     baseLayer(map, el);
     var lat = document.getElementById('lat');
@@ -110,7 +112,7 @@
       if (marker) { marker.setLatLng(latlng); } else { marker = window.L.circleMarker(latlng, { radius: 8, className: 'picked' }).addTo(map); }
     }
     var start = lat && lon && lat.value && lon.value ? [parseFloat(lat.value), parseFloat(lon.value)] : null;
-    if (start && isFinite(start[0]) && isFinite(start[1])) { map.setView(start, 13); place(start); }
+    if (start && Math.abs(start[0]) <= 85 && Math.abs(start[1]) <= 180) { map.setView(start, 13); place(start); }
     else {
       map.setView([30, 110], 4);
       load(el.getAttribute('data-source')).then(function (data) {
@@ -146,6 +148,11 @@
         kindChanged: function () { this.applyKind(); }
       };
     });
+  });
+
+  document.addEventListener('htmx:afterSettle', function () {
+    var pick = document.getElementById('pick-map');
+    if (pick && window.L) { initPickMap(pick); }
   });
 
   document.addEventListener('DOMContentLoaded', function () {
