@@ -190,7 +190,7 @@ def need_panel(need_id: str) -> Any:
 def field_messages(error: ma.ValidationError) -> str:
     messages: Any = error.messages
     parts = []
-    for name, texts in (messages.items() if isinstance(messages, dict) else []):
+    for name, texts in messages.items() if isinstance(messages, dict) else []:
         parts.append(f"{name}: {' '.join(str(t) for t in texts) if isinstance(texts, list) else texts}")
     return "; ".join(parts) or str(messages)
 
@@ -368,16 +368,23 @@ def volunteer_duty(volunteer_id: str) -> Any:
     try:
         access.require_self_or_dispatcher(who, volunteer_id)
         volunteer = volunteers.set_availability(deps=deps, volunteer_id=volunteer_id, on_duty=on_duty)
-        result = {"ok": True, "message": gettext("%(name)s is now %(duty)s.", name=volunteer.name,
-                                                   duty=gettext("on duty") if on_duty else gettext("off duty"))}
+        result = {
+            "ok": True,
+            "message": gettext(
+                "%(name)s is now %(duty)s.",
+                name=volunteer.name,
+                duty=gettext("on duty") if on_duty else gettext("off duty"),
+            ),
+        }
         status = 200
     except AidlineError as error:
         volunteer = None
         result, status = {"ok": False, "message": error.message}, error.status
     if is_htmx() and volunteer is not None:
         return render_template("console/_volunteer_row.html", v=volunteer, can_act=True, result=result)
-    return render_template("console/refused.html" if volunteer is None else "console/done.html",
-                           message=result["message"]), status
+    return render_template(
+        "console/refused.html" if volunteer is None else "console/done.html", message=result["message"]
+    ), status
 
 
 # ---- the map ----------------------------------------------------------------------------------------
@@ -430,4 +437,3 @@ def incident_detail(incident_id: str) -> Any:
         report=incidents.report(deps=deps, incident=incident),
         members=members,
     )
-

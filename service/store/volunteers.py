@@ -130,7 +130,12 @@ class VolunteerStore:
         a set of available volunteers (or 'general': everyone), nearest first: one bounded GEO search."""
         skill = next((s for s in skills if s != "general"), "general")
         rows: list[Any] = self.r.geosearch(
-            self.keys.available(skill), longitude=lon, latitude=lat, radius=radius_km, unit="km", sort="ASC",
+            self.keys.available(skill),
+            longitude=lon,
+            latitude=lat,
+            radius=radius_km,
+            unit="km",
+            sort="ASC",
             count=count,
         )
         return [text(m) for m in rows]

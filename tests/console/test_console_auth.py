@@ -130,9 +130,12 @@ def test_a_post_without_the_csrf_token_is_refused(console: Console, make_need: A
     assert response.status_code == 400
     assert "CSRF" in response.get_data(as_text=True)
     assert console.client.post("/console/login", data={"token": "x"}).status_code == 400
-    assert console.client.post(
-        f"/console/needs/{need['id']}/defer", data={"reason": "wrong", "csrf_token": "forged"}
-    ).status_code == 400
+    assert (
+        console.client.post(
+            f"/console/needs/{need['id']}/defer", data={"reason": "wrong", "csrf_token": "forged"}
+        ).status_code
+        == 400
+    )
 
 
 def test_the_json_api_is_not_asked_for_csrf_tokens(client: Any, tokens: Tokens, make_need: Any) -> None:
@@ -159,8 +162,15 @@ def test_no_page_has_inline_script_or_event_handler_attributes(console: Console,
     import re
 
     need = make_need()
-    for path in ["/console/", "/console/board", f"/console/needs/{need['id']}", "/console/needs/new",
-                 "/console/volunteers", "/console/map", "/console/incidents"]:
+    for path in [
+        "/console/",
+        "/console/board",
+        f"/console/needs/{need['id']}",
+        "/console/needs/new",
+        "/console/volunteers",
+        "/console/map",
+        "/console/incidents",
+    ]:
         html = console.html(path)
         for script in re.findall(r"<script[^>]*>", html):
             assert "src=" in script or 'type="application/json"' in script, (path, script)
@@ -188,8 +198,18 @@ def test_ops_reads_but_cannot_act(ops_console: Console, path: str, make_need: An
     before = ops_console.html(f"/console/needs/{need['id']}")
     assert 'data-testid="action-assign"' not in before
 
-    response = ops_console.post(path, {"reason": "r", "volunteer_id": volunteer["id"], "priority": "low",
-                                       "on_duty": "true", "kind": "water_delivery", "lat": "46.3", "lon": "132.2"})
+    response = ops_console.post(
+        path,
+        {
+            "reason": "r",
+            "volunteer_id": volunteer["id"],
+            "priority": "low",
+            "on_duty": "true",
+            "kind": "water_delivery",
+            "lat": "46.3",
+            "lon": "132.2",
+        },
+    )
 
     assert response.status_code == 403
     text = response.get_data(as_text=True)

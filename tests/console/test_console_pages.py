@@ -51,9 +51,7 @@ def test_the_queue_holds_deferred_flagged_and_at_risk_needs_most_pressing_first(
     deferred, flagged, escalated = make_need(), make_need(priority="low"), make_need()
     late = make_need(priority="critical")
     escalate(deps, escalated["id"])
-    needs.defer_need(
-        deps=deps, need_id=deferred["id"], reason="road closed", principal=Principal(Role.DISPATCHER, "t")
-    )
+    needs.defer_need(deps=deps, need_id=deferred["id"], reason="road closed", principal=Principal(Role.DISPATCHER, "t"))
     deps.store.needs.flag(flagged["id"], at_epoch=1.0)
     clock.advance(3600)  # the critical need is far into its deadline, still unassigned; the low one is not
 
@@ -87,8 +85,9 @@ def test_the_assign_picker_lists_the_nearest_eligible_volunteers(
     near = make_volunteer(on_duty=True, location={"lat": 46.341, "lon": 132.25}, name="Near")
     far = make_volunteer(on_duty=True, location={"lat": 46.40, "lon": 132.25}, name="Far", phone="+8613800000009")
     make_volunteer(on_duty=False, location={"lat": 46.34, "lon": 132.25}, name="Off", phone="+8613800000008")
-    make_volunteer(on_duty=True, skills=["cooking"], location={"lat": 46.34, "lon": 132.25}, name="Cook",
-                   phone="+8613800000007")
+    make_volunteer(
+        on_duty=True, skills=["cooking"], location={"lat": 46.34, "lon": 132.25}, name="Cook", phone="+8613800000007"
+    )
     need = make_need(kind="plumbing_repair")
 
     page = console.html(f"/console/needs/{need['id']}")
@@ -123,9 +122,7 @@ def test_defer_and_cancel_need_a_reason_and_the_requester_sees_it(
     done = console.post(f"/console/needs/{need['id']}/{action}", {"reason": "the bridge is flooded"})
 
     assert refused.status_code == 422
-    assert "reason" in refused.get_data(as_text=True) and 'data-testid="action-error"' in refused.get_data(
-        as_text=True
-    )
+    assert "reason" in refused.get_data(as_text=True) and 'data-testid="action-error"' in refused.get_data(as_text=True)
     assert done.status_code == 200
     tracked = client.get(f"/api/v1/track/{need['tracking_code']}").get_json()
     assert tracked["status"] == ("deferred" if action == "defer" else "cancelled")
@@ -170,12 +167,18 @@ def test_an_unknown_need_is_a_404_page(console: Console) -> None:
     assert console.post("/console/needs/need_nope/explode").status_code == 404
 
 
-def test_the_new_need_form_submits_through_the_apis_schema(
-    console: Console, client: Any, tokens: Tokens
-) -> None:
-    form = {"kind": "water_delivery", "lat": "46.34", "lon": "132.25", "priority": "high",
-            "vulnerability": ["elderly_alone"], "description": "pump failed", "requester_name": "Zhang",
-            "requester_phone": "+8613900000002", "skills": ["driving"]}
+def test_the_new_need_form_submits_through_the_apis_schema(console: Console, client: Any, tokens: Tokens) -> None:
+    form = {
+        "kind": "water_delivery",
+        "lat": "46.34",
+        "lon": "132.25",
+        "priority": "high",
+        "vulnerability": ["elderly_alone"],
+        "description": "pump failed",
+        "requester_name": "Zhang",
+        "requester_phone": "+8613900000002",
+        "skills": ["driving"],
+    }
 
     response = console.post("/console/needs/new", form)
 
@@ -183,13 +186,14 @@ def test_the_new_need_form_submits_through_the_apis_schema(
     need_id = response.headers["Location"].rsplit("/", 1)[1]
     shown = client.get(f"/api/v1/needs/{need_id}", headers=tokens.dispatcher).get_json()
     assert (shown["kind"], shown["priority"], shown["skills"], shown["vulnerability"]) == (
-        "water_delivery", "high", ["driving"], ["elderly_alone"]
+        "water_delivery",
+        "high",
+        ["driving"],
+        ["elderly_alone"],
     )
 
 
-def test_the_new_need_form_shows_the_apis_field_errors_inline(
-    console: Console, client: Any, tokens: Tokens
-) -> None:
+def test_the_new_need_form_shows_the_apis_field_errors_inline(console: Console, client: Any, tokens: Tokens) -> None:
     bad = {"kind": "water_delivery", "lat": "200", "lon": "east", "requester_phone": "12345"}
     api = client.post(
         "/api/v1/needs",
@@ -264,15 +268,20 @@ def test_everything_people_typed_is_escaped(
     console: Console, make_need: Any, make_volunteer: Any, deps: Any, evil: str
 ) -> None:
     volunteer = make_volunteer(on_duty=True, name=evil, grid=evil[:50], location={"lat": 46.34, "lon": 132.25})
-    need = make_need(description=evil, address=evil, requester={"name": evil[:100], "phone": "+8613900000002"},
-                     grid=evil[:50])
+    need = make_need(
+        description=evil, address=evil, requester={"name": evil[:100], "phone": "+8613900000002"}, grid=evil[:50]
+    )
     escalate(deps, need["id"], reason=evil)
     console.post(f"/console/needs/{need['id']}/defer", {"reason": evil})
     console.post(f"/console/volunteers/{volunteer['id']}/duty", {"on_duty": "true"})
 
     pages = [console.html(p) for p in ("/console/", f"/console/needs/{need['id']}", "/console/volunteers")]
-    pages.append(console.post("/console/needs/new", {"kind": "other", "description": evil, "address": evil,
-                                                       "requester_name": evil, "lat": evil}).get_data(as_text=True))
+    pages.append(
+        console.post(
+            "/console/needs/new",
+            {"kind": "other", "description": evil, "address": evil, "requester_name": evil, "lat": evil},
+        ).get_data(as_text=True)
+    )
 
     for page in pages:
         assert evil not in page
