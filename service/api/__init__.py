@@ -126,8 +126,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return None
 
     ops.init_idempotency(app, deps)
-    if settings.proxy_hops:  # the client's address as the proxies in front report it (per-address rate limits)
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+    if settings.proxy_hops:  # the client's address and scheme as the proxies in front report them (rate limits,
+        # the console's Secure cookie)
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.wsgi_app = LimitRequestLine(app.wsgi_app)  # type: ignore[method-assign]
     return app
 

@@ -107,6 +107,31 @@ def test_the_session_cookie_is_secure_over_https(app: Any, tokens: Tokens) -> No
     assert "Secure" in cookie
 
 
+def test_behind_a_proxy_the_cookie_is_secure_when_the_proxy_says_https(
+    settings: Any, deps: Any, tokens: Tokens
+) -> None:
+    import dataclasses
+
+    from service import create_app
+    from tests.console.conftest import csrf_of
+
+    proxied = dataclasses.replace(settings, proxy_hops=1)
+    app = create_app({"TESTING": True, "SETTINGS": proxied, "DEPS": dataclasses.replace(deps, settings=proxied)})
+    client = app.test_client()
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    page = client.get("/console/login", headers=forwarded)
+
+    response = client.post(
+        "/console/login",
+        data={"token": tokens.token("dispatcher"), "csrf_token": csrf_of(page.get_data(as_text=True))},
+        headers={**forwarded, "Referer": "https://localhost/console/login"},
+    )
+
+    assert response.status_code == 303
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("aidline_console="))
+    assert "Secure" in cookie
+
+
 def test_a_revoked_token_ends_its_console_session(console: Console, tokens: Tokens, deps: Any) -> None:
     assert console.get("/console/").status_code == 200
 
