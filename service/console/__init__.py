@@ -6,6 +6,7 @@ every action calls the domain functions the API calls, with the same rules, and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -14,20 +15,23 @@ from flask import Flask, Response, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
+from itsdangerous import URLSafeTimedSerializer
 
 from service.console import views
 from service.console.auth import LANG_COOKIE, LANGUAGES
 from service.deps import Deps
 
 PREFIX = "/console"
+SECRET_NAME = "console-session"
+"""Without AIDLINE_SECRET_KEY, the session signing key is generated once and kept in Redis under this name."""
 HERE = Path(__file__).parent
 
 
 def init_app(app: Flask, deps: Deps) -> None:
     """Mount the console on the app: session, CSRF (console only), languages, the CSP, the pages."""
     settings = deps.settings
-    if not app.secret_key:
-        app.secret_key = settings.secret_key or deps.store.tokens.secret("console-session")
+    if settings.secret_key and not app.secret_key:
+        app.secret_key = settings.secret_key
     app.config.update(
         SESSION_COOKIE_NAME="aidline_console",
         SESSION_COOKIE_HTTPONLY=True,
@@ -40,7 +44,7 @@ def init_app(app: Flask, deps: Deps) -> None:
         BABEL_DEFAULT_LOCALE="en",
         BABEL_TRANSLATION_DIRECTORIES=str(HERE / "translations"),
     )
-    app.session_interface = ConsoleSessions()
+    app.session_interface = ConsoleSessions(lambda: deps.store.tokens.secret(SECRET_NAME))
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(views.blp, url_prefix=PREFIX)
@@ -93,7 +97,18 @@ def content_security_policy(tiles_url: str) -> str:
 
 class ConsoleSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the Secure flag whenever the request came over HTTPS (as ProxyFix
-    reports it behind AIDLINE_PROXY_HOPS proxies)."""
+    reports it behind AIDLINE_PROXY_HOPS proxies), and, without AIDLINE_SECRET_KEY, the signing key fetched from
+    Redis on first use (the same for every process; the app starts while Redis is still coming up)."""
+
+    def __init__(self, secret: Callable[[], str]) -> None:
+        self.secret = secret
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        if not app.secret_key:
+            if not (has_request_context() and request.path.startswith(PREFIX)):
+                return None  # no session outside the console: the API and /healthz never wait for the key
+            app.secret_key = self.secret()
+        return super().get_signing_serializer(app)

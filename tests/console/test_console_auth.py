@@ -132,6 +132,20 @@ def test_behind_a_proxy_the_cookie_is_secure_when_the_proxy_says_https(
     assert "Secure" in cookie
 
 
+def test_every_process_signs_sessions_with_the_same_key_kept_in_redis(settings: Any, deps: Any, tokens: Tokens) -> None:
+    from service import create_app
+
+    first, second = (create_app({"TESTING": True, "SETTINGS": settings, "DEPS": deps}) for _ in range(2))
+    signed = Console(first.test_client())
+    signed.sign_in(tokens.token("dispatcher"))
+    cookie = signed.client.get_cookie("aidline_console", path="/console")
+    other = second.test_client()
+    other.set_cookie("aidline_console", cookie.value, path="/console")
+
+    assert other.get("/console/").status_code == 200
+    assert deps.store.tokens.secret("console-session") == first.secret_key == second.secret_key
+
+
 def test_a_revoked_token_ends_its_console_session(console: Console, tokens: Tokens, deps: Any) -> None:
     assert console.get("/console/").status_code == 200
 
