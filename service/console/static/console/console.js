@@ -3,6 +3,8 @@
 (function () {
   'use strict';
 
+  var PRIORITY_RANK = { critical: 3, high: 2, normal: 1, low: 0 };
+
   function text(value) {
     var el = document.createElement('span');
     el.textContent = value;
@@ -36,7 +38,8 @@
     var marker = window.L.marker(latlng, {
       icon: window.L.divIcon({ className: 'need-icon', html: inner, iconSize: [18, 18], iconAnchor: [9, 9] }),
       keyboard: true,
-      riseOnHover: true
+      riseOnHover: true,
+      zIndexOffset: (PRIORITY_RANK[p.priority] || 0) * 1000  // the most urgent on top where needs overlap
     });
     marker.bindTooltip(text(p.kind + ' · ' + p.status_name));
     marker.on('click', function () { openPanel(panel, p.id); });
