@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server chromium translations vendor run test test-fast test-under-load lint fmt bench bench-intake clean
+.PHONY: install redis-server chromium translations translations-update vendor run test test-fast test-under-load lint fmt bench bench-intake clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -54,7 +54,7 @@ translations: $(BIN)/.installed
 # Re-extract the console's texts into messages.pot and merge them into each language's .po (then translate, compile).
 translations-update: $(BIN)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o $(TRANSLATIONS)/messages.pot service/console
-	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -D messages --no-fuzzy-matching --no-location
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -D messages --no-fuzzy-matching --ignore-obsolete
 
 # The console's JavaScript and CSS libraries, refreshed from the npm registry at pinned versions (committed: users
 # need no build step). Each keeps its licence file beside it (@alpinejs/csp's package ships none: its MIT licence,
