@@ -5,7 +5,7 @@ PORT ?= 8000
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server promtool run test test-fast test-under-load lint fmt bench bench-intake bench-import bench-reports clean
+.PHONY: install redis-server promtool chromium translations translations-update vendor run test test-fast test-under-load lint fmt bench bench-intake bench-import bench-reports clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -22,7 +22,7 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
-install: $(BIN)/.installed redis-server promtool
+install: $(BIN)/.installed redis-server promtool chromium translations
 
 # Makes sure redis-server exists: installs Debian's package when running as root, else says what to do.
 redis-server:
@@ -46,6 +46,50 @@ promtool:
 	    echo "promtool not found. Install it first: sudo apt-get install --no-install-recommends prometheus (Debian/Ubuntu)"; \
 	    exit 1; \
 	  fi; }
+
+# Makes sure Debian's chromium (the console's browser tests drive it) and a CJK font exist, as redis-server.
+chromium:
+	@{ command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi wenquanyi; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium or fonts-wqy-microhei not found: installing Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null; \
+	  else \
+	    echo "chromium not found. Install it first: sudo apt-get install -y --no-install-recommends chromium fonts-wqy-microhei"; \
+	    exit 1; \
+	  fi; }
+
+# The console's message catalogs: compiled .mo files from the .po files (both are committed).
+TRANSLATIONS := service/console/translations
+translations: $(BIN)/.installed
+	@$(BIN)/pybabel compile --statistics -d $(TRANSLATIONS) -D messages
+
+# Re-extract the console's texts into messages.pot and merge them into each language's .po (then translate, compile).
+translations-update: $(BIN)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --no-location --sort-output -o $(TRANSLATIONS)/messages.pot service/console
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) -D messages --no-fuzzy-matching --ignore-obsolete
+
+# The console's JavaScript and CSS libraries, refreshed from the npm registry at pinned versions (committed: users
+# need no build step). Each keeps its licence file beside it (@alpinejs/csp's package ships none: its MIT licence,
+# from the Alpine.js repository, is kept committed in the same folder).
+HTMX_VERSION := 2.0.11
+ALPINE_VERSION := 3.17.4
+LEAFLET_VERSION := 1.9.4
+VENDOR := service/console/static/vendor
+NPM := https://registry.npmjs.org
+vendor:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	fetch() { curl -fsSL "$(NPM)/$$1/-/$$2-$$3.tgz" | tar xz -C "$$tmp" && mv "$$tmp/package" "$$tmp/$$2"; }; \
+	fetch htmx.org htmx.org $(HTMX_VERSION); \
+	fetch @alpinejs/csp csp $(ALPINE_VERSION); \
+	fetch leaflet leaflet $(LEAFLET_VERSION); \
+	mkdir -p $(VENDOR)/htmx $(VENDOR)/alpinejs-csp $(VENDOR)/leaflet/images; \
+	cp "$$tmp/htmx.org/dist/htmx.min.js" "$$tmp/htmx.org/LICENSE" $(VENDOR)/htmx/; \
+	cp "$$tmp/csp/dist/cdn.min.js" $(VENDOR)/alpinejs-csp/; \
+	if [ -f "$$tmp/csp/LICENSE" ]; then cp "$$tmp/csp/LICENSE" $(VENDOR)/alpinejs-csp/; fi; \
+	cp "$$tmp/leaflet/dist/leaflet.js" "$$tmp/leaflet/dist/leaflet.css" "$$tmp/leaflet/LICENSE" $(VENDOR)/leaflet/; \
+	cp "$$tmp/leaflet/dist/images/"*.png $(VENDOR)/leaflet/images/; \
+	printf 'htmx.org %s\n@alpinejs/csp %s\nleaflet %s\n' $(HTMX_VERSION) $(ALPINE_VERSION) $(LEAFLET_VERSION) > $(VENDOR)/VERSIONS; \
+	echo "vendored into $(VENDOR):"; cat $(VENDOR)/VERSIONS
 
 run: install
 	PORT=$(PORT) $(BIN)/aidline run

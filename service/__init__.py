@@ -1,4 +1,4 @@
-"""Aidline: volunteer dispatch. The Flask app lives in service.api; the rest is framework-free."""
+"""Aidline: volunteer dispatch. The Flask app lives in service.api and service.console; the rest is framework-free."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ if TYPE_CHECKING:
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """The application factory (gunicorn: 'service:create_app()')."""
+    """The application factory (gunicorn: 'service:create_app()'): the API, and the console beside it."""
+    from service import console
     from service.api import create_app as factory
 
-    return factory(config)
+    app = factory(config)
+    console.init_app(app, app.extensions["aidline"])
+    return app

@@ -84,6 +84,11 @@ class Settings:
     escalation_ladder: str = ""
     """JSON: the tiers, a default and per grid; empty: the on-call captain, then the dispatchers."""
     rate_limit_captain: str = "1200/minute"
+    # the console
+    secret_key: str = field(default="", repr=False)
+    """Signs the console's session cookies; unset: a random key generated once and kept in Redis."""
+    map_tiles_url: str = ""
+    """An XYZ tile URL template for the console's map (unset: no base layer, the map draws on a plain background)."""
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:

@@ -320,6 +320,7 @@ def banner(port: int, redis_url: str, tokens_file: Path, tokens: str) -> str:
     """What `aidline run` prints once everything is up."""
     return (
         f"\nAidline is running.\n"
+        f"  Console:   http://127.0.0.1:{port}/console  (sign in with the dispatcher token below)\n"
         f"  API:       http://127.0.0.1:{port}/api/v1\n"
         f"  API docs:  http://127.0.0.1:{port}/api/docs\n"
         f"  OpenAPI:   http://127.0.0.1:{port}/api/v1/openapi.json\n"

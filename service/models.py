@@ -173,6 +173,7 @@ class EventType(StrEnum):
     """The visit this need is for was closed with an outcome."""
     VISIT_OVERDUE = "visit_overdue"
     """The visit this need is for was not done by the end of its period."""
+    PRIORITY_CHANGED = "priority_changed"
 
 
 class IncidentStatus(StrEnum):

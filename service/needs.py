@@ -434,6 +434,33 @@ def reopen_need(*, deps: Deps, need_id: str, reason: str | None, actor: str) -> 
     return need
 
 
+def change_priority(*, deps: Deps, need_id: str, priority: Priority, principal: Principal) -> Need:
+    """A dispatcher (or a captain of its grid) raises or lowers a need's priority; it counts from the next match
+    on (the deadline stays).
+
+    409 once the need is done, closed or cancelled."""
+    need = load_need(deps=deps, need_id=need_id)
+    access.require_grid(principal, need.grid)
+    if need.status in (NeedStatus.DONE, NeedStatus.CLOSED, NeedStatus.CANCELLED):
+        raise InvalidTransition(f"cannot change the priority of a {need.status.value} need", current=need.status.value)
+    if need.priority is priority:
+        return need
+    deps.store.needs.set_fields(need_id, {"priority": priority.value})
+    deps.store.needs.add_event(
+        need_id,
+        Event(
+            at=clock.iso(deps.clock.now()),
+            type=EventType.PRIORITY_CHANGED,
+            actor=principal.actor,
+            detail={"from": need.priority.value, "to": priority.value},
+        ),
+    )
+    need.priority = priority
+    if need.status is NeedStatus.QUEUED:
+        wait_for_match(deps, need)  # its place in the backlog follows the new priority
+    return need
+
+
 PROGRESS_ACTIONS = {
     NeedStatus.EN_ROUTE: (Action.EN_ROUTE, EventType.EN_ROUTE, Topic.EN_ROUTE),
     NeedStatus.ON_SITE: (Action.ON_SITE, EventType.ON_SITE, None),

@@ -142,6 +142,7 @@ def list_volunteers(
     deps: Deps,
     skill: Skill | None = None,
     on_duty: bool | None = None,
+    grid: str | None = None,
     near: Location | None = None,
     radius_km: float = 10.0,
     limit: int = 50,
@@ -150,7 +151,12 @@ def list_volunteers(
     """Volunteers matching the filters: nearest first with `near`, otherwise in order of registration."""
 
     def keep(v: Volunteer | None) -> bool:
-        return v is not None and (skill is None or skill in v.skills) and (on_duty is None or v.on_duty == on_duty)
+        return (
+            v is not None
+            and (skill is None or skill in v.skills)
+            and (on_duty is None or v.on_duty == on_duty)
+            and (grid is None or v.grid == grid)
+        )
 
     offset = paging.decode_offset(cursor)
     if near is not None:

@@ -380,7 +380,7 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
     deps.store.deliveries.fail(delivery_id)
     if not need_id:
         return "failed"
-    deps.store.needs.set_fields(need_id, {"flagged": True})
+    deps.store.needs.flag(need_id, at_epoch=clock.epoch(deps.clock.now()))
     deps.store.needs.add_event(
         need_id,
         Event(

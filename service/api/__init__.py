@@ -41,7 +41,7 @@ from service.logs import setup_logging
 log = logging.getLogger("aidline.api")
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
-FORM_PATHS = ("/api/v1/inbound/", "/ops/")
+FORM_PATHS = ("/api/v1/inbound/", "/ops/", "/console/")
 
 
 class AidlineApi(Api):
@@ -156,8 +156,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         return None
 
     ops.init_idempotency(app, deps)
-    if settings.proxy_hops:  # the client's address as the proxies in front report it (per-address rate limits)
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+    if settings.proxy_hops:  # the client's address and scheme as the proxies in front report them (rate limits,
+        # the console's Secure cookie)
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     app.wsgi_app = LimitRequestLine(app.wsgi_app)  # type: ignore[method-assign]
     return app
 

@@ -23,6 +23,7 @@ from service.api.schemas import (
     NeedSchema,
     NotificationListSchema,
     OptionalReasonSchema,
+    PrioritySchema,
     ProgressSchema,
     ReasonSchema,
 )
@@ -214,6 +215,19 @@ class NeedAck(MethodView):
             "tier": done.tier,
             "first": done.first,
         }
+
+
+@blp.route("/<string:need_id>/priority")
+class NeedPriority(MethodView):
+    @requires(blp, D, Role.CAPTAIN)
+    @blp.arguments(PrioritySchema)
+    @blp.response(200, NeedSchema)
+    @errors(blp, 404, 409, 422)
+    def post(self, body: dict[str, Any], need_id: str) -> dict[str, Any]:
+        """Raise or lower a need's priority (409 once done, closed or cancelled); it counts from the next match
+        on, and the deadline stays."""
+        needs.change_priority(deps=deps(), need_id=need_id, priority=body["priority"], principal=current_principal())
+        return view(need_id, current_principal())
 
 
 @blp.route("/<string:need_id>/progress")

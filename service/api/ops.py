@@ -11,7 +11,7 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, g, request, session
 from werkzeug.exceptions import HTTPException
 
 from service.api.auth import principal_for
@@ -20,7 +20,7 @@ from service.api.errors import error_response
 from service.deps import Deps
 from service.exceptions import AidlineError
 from service.logs import request_id_var
-from service.models import Role
+from service.models import Principal, Role
 from worker.monitoring import AidlineCollector
 
 log = logging.getLogger("aidline.api")
@@ -173,6 +173,16 @@ def init_idempotency(app: Flask, deps: Deps) -> None:
 
 RATE_LIMIT_EXEMPT = ("/healthz", "/readyz", "/metrics")
 INBOUND_PREFIX = "/api/v1/inbound/"
+CONSOLE_PREFIX = "/console/"
+CONSOLE_STATIC = "/console/static/"
+
+
+def console_principal() -> Principal | None:
+    """The console's signed session (its token id and role): a signed-in console spends its token's budget."""
+    token_id, role = session.get("token_id"), session.get("role")
+    if isinstance(token_id, str) and token_id and role in set(Role):
+        return Principal(role=Role(role), token_id=token_id)
+    return None
 
 
 def init_rate_limits(app: Flask, deps: Deps) -> None:
@@ -206,6 +216,8 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
                 except AidlineError:
                     principal = None  # a wrong token spends its address's budget: guessing tokens is not free
             address = request.remote_addr or "unknown"
+            if principal is None and request.path.startswith(CONSOLE_PREFIX):
+                principal = console_principal()
             if principal is not None:
                 g.rate_budget = (f"token:{principal.token_id}", role_limits[principal.role])
             elif request.path.startswith(INBOUND_PREFIX):
@@ -251,6 +263,6 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
 
     @limiter.request_filter
     def exempt() -> bool:
-        if request.path in RATE_LIMIT_EXEMPT or request.path.startswith("/api/docs"):
+        if request.path in RATE_LIMIT_EXEMPT or request.path.startswith(("/api/docs", CONSOLE_STATIC)):
             return True
         return not budget()[1]  # this caller's limit is set empty: unlimited

@@ -266,6 +266,7 @@ class NearArgsSchema(PageArgsSchema):
 class VolunteerQuerySchema(NearArgsSchema):
     skill = fields.Enum(Skill, by_value=True)
     on_duty = fields.Boolean()
+    grid = fields.String(validate=validate.Length(min=1, max=50), metadata={"description": "Only this grid's"})
 
 
 class VolunteerPageSchema(ma.Schema):
@@ -555,6 +556,10 @@ class AssignSchema(Schema):
             "by default the first role not yet filled whose skills they have"
         },
     )
+
+
+class PrioritySchema(Schema):
+    priority = fields.Enum(Priority, by_value=True, required=True)
 
 
 class ProgressSchema(Schema):

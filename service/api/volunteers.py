@@ -41,11 +41,12 @@ class Volunteers(MethodView):
     @blp.response(200, VolunteerPageSchema)
     @errors(blp, 422)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List volunteers: filter by skill, duty, or nearness to a point (live position)."""
+        """List volunteers: filter by skill, duty, grid, or nearness to a point (live position)."""
         items, next_cursor = volunteers.list_volunteers(
             deps=deps(),
             skill=args.get("skill"),
             on_duty=args.get("on_duty"),
+            grid=args.get("grid"),
             near=parse_near(args.get("near")),
             radius_km=args["radius_km"],
             limit=args["limit"],

@@ -46,6 +46,10 @@ class Keys:
     def needs_due(self) -> str:
         return self._k("needs:due")
 
+    def needs_flagged(self) -> str:
+        """Needs with a notification that could not be delivered, scored by when it was flagged."""
+        return self._k("needs:flagged")
+
     def tracking(self, code: str) -> str:
         return self._k("track", code)
 
@@ -250,3 +254,7 @@ class Keys:
 
     def rollup_volunteers_month(self, month: str) -> str:
         return self._k("rollup:vm", month)
+
+    def secret(self, name: str) -> str:
+        """A secret the service generated for itself (e.g. the console's session signing key)."""
+        return self._k("secret", name)

@@ -151,6 +151,17 @@ class NeedStore:
     def overdue_count(self, *, now_epoch: float) -> int:
         return int(self.r.zcount(self.keys.needs_due(), "-inf", now_epoch))
 
+    def flag(self, need_id: str, *, at_epoch: float) -> None:
+        """Mark the need as having a notification that could not be delivered, and list it among the flagged."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.need(need_id), mapping=encode_fields({"flagged": True}))  # type: ignore[arg-type]
+        pipe.zadd(self.keys.needs_flagged(), {need_id: at_epoch})
+        pipe.execute()
+
+    def flagged_ids(self, *, limit: int = 200) -> list[str]:
+        """The most recently flagged needs first."""
+        return [text(x) for x in self.r.zrevrange(self.keys.needs_flagged(), 0, limit - 1)]
+
     def events(self, need_id: str) -> list[Event]:
         return [event_from_json(raw) for raw in self.r.lrange(self.keys.need_events(need_id), 0, -1)]
 

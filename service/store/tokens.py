@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 
 import redis
 
@@ -54,6 +55,20 @@ class TokenStore:
     def record(self, token: str) -> dict[str, str] | None:
         data = self.r.hgetall(self.keys.token(digest(token)))
         return decode_hash(data) if data else None
+
+    def record_by_id(self, token_id: str) -> dict[str, str] | None:
+        """A token's record by its id (role, volunteer_id); None once revoked."""
+        hashed = self.r.get(self.keys.token_id(token_id))
+        if hashed is None:
+            return None
+        data = self.r.hgetall(self.keys.token(text(hashed)))
+        return decode_hash(data) if data else None
+
+    def secret(self, name: str) -> str:
+        """A random secret generated once and kept in Redis, the same for every process of the service."""
+        key = self.keys.secret(name)
+        self.r.set(key, secrets.token_hex(32), nx=True)
+        return text(self.r.get(key) or b"")
 
     def revoke(self, token_or_id: str) -> bool:
         """Revoke by token id or by the token itself; False when neither is known."""

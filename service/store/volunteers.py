@@ -179,3 +179,18 @@ class VolunteerStore:
             withdist=True,
         )
         return [(text(m), float(d)) for m, d in rows]
+
+    def available_near(self, *, skills: list[str], lat: float, lon: float, radius_km: float, count: int) -> list[str]:
+        """Up to `count` available volunteers (on duty, below capacity) holding the first of `skills` that has
+        a set of available volunteers (or 'general': everyone), nearest first: one bounded GEO search."""
+        skill = next((s for s in skills if s != "general"), "general")
+        rows: list[Any] = self.r.geosearch(
+            self.keys.available(skill),
+            longitude=lon,
+            latitude=lat,
+            radius=radius_km,
+            unit="km",
+            sort="ASC",
+            count=count,
+        )
+        return [text(m) for m in rows]
