@@ -283,3 +283,22 @@ def test_a_captain_lists_the_visits_of_their_grids_and_records_their_outcomes(
     )
     events = client.get(f"/api/v1/needs/{mine['need_id']}/events", headers=captain[1]).get_json()["items"]
     assert any(e["type"] == "visit_outcome" and e["actor"].startswith("captain:") for e in events)
+
+
+def test_a_captain_who_made_a_visit_elsewhere_records_its_outcome_as_its_visitor(
+    client: Any, tokens: Any, deps: Any, clock: Any, work: Any, captain: Any, make_household: Any
+) -> None:
+    volunteer, headers = captain
+    household = make_household(grid="grid-9", location=volunteer["location"])
+    visit = due(client, tokens, deps, clock, household)
+    work()
+    offers = client.get(f"/api/v1/volunteers/{volunteer['id']}/offers", headers=headers).get_json()["items"]
+    [offer] = [o for o in offers if o["need_id"] == visit["need_id"]]
+    assert client.post(f"/api/v1/offers/{offer['id']}/accept", headers=headers).status_code == 200
+
+    recorded = client.post(f"/api/v1/visits/{visit['id']}/outcome", json={"outcome": "all_well"}, headers=headers)
+
+    assert recorded.status_code == 200, recorded.get_json()
+    assert (recorded.get_json()["status"], recorded.get_json()["visitor_id"]) == ("done", volunteer["id"])
+    assert client.get(f"/api/v1/needs/{visit['need_id']}", headers=tokens.dispatcher).get_json()["status"] == "done"
+    assert client.get(f"{HOUSEHOLDS}/{household['id']}", headers=headers).status_code == 404, "not their grid's"
