@@ -15,7 +15,6 @@ from service.messages import render
 from tests.worker.conftest import Receiver
 from worker import notifications
 
-
 AROUND_THE_CLOCK = [
     {"weekday": day, "start": "00:00", "end": "24:00"} for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ]
