@@ -15,9 +15,9 @@ from typing import Any
 import click
 
 from service import clock, launcher, roster, roster_sync, sweeper
-from service import demo as demo_data
 from service.bootstrap import bootstrap
 from service.config import Settings
+from service.demo import demo_captain, demo_care, load_households, put_captain_on_call
 from service.deps import Deps
 from service.drill import chart as drill_chart
 from service.drill import report as drill_report
@@ -167,7 +167,7 @@ def demo_load(tokens_file: Path | None, export_env: bool) -> None:
     deps = _deps()
     added = load_demo(deps)
     click.echo(f"demo volunteers: {added} added, {len(demo_volunteers())} in the data set", err=True)
-    captain = demo_data.demo_captain()
+    captain = demo_captain()
     tokens: dict[str, str] = {}
     if tokens_file and tokens_file.exists():
         for line in tokens_file.read_text().splitlines():
@@ -184,9 +184,9 @@ def demo_load(tokens_file: Path | None, export_env: bool) -> None:
     for name, (role, vid) in wanted.items():
         if name not in tokens:
             tokens[name] = create_token(deps.store, role, vid, (captain.grid,) if role is Role.CAPTAIN else ())
-    households_added, in_set = demo_data.load_households(deps), len(demo_data.demo_care()["households"])
+    households_added, in_set = load_households(deps), len(demo_care()["households"])
     click.echo(f"demo households: {households_added} added, {in_set} in the data set", err=True)
-    if demo_data.put_captain_on_call(deps):
+    if put_captain_on_call(deps):
         click.echo(f"demo captain: {captain.volunteer_id} on call for {captain.grid} around the clock", err=True)
     lines = [f"export {name}={value}" for name, value in tokens.items()]
     if tokens_file:
