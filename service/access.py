@@ -70,6 +70,18 @@ def in_charge_of_household(principal: Principal, household: Household) -> bool:
     )
 
 
+def require_in_charge_of_household(principal: Principal, household: Household) -> None:
+    """403 unless the principal is in charge of the household (in_charge_of_household), saying why."""
+    if in_charge_of_household(principal, household):
+        return
+    if principal.role is Role.CAPTAIN:
+        raise Forbidden(
+            f"a captain handles the households of their grids ({', '.join(principal.grids)}) only, "
+            f"not of grid {household.grid or '(none)'}"
+        )
+    raise Forbidden("only a dispatcher or a captain of the household's grid may do this")
+
+
 def can_read_household(principal: Principal, household: Household) -> bool:
     """Those in charge of the household, and ops (without its contact details: sees_household_private)."""
     return principal.role is Role.OPS or in_charge_of_household(principal, household)
@@ -82,7 +94,8 @@ def sees_household_private(principal: Principal, household: Household) -> bool:
 
 
 def can_record_visit(principal: Principal, household: Household | None, *, visitors: set[str]) -> bool:
-    """A visit's outcome: the volunteers who accepted its need, and those in charge of the household."""
-    if principal.role is Role.VOLUNTEER and principal.volunteer_id in visitors:
+    """A visit's outcome: the volunteers who accepted its need (a captain among them), and those in charge of the
+    household."""
+    if principal.role in (Role.VOLUNTEER, Role.CAPTAIN) and principal.volunteer_id in visitors:
         return True
     return household is not None and in_charge_of_household(principal, household)

@@ -17,6 +17,7 @@ import click
 from service import clock, launcher, reports, roster, roster_sync, sweeper
 from service.bootstrap import bootstrap
 from service.config import Settings
+from service.demo import demo_captain, demo_care, load_households, put_captain_on_call
 from service.deps import Deps
 from service.drill import chart as drill_chart
 from service.drill import report as drill_report
@@ -162,10 +163,12 @@ def load_demo(deps: Deps) -> int:
 )
 @click.option("--export-env", is_flag=True, help="Also write REDIS_URL and AIDLINE_PUBLIC_URL into the file.")
 def demo_load(tokens_file: Path | None, export_env: bool) -> None:
-    """Load the demo volunteers (twice adds nothing) and print demo tokens."""
+    """Load the demo volunteers and households (twice adds nothing), put the demo captain on call, and print
+    demo tokens."""
     deps = _deps()
     added = load_demo(deps)
     click.echo(f"demo volunteers: {added} added, {len(demo_volunteers())} in the data set", err=True)
+    captain = demo_captain()
     tokens: dict[str, str] = {}
     if tokens_file and tokens_file.exists():
         for line in tokens_file.read_text().splitlines():
@@ -177,10 +180,15 @@ def demo_load(tokens_file: Path | None, export_env: bool) -> None:
         "INTAKE_TOKEN": (Role.INTAKE, None),
         "OPS_TOKEN": (Role.OPS, None),
         "VOLUNTEER_TOKEN": (Role.VOLUNTEER, demo_volunteers()[0]["id"]),
+        "CAPTAIN_TOKEN": (Role.CAPTAIN, captain.volunteer_id),
     }
     for name, (role, vid) in wanted.items():
         if name not in tokens:
-            tokens[name] = create_token(deps.store, role, vid)
+            tokens[name] = create_token(deps.store, role, vid, (captain.grid,) if role is Role.CAPTAIN else ())
+    households_added, in_set = load_households(deps), len(demo_care()["households"])
+    click.echo(f"demo households: {households_added} added, {in_set} in the data set", err=True)
+    if put_captain_on_call(deps):
+        click.echo(f"demo captain: {captain.volunteer_id} on call for {captain.grid} around the clock", err=True)
     lines = [f"export {name}={value}" for name, value in tokens.items()]
     if tokens_file:
         settings = deps.settings

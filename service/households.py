@@ -105,8 +105,9 @@ def create_household(*, deps: Deps, household_in: dict[str, Any], principal: Pri
 
     household_in: address, location {lat, lon} (else the address is geocoded), grid, vulnerability,
     contact {name, phone}, attention_level, preferred_volunteers, notes. 409 when another household has the
-    contact phone (find_household_by_phone finds it, to update it instead)."""
-    access.require_role(principal, Role.DISPATCHER)
+    contact phone (find_household_by_phone finds it, to update it instead). Dispatchers, or a captain for a
+    household of their grids (403 otherwise)."""
+    access.require_role(principal, Role.DISPATCHER, Role.CAPTAIN)
     now = clock.iso(deps.clock.now())
     contact = household_in["contact"]
     household = Household(
@@ -122,15 +123,15 @@ def create_household(*, deps: Deps, household_in: dict[str, Any], principal: Pri
         created_at=now,
         updated_at=now,
     )
+    access.require_in_charge_of_household(principal, household)
     return _save(deps, household, create=True, changed=set(CHANGED_FIELDS))
 
 
 def update_household(*, deps: Deps, household_id: str, changes: dict[str, Any], principal: Principal) -> Household:
     """Change a household: only the fields sent change. A new attention level replans its open visit at once
-    (a planned one is replaced; a due one keeps going, with the new level's period)."""
-    household = get_household(deps=deps, household_id=household_id, principal=principal)
-    if not access.in_charge_of_household(principal, household):
-        access.require_role(principal, Role.DISPATCHER)
+    (a planned one is replaced; a due one keeps going, with the new level's period). A captain changes the
+    households of their grids, and moves one only to another of their grids (403 otherwise)."""
+    household = _load_to_change(deps, household_id, principal)
     previous = Household(**{**household.__dict__})
     if "address" in changes:
         household.address = changes["address"]
@@ -149,14 +150,14 @@ def update_household(*, deps: Deps, household_id: str, changes: dict[str, Any], 
     if "notes" in changes:
         household.notes = changes["notes"]
     household.updated_at = clock.iso(deps.clock.now())
+    access.require_in_charge_of_household(principal, household)
     return _save(deps, household, create=False, changed=set(changes), previous=previous)
 
 
 def delete_household(*, deps: Deps, household_id: str, principal: Principal) -> None:
-    """Remove a household from the register; its open visit is cancelled (and its need, if one is out)."""
-    household = get_household(deps=deps, household_id=household_id, principal=principal)
-    if not access.in_charge_of_household(principal, household):
-        access.require_role(principal, Role.DISPATCHER)
+    """Remove a household from the register; its open visit is cancelled (and its need, if one is out).
+    Dispatchers, or a captain for a household of their grids (403 otherwise)."""
+    household = _load_to_change(deps, household_id, principal)
     try:
         cancelled, need_id, was = deps.store.households.delete(household_id, now_iso=clock.iso(deps.clock.now()))
     except Refused:
@@ -181,6 +182,17 @@ def delete_household(*, deps: Deps, household_id: str, principal: Principal) -> 
             return  # already resolved
         for volunteer_id in sorted(involved):
             announce(deps, Topic.CANCELLED, need_id, volunteer_id=volunteer_id)
+
+
+def _load_to_change(deps: Deps, household_id: str, principal: Principal) -> Household:
+    """A household this principal is about to change: 404 when there is none, 403 when it is not in their
+    charge (a captain and a household of another grid: as with the needs of another grid)."""
+    access.require_role(principal, Role.DISPATCHER, Role.CAPTAIN)
+    household = deps.store.households.get(household_id)
+    if household is None:
+        raise NotFound(f"household {household_id} not found")
+    access.require_in_charge_of_household(principal, household)
+    return household
 
 
 def get_household(*, deps: Deps, household_id: str, principal: Principal) -> Household:
@@ -208,8 +220,14 @@ def list_households(
     limit: int = 50,
     cursor: str | None = None,
 ) -> tuple[list[Household], str | None]:
-    """Households newest first, filtered by grid, attention level and nearness (a GEO search)."""
-    access.require_role(principal, Role.DISPATCHER, Role.OPS)
+    """Households newest first, filtered by grid, attention level and nearness (a GEO search); a captain's, of
+    their grids only."""
+    access.require_role(principal, Role.DISPATCHER, Role.OPS, Role.CAPTAIN)
+    if principal.role is Role.CAPTAIN:
+        if grid is not None and grid not in principal.grids:
+            return [], None  # none of another grid's households is theirs to see
+        if grid is None and len(principal.grids) == 1:
+            grid = principal.grids[0]  # the grid's own index: a page is not a scan of the whole register
     level = AttentionLevel(attention_level) if attention_level else None
 
     def keep(h: Household) -> bool:

@@ -179,16 +179,20 @@ def household_visits(*, deps: Deps, household_id: str, principal: Principal) -> 
 def list_visits(
     *, deps: Deps, principal: Principal, status: VisitStatus, limit: int = 50, cursor: str | None = None
 ) -> tuple[list[Visit], str | None]:
-    """Visits of one status, newest planned first, of the households this principal may read."""
-    access.require_role(principal, Role.DISPATCHER, Role.OPS)
+    """Visits of one status, newest planned first, of the households this principal may read (a captain's: of
+    their grids only)."""
+    access.require_role(principal, Role.DISPATCHER, Role.OPS, Role.CAPTAIN)
     households: dict[str, Household | None] = {}
 
     def keep(visit: Visit) -> bool:
         if visit.household_id not in households:
             households[visit.household_id] = deps.store.households.get(visit.household_id)
         household = households[visit.household_id]
-        # a deleted household's visits are cancelled; those still listed are read as ops would
-        return household is None or access.can_read_household(principal, household)
+        # a deleted household's visits are cancelled; those still listed are read as ops would (not by a
+        # captain: they have no grid any more)
+        if household is None:
+            return principal.role is not Role.CAPTAIN
+        return access.can_read_household(principal, household)
 
     return paging.filtered_page(
         ids_before=lambda before, count: deps.store.visits.ids_page(status=status, before=before, limit=count),
@@ -270,7 +274,8 @@ def record_outcome(
     note: str | None,
     principal: Principal,
 ) -> Visit:
-    """Close a due (or overdue) visit with its outcome, by the volunteer who accepted its need or a dispatcher.
+    """Close a due (or overdue) visit with its outcome, by the volunteer who accepted its need (a captain too),
+    a captain of the household's grid, or a dispatcher.
 
     all_well: done. needs_help (with the kind of help): done, and a need of that kind is recorded for the
     household, carrying household_id and visit_id. The visit need is done (or, never taken up, cancelled).
@@ -281,10 +286,13 @@ def record_outcome(
     offers = deps.store.offers.of_need(need.id) if need else []
     visitors = needs.volunteers_on(offers, OfferStatus.ACCEPTED, OfferStatus.COMPLETED)
     if not access.can_record_visit(principal, household, visitors=visitors):
-        if principal.role is Role.VOLUNTEER or (
+        if principal.role in (Role.VOLUNTEER, Role.CAPTAIN) or (
             household is not None and access.can_read_household(principal, household)
         ):
-            raise Forbidden("a visit's outcome is recorded by the volunteer who made it or a dispatcher")
+            raise Forbidden(
+                "a visit's outcome is recorded by the volunteer who made it, a captain of the household's grid, "
+                "or a dispatcher"
+            )
         raise NotFound(f"visit {visit_id} not found")
     if outcome is VisitOutcome.NEEDS_HELP and kind is None:
         raise InvalidInput(
@@ -296,7 +304,7 @@ def record_outcome(
             f"the visit is {visit.status.value}: an outcome is recorded for a due or overdue visit",
             errors={"status": [f"current status is {visit.status.value}"]},
         )
-    visitor = principal.volunteer_id if principal.role is Role.VOLUNTEER else None
+    visitor = principal.volunteer_id if principal.volunteer_id in visitors else None
     if visitor is None and visitors:
         visitor = sorted(visitors)[0]
     help_need_id = new_id("need") if outcome is VisitOutcome.NEEDS_HELP and household is not None else ""
@@ -334,7 +342,7 @@ def _finish_visit_need(deps: Deps, need_id: str, *, principal: Principal, visito
     try:
         if need.status in lifecycle.allowed_from(Action.DONE) and need.status is not NeedStatus.ESCALATED:
             own = principal.role is Role.DISPATCHER or (
-                principal.role is Role.VOLUNTEER and principal.volunteer_id in visitors
+                principal.volunteer_id in visitors and access.acts_as_volunteer(principal, principal.volunteer_id)
             )
             needs.report_progress(
                 deps=deps, need_id=need_id, status=NeedStatus.DONE, note=None, principal=principal if own else PLANNER

@@ -118,9 +118,16 @@ def recipients(
 
 
 def grid_captain_recipients(deps: Deps, grid: str | None) -> list[tuple[str, str, list[str]]]:
-    """Who hears what a grid's captain must: the captain on call for the grid belongs here (looked up from the
-    grid's rota); until then the grid's channels (AIDLINE_GRID_CHANNELS), else the dispatchers'."""
-    channels = list(deps.settings.grid_channels.get(grid or "", ())) or list(deps.settings.dispatcher_channels)
+    """Who hears what a grid's captain must: the captain on call for the grid now (its rota), through their own
+    channels in their language, and the grid's channels (AIDLINE_GRID_CHANNELS) beside them. Nobody on call (or
+    the one on call has no channels): the grid's channels, else the dispatchers'."""
+    grid_channels = list(deps.settings.grid_channels.get(grid or "", ()))
+    on_call = captains.on_call(deps=deps, grid=grid).volunteer_id if grid else None
+    captain = deps.store.volunteers.get(on_call) if on_call else None
+    if captain is not None and captain.channels:
+        told = [(f"volunteer:{captain.id}", captain.locale.value, list(captain.channels))]
+        return told + ([(f"dispatchers:{grid}", "zh", grid_channels)] if grid_channels else [])
+    channels = grid_channels or list(deps.settings.dispatcher_channels)
     return [(f"dispatchers:{grid or 'default'}", "zh", channels)] if channels else []
 
 

@@ -33,12 +33,13 @@ D = Role.DISPATCHER
 
 @blp.route("")
 class Households(MethodView):
-    @requires(blp, D, Role.OPS)
+    @requires(blp, D, Role.OPS, Role.CAPTAIN)
     @blp.arguments(HouseholdQuerySchema, location="query", unknown="raise")
     @blp.response(200, HouseholdPageSchema)
     @errors(blp, 422)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List households, newest first: filter by grid, attention level, or nearness to a point."""
+        """List households, newest first: filter by grid, attention level, or nearness to a point (a captain's list
+        holds the households of their grids only)."""
         principal = current_principal()
         items, next_cursor = households.list_households(
             deps=deps(),
@@ -52,12 +53,13 @@ class Households(MethodView):
         )
         return {"items": [present.household_view(h, principal) for h in items], "next_cursor": next_cursor}
 
-    @requires(blp, D)
+    @requires(blp, D, Role.CAPTAIN)
     @blp.arguments(HouseholdCreateSchema)
     @blp.response(201, HouseholdSchema)
     @errors(blp, 409, 422, 503)
     def post(self, household_in: dict[str, Any]) -> dict[str, Any]:
-        """Register a household; its first visit is planned at once, at its attention level's cadence."""
+        """Register a household; its first visit is planned at once, at its attention level's cadence. A captain
+        registers households of their grids only (403 for another grid, or none)."""
         principal = current_principal()
         household = households.create_household(deps=deps(), household_in=household_in, principal=principal)
         return present.household_view(household, principal)
@@ -65,39 +67,42 @@ class Households(MethodView):
 
 @blp.route("/<string:household_id>")
 class HouseholdById(MethodView):
-    @requires(blp, D, Role.OPS)
+    @requires(blp, D, Role.OPS, Role.CAPTAIN)
     @blp.response(200, HouseholdSchema)
     @errors(blp, 404)
     def get(self, household_id: str) -> dict[str, Any]:
-        """Read one household (ops: without the contact's phone, the exact address and the notes)."""
+        """Read one household (ops: without the contact's phone, the exact address and the notes; a captain: one
+        of their grids, else 404)."""
         principal = current_principal()
         return present.household_view(
             households.get_household(deps=deps(), household_id=household_id, principal=principal), principal
         )
 
-    @requires(blp, D)
+    @requires(blp, D, Role.CAPTAIN)
     @blp.arguments(HouseholdUpdateSchema)
     @blp.response(200, HouseholdSchema)
     @errors(blp, 404, 409, 422)
     def patch(self, changes: dict[str, Any], household_id: str) -> dict[str, Any]:
-        """Change a household: only the fields sent change; a new attention level replans its open visit."""
+        """Change a household: only the fields sent change; a new attention level replans its open visit. A
+        captain changes households of their grids, and moves one only to another of their grids (else 403)."""
         principal = current_principal()
         household = households.update_household(
             deps=deps(), household_id=household_id, changes=changes, principal=principal
         )
         return present.household_view(household, principal)
 
-    @requires(blp, D)
+    @requires(blp, D, Role.CAPTAIN)
     @blp.response(204)
     @errors(blp, 404)
     def delete(self, household_id: str) -> None:
-        """Remove a household from the register; its open visit (and the visit's need, if out) is cancelled."""
+        """Remove a household from the register; its open visit (and the visit's need, if out) is cancelled. A
+        captain removes households of their grids only (else 403)."""
         households.delete_household(deps=deps(), household_id=household_id, principal=current_principal())
 
 
 @blp.route("/<string:household_id>/visits")
 class HouseholdVisits(MethodView):
-    @requires(blp, D, Role.OPS)
+    @requires(blp, D, Role.OPS, Role.CAPTAIN)
     @blp.response(200, VisitListSchema)
     @errors(blp, 404)
     def get(self, household_id: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pytest
 import redis
 from rq import Worker
 
+from service import demo as demo_data
 from tests.e2e.conftest import Background, Http, RedisServer, bin_path, free_port, listening, process_env, wait_for
 
 pytestmark = pytest.mark.slow
@@ -194,6 +195,20 @@ def test_run_starts_everything_in_a_relative_var_folder_and_ctrl_c_stops_it_all(
     assert "DISPATCHER_TOKEN=" in launcher.output()
     assert Http(launcher.port).get("/healthz").status == 200
     assert f"export REDIS_URL=redis://127.0.0.1:{launcher.redis_port}/0" in (var / "demo-tokens.env").read_text()
+    demo_tokens = dict(
+        line.removeprefix("export ").split("=", 1) for line in (var / "demo-tokens.env").read_text().splitlines()
+    )
+    assert f"CAPTAIN_TOKEN={demo_tokens['CAPTAIN_TOKEN']}" in launcher.output(), "printed beside the other tokens"
+    demo_captain = demo_data.demo_captain()
+    captain = Http(launcher.port, demo_tokens["CAPTAIN_TOKEN"])
+    theirs = captain.get("/api/v1/households")
+    assert theirs.status == 200
+    assert theirs.json["items"], "the demo households of their grid"
+    assert {h["grid"] for h in theirs.json["items"]} == {demo_captain.grid}, "their grid's only"
+    everyone = Http(launcher.port, demo_tokens["DISPATCHER_TOKEN"]).get("/api/v1/households").json["items"]
+    assert len({h["attention_level"] for h in everyone}) > 2 and len({h["grid"] for h in everyone}) > 1
+    on_call = captain.get(f"/api/v1/grids/{demo_captain.grid}/on-call").json
+    assert on_call["volunteer_id"] == demo_captain.volunteer_id, "the demo captain is on call for their grid"
     assert redis.Redis(port=launcher.redis_port).config_get("appendonly") == {"appendonly": "yes"}
     assert (var / "redis").is_dir()
     children = [pid for name in ("Redis", "worker supervisor", "API (gunicorn)") for pid in launcher.started(name)]

@@ -17,7 +17,9 @@ from rq import Queue
 from rq.registry import FailedJobRegistry
 
 from service import create_app
+from service import demo as demo_data
 from service.bootstrap import bootstrap
+from service.captains import on_call
 from service.cli import demo_volunteers
 from service.clock import ManualClock, SystemClock
 from service.config import Settings
@@ -326,11 +328,22 @@ def test_demo_load_twice_adds_the_volunteers_once(env: dict[str, str], deps: Dep
 
     assert deps.store.volunteers.count() == count
     printed = dict(line.removeprefix("export ").split("=", 1) for line in first.stdout.splitlines())
-    assert set(printed) == {"DISPATCHER_TOKEN", "INTAKE_TOKEN", "OPS_TOKEN", "VOLUNTEER_TOKEN"}
+    assert set(printed) == {"DISPATCHER_TOKEN", "INTAKE_TOKEN", "OPS_TOKEN", "VOLUNTEER_TOKEN", "CAPTAIN_TOKEN"}
     for name, token in printed.items():
         record = deps.store.tokens.record(token)
         assert record is not None, name
         assert record["role"] == name.removesuffix("_TOKEN").lower()
+
+    captain = demo_data.demo_captain()
+    households = len(demo_data.demo_care()["households"])
+    assert f"demo households: {households} added" in first.stderr
+    assert f"demo households: 0 added, {households} in the data set" in second.stderr
+    assert deps.store.households.count() == households
+    assert deps.store.captains.grids_of(captain.volunteer_id) == {captain.grid}
+    assert on_call(deps=deps, grid=captain.grid).volunteer_id == captain.volunteer_id
+    assert on_call(deps=deps, grid=captain.grid, at=deps.clock.now() + timedelta(days=3, hours=7)).volunteer_id == (
+        captain.volunteer_id
+    ), "around the clock"
     assert dict(line.removeprefix("export ").split("=", 1) for line in second.stdout.splitlines()) == printed, (
         "valid tokens are reused"
     )
