@@ -11,11 +11,13 @@ from service import board, incidents
 from service.board import Why
 from service.deps import Deps
 from service.messages import FAMILY_NAMES, KIND_NAMES, PRIORITY_NAMES
-from service.models import IncidentStatus, NeedStatus, Principal
+from service.models import IncidentStatus, NeedStatus, OfferStatus, Principal
 
 OPEN_STATUSES = [s for s in NeedStatus if s not in (NeedStatus.DONE, NeedStatus.CLOSED, NeedStatus.CANCELLED)]
 MAP_NEEDS_PER_STATUS = 500
 MAP_VOLUNTEERS = 1000
+HOLDING_VOLUNTEERS = (NeedStatus.OFFERED, NeedStatus.ASSIGNED, NeedStatus.EN_ROUTE, NeedStatus.ON_SITE)
+"""Needs whose offers hold volunteers: on the map too when that leaves them no room for more."""
 
 STATUS_NAMES = {
     "queued": lazy_gettext("queued"),
@@ -129,7 +131,8 @@ def point(lon: float, lat: float, properties: dict[str, Any]) -> dict[str, Any]:
 
 
 def map_features(*, deps: Deps, principal: Principal) -> dict[str, Any]:
-    """Open needs (by priority and status), available volunteers with their load, open incidents as areas, and
+    """Open needs (by priority and status), on-duty volunteers with their load (those with room, and those whose
+    room the shown needs took), open incidents as areas, and
     each grid as the box around its needs and volunteers: one GeoJSON FeatureCollection."""
     board.counts(deps=deps, principal=principal)  # the same role rule as the board
     store = deps.store
@@ -143,9 +146,8 @@ def map_features(*, deps: Deps, principal: Principal) -> dict[str, Any]:
         box[0], box[1], box[2], box[3] = min(box[0], lon), min(box[1], lat), max(box[2], lon), max(box[3], lat)
 
     ids = [i for status in OPEN_STATUSES for i in store.needs.ids_with_status(status, limit=MAP_NEEDS_PER_STATUS)]
-    for need in store.needs.get_many(ids):
-        if need is None:
-            continue
+    shown = [need for need in store.needs.get_many(ids) if need is not None]
+    for need in shown:
         widen(need.grid, need.location.lon, need.location.lat)
         features.append(
             point(
@@ -164,7 +166,10 @@ def map_features(*, deps: Deps, principal: Principal) -> dict[str, Any]:
     available = store.volunteers.available_near(
         skills=["general"], lat=0.0, lon=0.0, radius_km=20_038.0, count=MAP_VOLUNTEERS
     )
-    for volunteer in store.volunteers.get_many(available):
+    working = store.offers.of_needs([need.id for need in shown if need.status in HOLDING_VOLUNTEERS])
+    busy = [o.volunteer_id for o in working if o.status in (OfferStatus.PENDING, OfferStatus.ACCEPTED)]
+    on_map = list(dict.fromkeys([*available, *busy]))[:MAP_VOLUNTEERS]  # those with room, then those at capacity
+    for volunteer in store.volunteers.get_many(on_map):
         if volunteer is None or not volunteer.on_duty:
             continue
         widen(volunteer.grid, volunteer.location.lon, volunteer.location.lat)

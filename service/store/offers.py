@@ -301,6 +301,13 @@ class OfferStore:
     def of_need(self, need_id: str) -> list[Offer]:
         return self.get_many([text(x) for x in self.r.zrange(self.keys.need_offers(need_id), 0, -1)])
 
+    def of_needs(self, need_ids: list[str]) -> list[Offer]:
+        """Every offer of these needs: two round trips however many needs."""
+        pipe = self.r.pipeline(transaction=False)
+        for need_id in need_ids:
+            pipe.zrange(self.keys.need_offers(need_id), 0, -1)
+        return self.get_many([text(x) for ids in pipe.execute() for x in ids])
+
     def ids_of_volunteer(self, volunteer_id: str, *, limit: int = 100) -> list[str]:
         """The volunteer's offers, newest first."""
         return [text(x) for x in self.r.zrevrange(self.keys.volunteer_offers(volunteer_id), 0, limit - 1)]

@@ -249,6 +249,20 @@ def test_the_map_data_is_geojson_of_needs_volunteers_incidents_and_grids(
     assert any(f["properties"]["layer"] == "incident" and f["geometry"]["type"] == "Polygon" for f in data["features"])
 
 
+def test_the_map_shows_a_volunteer_whose_offers_took_all_their_room_with_that_load(
+    console: Console, make_need: Any, make_volunteer: Any, client: Any, tokens: Tokens, work: Any
+) -> None:
+    volunteer = make_volunteer(on_duty=True, capacity=1, grid="grid-2")
+    make_need(grid="grid-2")
+    work()
+    assert client.get(f"/api/v1/volunteers/{volunteer['id']}", headers=tokens.dispatcher).get_json()["load"] == 1
+
+    data = json.loads(console.html("/console/map/data"))
+
+    [shown] = [f for f in data["features"] if f["properties"]["id"] == volunteer["id"]]
+    assert (shown["properties"]["load"], shown["properties"]["capacity"]) == (1, 1)
+
+
 def test_incidents_list_and_detail_with_their_needs(
     console: Console, make_need: Any, client: Any, tokens: Tokens
 ) -> None:
