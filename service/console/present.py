@@ -11,7 +11,7 @@ from service import board, incidents
 from service.board import Why
 from service.deps import Deps
 from service.messages import FAMILY_NAMES, KIND_NAMES, PRIORITY_NAMES
-from service.models import IncidentStatus, NeedStatus, OfferStatus, Principal
+from service.models import EventType, IncidentStatus, NeedStatus, OfferStatus, Principal
 
 OPEN_STATUSES = [s for s in NeedStatus if s not in (NeedStatus.DONE, NeedStatus.CLOSED, NeedStatus.CANCELLED)]
 MAP_NEEDS_PER_STATUS = 500
@@ -59,6 +59,40 @@ VULNERABILITY_NAMES = {
     "livestock": lazy_gettext("livestock"),
     "medical": lazy_gettext("medical"),
 }
+
+EVENT_NAMES = {
+    EventType.CREATED: lazy_gettext("received"),
+    EventType.MATCHING_STARTED: lazy_gettext("matching started"),
+    EventType.OFFERED: lazy_gettext("offered"),
+    EventType.ASSIGNED_BY_DISPATCHER: lazy_gettext("assigned by a dispatcher"),
+    EventType.ACCEPTED: lazy_gettext("accepted"),
+    EventType.ASSIGNED: lazy_gettext("assigned"),
+    EventType.OFFER_DECLINED: lazy_gettext("offer declined"),
+    EventType.OFFER_EXPIRED: lazy_gettext("offer expired"),
+    EventType.OFFER_WITHDRAWN: lazy_gettext("offer withdrawn"),
+    EventType.OFFER_PREEMPTED: lazy_gettext("offer given to a more urgent need"),
+    EventType.ESCALATED: lazy_gettext("escalated"),
+    EventType.REMATCH: lazy_gettext("rematch"),
+    EventType.DEFERRED: lazy_gettext("deferred"),
+    EventType.REOPENED: lazy_gettext("reopened"),
+    EventType.CANCELLED: lazy_gettext("cancelled"),
+    EventType.EN_ROUTE: lazy_gettext("en route"),
+    EventType.ON_SITE: lazy_gettext("on site"),
+    EventType.DONE: lazy_gettext("done"),
+    EventType.CLOSED: lazy_gettext("closed"),
+    EventType.FEEDBACK: lazy_gettext("feedback"),
+    EventType.OVERDUE: lazy_gettext("past its deadline"),
+    EventType.NOTIFICATION: lazy_gettext("notification"),
+    EventType.NOTIFICATION_UNDELIVERABLE: lazy_gettext("notification failed"),
+    EventType.INCIDENT_JOINED: lazy_gettext("joined an incident"),
+    EventType.ESCALATION_STEP: lazy_gettext("escalation step"),
+    EventType.ESCALATION_ACKNOWLEDGED: lazy_gettext("escalation acknowledged"),
+    EventType.ESCALATION_LADDER_ENDED: lazy_gettext("escalation ladder ended"),
+    EventType.VISIT_OUTCOME: lazy_gettext("visit outcome"),
+    EventType.VISIT_OVERDUE: lazy_gettext("visit overdue"),
+    EventType.PRIORITY_CHANGED: lazy_gettext("priority changed"),
+}
+"""What each step on a need's timeline is called."""
 
 
 def lang() -> str:
@@ -119,6 +153,7 @@ def register(blp: Blueprint) -> None:
         "why_name": named(WHY_NAMES),
         "skill_name": named(SKILL_NAMES),
         "vulnerability_name": named(VULNERABILITY_NAMES),
+        "event_name": named(EVENT_NAMES),
         "age": age,
         "short_time": short_time,
     }

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import gettext
 from pathlib import Path
+from typing import Any
 
 from babel.messages.pofile import read_po
 
+from service.console.present import EVENT_NAMES
+from service.models import EventType
 from tests.console.conftest import Console
 
 TRANSLATIONS = Path(__file__).parents[2] / "service" / "console" / "translations"
@@ -55,3 +58,18 @@ def test_every_text_has_a_chinese_translation_and_the_compiled_catalogs_are_curr
         template = {m.id for m in read_po(f) if m.id}
     with (TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.po").open("rb") as f:
         assert template <= {m.id for m in read_po(f) if m.id}, "run make translations-update"
+
+
+def test_the_timeline_names_every_step_in_the_readers_language(
+    console: Console, make_need: Any, make_volunteer: Any, work: Any
+) -> None:
+    assert set(EVENT_NAMES) == set(EventType), "every step on a timeline has a name"
+    make_volunteer(on_duty=True, location={"lat": 46.34, "lon": 132.25})
+    need = make_need()
+    work()
+    console.post("/console/lang", {"lang": "zh"})
+
+    page = console.html(f"/console/needs/{need['id']}")
+
+    assert "<b>已受理</b>" in page and "<b>开始匹配</b>" in page and "<b>已派单</b>" in page
+    assert "matching started" not in page
