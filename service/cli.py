@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import redis
 
 from service import clock, launcher, reports, roster, roster_sync, sweeper
 from service.bootstrap import bootstrap
@@ -532,4 +533,12 @@ def report(date_from: Any, date_to: Any, group_by: str | None, as_csv: bool, lan
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="aidline")
+    try:
+        cli.main(args=argv, prog_name="aidline")
+    except redis.exceptions.ConnectionError as down:
+        click.echo(
+            f"Error: cannot reach Redis: {down} Set REDIS_URL to the Redis Aidline uses "
+            "(with `make run`: source var/demo-tokens.env).",
+            err=True,
+        )
+        sys.exit(1)
