@@ -2,6 +2,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 PORT ?= 8000
+REDIS_PORT ?= 6390
 BIN := $(VENV)/bin
 RUNS ?= 3
 
@@ -92,7 +93,7 @@ vendor:
 	echo "vendored into $(VENDOR):"; cat $(VENDOR)/VERSIONS
 
 run: install
-	PORT=$(PORT) $(BIN)/aidline run
+	PORT=$(PORT) $(BIN)/aidline run --redis-port $(REDIS_PORT)
 
 # Formats and fixes what can be fixed by tools; `make lint` then checks the rest.
 fmt: $(BIN)/.installed
