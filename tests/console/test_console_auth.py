@@ -42,11 +42,11 @@ def test_a_dispatcher_token_signs_in_and_the_board_opens(anonymous: Console, tok
     assert 'data-testid="logout"' in board
 
 
-@pytest.mark.parametrize("role", ["volunteer", "intake"])
-def test_volunteer_and_intake_tokens_are_refused_with_a_clear_message(
+@pytest.mark.parametrize("role", ["volunteer", "intake", "captain"])
+def test_volunteer_intake_and_captain_tokens_are_refused_with_a_clear_message(
     anonymous: Console, tokens: Tokens, make_volunteer: Any, role: str
 ) -> None:
-    volunteer_id = make_volunteer()["id"] if role == "volunteer" else None
+    volunteer_id = make_volunteer()["id"] if role in ("volunteer", "captain") else None
 
     response = anonymous.sign_in(tokens.token(role, volunteer_id))
 
