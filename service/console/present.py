@@ -93,6 +93,11 @@ EVENT_NAMES = {
     EventType.PRIORITY_CHANGED: lazy_gettext("priority changed"),
 }
 """What each step on a need's timeline is called."""
+ROLE_NAMES = {
+    "dispatcher": lazy_gettext("dispatcher"),
+    "ops": lazy_gettext("ops (read only)"),
+}
+"""Who is signed in, as the console's header says it."""
 
 
 def lang() -> str:
@@ -122,6 +127,10 @@ def named(table: dict[Any, Any]) -> Any:
         return str(table.get(key) or table.get(value) or str(key).replace("_", " "))
 
     return name
+
+
+def role_name(value: Any) -> str:
+    return str(named(ROLE_NAMES)(value))
 
 
 def age(seconds: float) -> str:

@@ -34,7 +34,7 @@ def page_context() -> dict[str, Any]:
     who = auth.session_principal()
     return {
         "signed_in": who is not None,
-        "role_name": who.role.value if who else "",
+        "role_name": present.role_name(who.role) if who else "",
         "current_lang": present.lang(),
     }
 

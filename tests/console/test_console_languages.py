@@ -73,3 +73,11 @@ def test_the_timeline_names_every_step_in_the_readers_language(
 
     assert "<b>已受理</b>" in page and "<b>开始匹配</b>" in page and "<b>已派单</b>" in page
     assert "matching started" not in page
+
+
+def test_the_header_names_the_signed_in_role_in_the_readers_language(console: Console, ops_console: Console) -> None:
+    console.post("/console/lang", {"lang": "zh"})
+    ops_console.post("/console/lang", {"lang": "zh"})
+
+    assert '<span class="who">调度员</span>' in console.html("/console/")
+    assert '<span class="who">运维（只读）</span>' in ops_console.html("/console/")
