@@ -17,7 +17,7 @@ import redis
 
 from service import clock, launcher, reports, roster, roster_sync, sweeper
 from service.bootstrap import bootstrap
-from service.config import Settings
+from service.config import SettingError, Settings
 from service.demo import demo_captain, demo_care, load_households, put_captain_on_call
 from service.deps import Deps
 from service.drill import chart as drill_chart
@@ -541,4 +541,7 @@ def main(argv: list[str] | None = None) -> None:
             "(with `make run`: source var/demo-tokens.env).",
             err=True,
         )
+        sys.exit(1)
+    except SettingError as wrong:
+        click.echo(f"Error: {wrong}", err=True)
         sys.exit(1)

@@ -6,6 +6,14 @@ import os
 from dataclasses import dataclass, field, fields
 
 
+class SettingError(ValueError):
+    """A setting the process cannot start with; the message names the variable."""
+
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off", "")
+
+
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
 
@@ -101,28 +109,38 @@ class Settings:
             name = f"AIDLINE_{f.name.upper()}"
             if name not in env:
                 continue
-            raw = env[name]
-            default = f.default
-            if f.name == "grid_channels":
-                values[f.name] = _grid_channels(raw)
-            elif f.name == "parallel_offers":
-                values[f.name] = _per_priority(raw)
-            elif f.name == "visit_cadence":
-                values[f.name] = _visit_cadence(raw)
-            elif f.name == "notify_retry_intervals":
-                values[f.name] = _ints(raw)
-            elif f.name == "dispatcher_channels":
-                values[f.name] = tuple(u for u in raw.split() if u)
-            elif isinstance(default, bool):
-                values[f.name] = raw.lower() in ("1", "true", "yes")
-            elif isinstance(default, int):
-                values[f.name] = int(raw)
-            elif isinstance(default, float):
-                values[f.name] = float(raw)
-            else:
-                values[f.name] = raw
+            try:
+                values[f.name] = _setting(f.name, env[name], f.default)
+            except SettingError:
+                raise
+            except ValueError:
+                kind = {int: "a whole number", float: "a number"}.get(type(f.default), "in the form the README gives")
+                raise SettingError(f"{name}: {env[name]!r} is not {kind}") from None
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _setting(name: str, raw: str, default: object) -> object:
+    """One AIDLINE_* variable's text as the setting's value (ValueError when it is not one)."""
+    if name == "grid_channels":
+        return _grid_channels(raw)
+    if name == "parallel_offers":
+        return _per_priority(raw)
+    if name == "visit_cadence":
+        return _visit_cadence(raw)
+    if name == "notify_retry_intervals":
+        return _ints(raw)
+    if name == "dispatcher_channels":
+        return tuple(u for u in raw.split() if u)
+    if isinstance(default, bool):
+        if raw.strip().lower() not in TRUE_WORDS + FALSE_WORDS:
+            raise SettingError(f"AIDLINE_{name.upper()}: {raw!r} is not true or false")
+        return raw.strip().lower() in TRUE_WORDS
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
 
 
 def _per_priority(raw: str) -> dict[str, int]:
@@ -157,7 +175,7 @@ def _visit_cadence(raw: str) -> dict[str, int]:
         name, _, days = part.partition("=")
         name = name.strip()
         if name not in cadence or not days.strip().isdigit() or not 1 <= int(days) <= 3660:
-            raise ValueError(
+            raise SettingError(
                 f"AIDLINE_VISIT_CADENCE: {part.strip()!r} is not level=days (levels red, orange, yellow, green; "
                 "days 1-3660)"
             )

@@ -19,7 +19,7 @@ from typing import Any
 from service import access, clock, lifecycle, paging
 from service.backlog import announce_incident
 from service.catalog import KINDS, family_of
-from service.config import Settings
+from service.config import SettingError, Settings
 from service.deps import Deps
 from service.exceptions import Conflict, NotFound
 from service.ids import new_id
@@ -61,7 +61,7 @@ POLYGON_SIDES = 32
 def parse_rules(raw: str) -> dict[str, IncidentRule]:
     """Parse 'water=5/2/30;heat=3/1/60' (family=count/km/minutes; `default=` for unnamed families).
 
-    Raises ValueError naming the part that is wrong.
+    Raises SettingError (a ValueError) naming the part that is wrong.
     """
     rules: dict[str, IncidentRule] = {}
     names = {f.value for f in Family} | {"default"}
@@ -72,18 +72,18 @@ def parse_rules(raw: str) -> dict[str, IncidentRule]:
         name, sep, numbers = part.partition("=")
         name = name.strip()
         if not sep or name not in names:
-            raise ValueError(
+            raise SettingError(
                 f"AIDLINE_INCIDENT_RULES: '{part}' must be family=count/km/minutes, family one of {sorted(names)}"
             )
         pieces = numbers.split("/")
         try:
             count, km, minutes = int(pieces[0]), float(pieces[1]), float(pieces[2])
         except (IndexError, ValueError):
-            raise ValueError(
+            raise SettingError(
                 f"AIDLINE_INCIDENT_RULES: '{part}' must be family=count/km/minutes, e.g. water=5/2/30"
             ) from None
         if len(pieces) != 3 or count < 2 or not 0 < km <= 100 or not 0 < minutes <= 7 * 24 * 60:
-            raise ValueError(
+            raise SettingError(
                 f"AIDLINE_INCIDENT_RULES: '{part}': count at least 2, km within (0, 100], minutes within (0, 10080]"
             )
         rules[name] = IncidentRule(count=count, radius_km=km, minutes=minutes)

@@ -13,7 +13,7 @@ import json
 from functools import cache
 from typing import Any
 
-from service.config import Settings
+from service.config import SettingError, Settings
 from service.models import Priority, Tier, TierKind
 
 DEFAULT_LADDER = ({"tier": "captain"}, {"tier": "dispatchers"})
@@ -22,8 +22,8 @@ MAX_TIERS = 10
 MAX_ACK_SECONDS = 7 * 24 * 3600
 
 
-def _problem(where: str, text: str) -> ValueError:
-    return ValueError(f"AIDLINE_ESCALATION_LADDER: {where}: {text}")
+def _problem(where: str, text: str) -> SettingError:
+    return SettingError(f"AIDLINE_ESCALATION_LADDER: {where}: {text}")
 
 
 def parse_tier(item: Any, where: str, *, ack_seconds: int, ack_seconds_critical: int) -> Tier:
@@ -57,14 +57,14 @@ def parse_tier(item: Any, where: str, *, ack_seconds: int, ack_seconds_critical:
 
 
 def parse_ladder(raw: str, *, ack_seconds: int = 600, ack_seconds_critical: int = 180) -> dict[str, tuple[Tier, ...]]:
-    """The ladders by grid ('default' for grids not named). Raises ValueError naming what is wrong."""
+    """The ladders by grid ('default' for grids not named). Raises SettingError (a ValueError) naming what is wrong."""
     for name, value in (("AIDLINE_ACK_SECONDS", ack_seconds), ("AIDLINE_ACK_SECONDS_CRITICAL", ack_seconds_critical)):
         if not 10 <= value <= MAX_ACK_SECONDS:
-            raise ValueError(f"{name}: {value} is not within 10 to {MAX_ACK_SECONDS} seconds")
+            raise SettingError(f"{name}: {value} is not within 10 to {MAX_ACK_SECONDS} seconds")
     try:
         config = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as bad:
-        raise ValueError(f"AIDLINE_ESCALATION_LADDER: not JSON ({bad.msg} at character {bad.pos})") from None
+        raise SettingError(f"AIDLINE_ESCALATION_LADDER: not JSON ({bad.msg} at character {bad.pos})") from None
     if not isinstance(config, dict):
         raise _problem("the whole", 'an object: {"default": [tiers], "grid-1": [tiers], ...}')
     config.setdefault("default", list(DEFAULT_LADDER))

@@ -8,13 +8,13 @@ import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfoNotFoundError
 
 import pytest
 
 from service import captains, sweeper
 from service.bootstrap import bootstrap
 from service.clock import ManualClock
+from service.config import SettingError
 from service.deps import Deps
 from service.exceptions import Conflict, Forbidden
 from service.ladder import parse_ladder
@@ -310,5 +310,5 @@ def test_a_mistake_in_the_ladder_stops_the_process_at_start_saying_what(raw: str
 
 
 def test_an_unknown_time_zone_stops_the_process_at_start(settings: Any) -> None:
-    with pytest.raises(ZoneInfoNotFoundError):
+    with pytest.raises(SettingError, match="AIDLINE_TIMEZONE: 'Mars/Olympus_Mons' is not a time zone"):
         bootstrap(dataclasses.replace(settings, timezone="Mars/Olympus_Mons"))

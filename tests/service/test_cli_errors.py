@@ -1,4 +1,4 @@
-"""The `aidline` command's answer when Redis cannot be reached: one line saying what to set, not a traceback."""
+"""The `aidline` command's answer when Redis cannot be reached or a setting is wrong: one line, not a traceback."""
 
 from __future__ import annotations
 
@@ -23,3 +23,14 @@ def test_a_command_without_redis_says_to_set_redis_url(monkeypatch: pytest.Monke
     err = capsys.readouterr().err
     assert err.startswith("Error: cannot reach Redis:") and f"127.0.0.1:{closed_port}" in err
     assert "REDIS_URL" in err and "Traceback" not in err
+
+
+def test_a_command_with_a_wrong_setting_names_it_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys: Any) -> None:
+    monkeypatch.setenv("AIDLINE_TIMEZONE", "Mars/Olympus_Mons")
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["ops", "status"])
+
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err == "Error: AIDLINE_TIMEZONE: 'Mars/Olympus_Mons' is not a time zone, e.g. Asia/Shanghai\n"
