@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint
-from flask_babel import get_locale, lazy_gettext
+from flask_babel import get_locale, gettext, lazy_gettext
 
 from service import board, incidents
 from service.board import Why
@@ -134,15 +134,15 @@ def role_name(value: Any) -> str:
 
 
 def age(seconds: float) -> str:
-    """'45 s', '12 min', '3 h 5 min', '2 d 4 h'."""
+    """'45 s', '12 min', '3 h 5 min', '2 d 4 h' (in Chinese 45 秒, 12 分钟, ...)."""
     s = int(seconds)
     if s < 60:
-        return f"{s} s"
+        return str(gettext("%(s)d s", s=s))
     if s < 3600:
-        return f"{s // 60} min"
+        return str(gettext("%(m)d min", m=s // 60))
     if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+        return str(gettext("%(h)d h %(m)d min", h=s // 3600, m=s % 3600 // 60))
+    return str(gettext("%(d)d d %(h)d h", d=s // 86400, h=s % 86400 // 3600))
 
 
 def short_time(iso: str | None) -> str:

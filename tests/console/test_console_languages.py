@@ -81,3 +81,13 @@ def test_the_header_names_the_signed_in_role_in_the_readers_language(console: Co
 
     assert '<span class="who">调度员</span>' in console.html("/console/")
     assert '<span class="who">运维（只读）</span>' in ops_console.html("/console/")
+
+
+def test_ages_on_the_board_are_in_the_readers_language(console: Console, make_need: Any, clock: Any) -> None:
+    make_need()
+    clock.advance(3 * 3600 + 5 * 60)
+    assert "3 h 5 min" in console.html("/console/board")
+
+    console.post("/console/lang", {"lang": "zh"})
+
+    assert "3 小时 5 分钟" in console.html("/console/board")
