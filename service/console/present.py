@@ -93,6 +93,18 @@ EVENT_NAMES = {
     EventType.PRIORITY_CHANGED: lazy_gettext("priority changed"),
 }
 """What each step on a need's timeline is called."""
+OFFER_STATUS_NAMES = {
+    OfferStatus.PENDING: lazy_gettext("waiting for an answer"),
+    OfferStatus.ACCEPTED: lazy_gettext("accepted"),
+    OfferStatus.DECLINED: lazy_gettext("declined"),
+    OfferStatus.EXPIRED: lazy_gettext("expired"),
+    OfferStatus.WITHDRAWN: lazy_gettext("withdrawn"),
+    OfferStatus.COMPLETED: lazy_gettext("completed"),
+}
+INCIDENT_STATUS_NAMES = {
+    IncidentStatus.OPEN: lazy_gettext("open"),
+    IncidentStatus.CLOSED: lazy_gettext("closed"),
+}
 ROLE_NAMES = {
     "dispatcher": lazy_gettext("dispatcher"),
     "ops": lazy_gettext("ops (read only)"),
@@ -163,6 +175,8 @@ def register(blp: Blueprint) -> None:
         "skill_name": named(SKILL_NAMES),
         "vulnerability_name": named(VULNERABILITY_NAMES),
         "event_name": named(EVENT_NAMES),
+        "offer_status_name": named(OFFER_STATUS_NAMES),
+        "incident_status_name": named(INCIDENT_STATUS_NAMES),
         "age": age,
         "short_time": short_time,
     }

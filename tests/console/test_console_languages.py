@@ -10,6 +10,7 @@ from babel.messages.pofile import read_po
 
 from service.console.present import EVENT_NAMES
 from service.models import EventType
+from tests.conftest import Tokens
 from tests.console.conftest import Console
 
 TRANSLATIONS = Path(__file__).parents[2] / "service" / "console" / "translations"
@@ -91,3 +92,21 @@ def test_ages_on_the_board_are_in_the_readers_language(console: Console, make_ne
     console.post("/console/lang", {"lang": "zh"})
 
     assert "3 小时 5 分钟" in console.html("/console/board")
+
+
+def test_offer_and_incident_statuses_are_in_the_readers_language(
+    console: Console, make_need: Any, make_volunteer: Any, work: Any, client: Any, tokens: Tokens
+) -> None:
+    make_volunteer(on_duty=True, location={"lat": 46.34, "lon": 132.25})
+    need = make_need()
+    work()
+    declared = client.post(
+        "/api/v1/incidents",
+        json={"family": "water", "centre": {"lat": 46.34, "lon": 132.25}, "radius_km": 2},
+        headers=tokens.dispatcher,
+    ).get_json()
+    console.post("/console/lang", {"lang": "zh"})
+
+    assert ">待回复</span>" in console.html(f"/console/needs/{need['id']}")
+    assert "<td>进行中</td>" in console.html("/console/incidents")
+    assert "停水 · 进行中" in console.html(f"/console/incidents/{declared['id']}")
