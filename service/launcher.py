@@ -235,10 +235,13 @@ def launch(children: list[Child], child: Child) -> Child:
     return child
 
 
-def require_free(port: int, what: str) -> None:
-    """Refuse to start when another process already listens on a port this launcher needs."""
+def require_free(port: int, what: str, choose: str) -> None:
+    """Refuse to start when another process already listens on a port this launcher needs, saying how to choose
+    another."""
     if listening(port):
-        raise click.ClickException(f"port {port} ({what}) is already in use by another process")
+        raise click.ClickException(
+            f"port {port} ({what}) is already in use by another process: choose another with {choose}"
+        )
 
 
 def wait_until_listening(port: int, child: Child, signals: StopSignals, timeout: float) -> None:
@@ -334,11 +337,11 @@ def start_everything(children: list[Child], *, port: int, redis_port: int, var: 
     """Redis (unless REDIS_URL is set), the demo data, the worker supervisor and the API; then print the banner."""
     env = dict(os.environ)
     bindir = Path(sys.executable).parent
-    require_free(port, "API")
+    require_free(port, "API", "--port (make run: PORT=...)")
     if "REDIS_URL" not in env:
         if shutil.which("redis-server") is None:
             raise click.ClickException("redis-server not found: sudo apt-get install redis-server")
-        require_free(redis_port, "Redis")
+        require_free(redis_port, "Redis", "--redis-port (make run: REDIS_PORT=...)")
         data = var / "redis"
         data.mkdir(parents=True, exist_ok=True)
         redis = launch(
