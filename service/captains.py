@@ -110,9 +110,19 @@ def targets(deps: Deps, grid: str | None, priority: Priority | None) -> list[Tie
                 out.append(TierTarget(tier.name, tier.kind.value, seconds, captain.id, "the captain has no channels"))
             else:
                 out.append(TierTarget(tier.name, tier.kind.value, seconds, captain.id))
+        elif tier.kind is TierKind.DISPATCHERS and not dispatcher_channels(deps, grid):
+            out.append(TierTarget(tier.name, tier.kind.value, seconds, note=BOARD_ONLY))
         else:
             out.append(TierTarget(tier.name, tier.kind.value, seconds))
     return out
+
+
+BOARD_ONLY = "no dispatcher channels are set: the dispatchers see it on the console's board only"
+
+
+def dispatcher_channels(deps: Deps, grid: str | None) -> tuple[str, ...]:
+    """Where the dispatchers' tier is told: the grid's channels, else the district's (as the worker sends)."""
+    return deps.settings.grid_channels.get(grid or "", ()) or deps.settings.dispatcher_channels
 
 
 def start_ladder(*, deps: Deps, need_id: str) -> LadderStep | None:

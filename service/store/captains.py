@@ -24,6 +24,8 @@ class TierTarget:
     seconds: int
     volunteer_id: str = ""
     skip: str = ""
+    note: str = ""
+    """Said on the timeline beside a tier that is told (e.g. that nobody hears it but on the board)."""
 
 
 @dataclass(frozen=True)

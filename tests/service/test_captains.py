@@ -18,7 +18,7 @@ from service.config import SettingError
 from service.deps import Deps
 from service.exceptions import Conflict, Forbidden
 from service.ladder import parse_ladder
-from service.models import Principal, Role
+from service.models import Principal, Priority, Role
 
 CAPTAIN_PHONE = "+8613800000077"
 
@@ -142,6 +142,24 @@ def test_a_grid_with_nobody_on_call_goes_straight_to_the_dispatchers_saying_why(
     assert skipped == [{"tier": "captain", "step": 0, "outcome": "skipped", "reason": "nobody on call"}]
     assert steps(client, tokens, need["id"])[-1] == ("escalation_step", "dispatchers", "notified")
     assert told(deps) == [("escalated", "")]
+
+
+def test_the_dispatchers_step_says_when_no_channel_reaches_them_and_they_see_it_on_the_board_only(
+    deps: Deps, client: Any, tokens: Any, escalated: Any
+) -> None:
+    heard = dataclasses.replace(deps.settings, dispatcher_channels=("json://127.0.0.1:9/dispatch",))
+    quiet = dataclasses.replace(deps.settings, dispatcher_channels=(), grid_channels={})
+
+    assert captains.targets(dataclasses.replace(deps, settings=heard), "grid-2", Priority.HIGH)[-1].note == ""
+    assert captains.targets(dataclasses.replace(deps, settings=quiet), "grid-2", Priority.HIGH)[-1].note == (
+        captains.BOARD_ONLY
+    )
+    need = escalated()
+    events = client.get(f"/api/v1/needs/{need['id']}/events", headers=tokens.dispatcher).get_json()["items"]
+    [told] = [e["detail"] for e in events if e["type"] == "escalation_step" and e["detail"]["outcome"] == "notified"]
+    assert told["tier"] == "dispatchers"
+    expected = "" if captains.dispatcher_channels(deps, "grid-2") else captains.BOARD_ONLY
+    assert told.get("note", "") == expected
 
 
 def test_acknowledging_stops_the_climb_and_leaves_the_need_as_it_is(

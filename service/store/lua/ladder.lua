@@ -8,8 +8,9 @@
 --   mode 'start': {escalation (the need's count of escalations), episode, code, code_ttl, grid, priority, tiers}
 --   mode 'step':  {tiers}
 --   mode 'ack':   {actor}
---   tiers: [{name, kind ('captain'|'dispatchers'|'channels'), seconds, volunteer_id, skip}], the need's
---   ladder as it stands now: `skip` says why a tier is passed over ('' to tell it)
+--   tiers: [{name, kind ('captain'|'dispatchers'|'channels'), seconds, volunteer_id, skip, note}], the need's
+--   ladder as it stands now: `skip` says why a tier is passed over ('' to tell it), `note` is put on
+--   the timeline beside a tier told
 -- Answers ok(JSON): start and step {outcome = 'notified' (tier, due, arm_notify) | 'ended' (reason)};
 --   ack {outcome = 'acknowledged' | 'already', acked_by, acked_at, tier}.
 --   Refusals: no_need, need_status (detail: the need's status), exists (started already for this
@@ -44,6 +45,7 @@ local function climb(step)
       local due = tonumber(a.now_epoch) + tonumber(t.seconds)
       local detail = {tier = t.name, step = step, outcome = 'notified', ack_by = iso(due)}
       if t.volunteer_id ~= '' then detail.volunteer_id = t.volunteer_id end
+      if t.note and t.note ~= '' then detail.note = t.note end
       event(EVENT.escalation_step, detail)
       redis.call('HINCRBY', P .. 'stats:escalation_steps', t.name .. '|notified', 1)
       local episode = redis.call('HGET', lkey, 'episode')
