@@ -320,16 +320,21 @@ local function search(role, missing, prefer)
           for i = 1, missing do chosen[i] = ordered[i] end
           break
         end
-        -- nobody beyond the edge can change the choice: look that far, no further (a wide ring in a
-        -- dense town would otherwise return, and read, many who cannot be chosen)
-        search_km = reach
-        if not complete then
-          -- as many as the edge holds if the set is as dense there as within the last one returned
-          local last = tonumber(hits[#hits][2])
-          local want = count * 4
-          if last > 0 then want = math.max(want, math.ceil(#hits * (reach / last) ^ 2 * 1.25)) end
-          count = math.min(want, 1e9)
+        -- A GEOSEARCH costs as much as the members within its radius, whatever COUNT: in a dense
+        -- town a radius much wider than needed costs more than the rest of the step. So: everyone
+        -- within search_km seen, widen it step by step (twice as far, or to the edge if nearer);
+        -- not everyone seen, look no further than the edge, asking for as many as it should hold
+        -- if the set is as dense there as within the last one returned.
+        local was_km = search_km
+        if complete then
+          search_km = math.min(reach, search_km * 2)
+        else
+          search_km = math.min(reach, search_km)
         end
+        local last = complete and was_km or tonumber(hits[#hits][2])
+        local want = complete and count or count * 4
+        if last > 0 then want = math.max(want, math.ceil(#hits * (search_km / last) ^ 2 * 2) + 16) end
+        count = math.min(want, 1e9)
       elseif complete then
         break
       else
