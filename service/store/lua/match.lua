@@ -125,8 +125,14 @@ local function band(km)
 end
 -- GEOSEARCH measures with Redis' own earth radius; a great-circle bound b is at most this far by it
 local REDIS_PER_GC = 6372.7976 / 6371.009 * (1 + 1e-9)
+-- ... and it measures from the centre of the geohash cell a member is stored in (cells under 0.6 m
+-- across, distances given to 0.1 m): a member may seem up to this much further than it is
+local GEO_SLACK_KM = 0.001
 
 local tried = nkey .. ':tried'
+-- those offered this need before, read once (a need is offered to few): no call per candidate
+local was_tried = {}
+for _, vid in ipairs(redis.call('SMEMBERS', tried)) do was_tried[vid] = true end
 local fair = a.fair
 local pool = tonumber(fair.pool)
 local tasks_of = pool > 0 and task_fields(now_epoch) or {}
@@ -202,9 +208,8 @@ local function search(role, missing, prefer)
   local function consider(vid)
     if checked[vid] ~= nil then return end
     checked[vid] = false
-    if in_chosen[vid] or redis.call('SISMEMBER', tried, vid) == 1 then return end
-    local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon', 'idle_since',
-      unpack(tasks_of))
+    if in_chosen[vid] or was_tried[vid] then return end
+    local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'load', 'capacity', 'skills', 'lat', 'lon', 'idle_since')
     if v[1] ~= '1' or not v[3] or tonumber(v[2]) >= tonumber(v[3]) then return end
     for _, s in ipairs(skills) do
       if need_skills ~= '' and not in_csv(v[4], s) then return end
@@ -212,11 +217,20 @@ local function search(role, missing, prefer)
     local km = great_circle(tonumber(v[5]), tonumber(v[6]))
     if km > max_km then return end
     if guard and wanted_by_urgent(vid, v[5], v[6], v[4]) then return end
-    local tasks = 0
-    for i = 8, 7 + #tasks_of do tasks = tasks + (tonumber(v[i] or '0') or 0) end
-    local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], tasks, tonumber(v[3])}
+    -- recent tasks (row[8]) are read only for those nearly as near as the nearest (recent_tasks())
+    local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], nil, tonumber(v[3])}
     checked[vid] = row
     table.insert(eligible, row)
+  end
+
+  -- a row's tasks in the fair-load window, read when first wanted
+  local function recent_tasks(row)
+    if row[8] == nil then
+      local t = redis.call('HMGET', vol_key(row[4]), unpack(tasks_of))
+      local tasks = 0
+      for i = 1, #tasks_of do tasks = tasks + (tonumber(t[i] or '0') or 0) end
+      row[8] = tasks
+    end
   end
 
   -- how far the nearly-as-near reach, given the eligible sorted by better()
@@ -245,6 +259,7 @@ local function search(role, missing, prefer)
     for _, row in ipairs(eligible) do
       if #near < pool and row[5] <= reach then table.insert(near, row) else table.insert(rest, row) end
     end
+    for _, row in ipairs(near) do recent_tasks(row) end
     table.sort(near, fairer)
     for _, row in ipairs(rest) do table.insert(near, row) end
     return near
@@ -299,14 +314,27 @@ local function search(role, missing, prefer)
         -- everyone who could tie with the last one chosen is nearer than its band's upper edge, and
         -- everyone nearly as near as the nearest is within near_reach()
         local ordered = fair_order()
-        local edge = math.max((ordered[missing][1] + 0.5) * tie, near_search_reach()) * REDIS_PER_GC
+        local edge = math.max((ordered[missing][1] + 0.5) * tie, near_search_reach()) * REDIS_PER_GC + GEO_SLACK_KM
         local reach = math.min(edge, max_km * 1.001)
         if (complete and search_km >= reach) or (not complete and tonumber(hits[#hits][2]) >= edge) then
           for i = 1, missing do chosen[i] = ordered[i] end
           break
         end
-        if search_km < reach then search_km = reach end
-        if not complete then count = count * 4 end
+        -- A GEOSEARCH costs as much as the members within its radius, whatever COUNT: in a dense
+        -- town a radius much wider than needed costs more than the rest of the step. So: everyone
+        -- within search_km seen, widen it step by step (twice as far, or to the edge if nearer);
+        -- not everyone seen, look no further than the edge, asking for as many as it should hold
+        -- if the set is as dense there as within the last one returned.
+        local was_km = search_km
+        if complete then
+          search_km = math.min(reach, search_km * 2)
+        else
+          search_km = math.min(reach, search_km)
+        end
+        local last = complete and was_km or tonumber(hits[#hits][2])
+        local want = complete and count or count * 4
+        if last > 0 then want = math.max(want, math.ceil(#hits * (search_km / last) ^ 2 * 2) + 16) end
+        count = math.min(want, 1e9)
       elseif complete then
         break
       else
@@ -336,7 +364,7 @@ local function preempt(role, chosen, short)
     if short <= 0 then break end
     local v = redis.call('HMGET', vol_key(vid), 'on_duty', 'skills', 'lat', 'lon', 'idle_since', 'load')
     local fits = true
-    if v[1] == '1' and not in_chosen[vid] and redis.call('SISMEMBER', tried, vid) == 0 then
+    if v[1] == '1' and not in_chosen[vid] and not was_tried[vid] then
       for _, s in ipairs(role.skills) do
         if not in_csv(v[2] or '', s) then fits = false end
       end

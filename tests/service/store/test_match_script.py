@@ -19,7 +19,16 @@ from hypothesis import strategies as st
 
 from service import clock
 from service.ids import new_id
-from service.matching import NEAREST_ONLY, TIE_KM, Candidate, FairLoad, Requirement, choose_team, choose_volunteers
+from service.matching import (
+    NEAREST_ONLY,
+    TIE_KM,
+    Candidate,
+    FairLoad,
+    Requirement,
+    choose_team,
+    choose_volunteers,
+    distance_km,
+)
 from service.models import (
     Event,
     EventType,
@@ -73,6 +82,9 @@ def fleets(draw: Any) -> dict[str, Any]:
         "fair": draw(st.sampled_from([NEAREST_ONLY, FairLoad(), FairLoad(ratio=0.5, max_km=2.0, pool=3)])),
         # continuity: volunteers the need favours (some not registered at all), in order
         "favoured": [f"vol_{i:03d}" for i in draw(st.lists(st.integers(0, 45), max_size=3))],
+        # the area served: a wide one makes the first ring wide; a tiny one starts at the smallest
+        # ring, as in a dense town, so the search widens step by step and pages through GEOSEARCH
+        "area_km2": draw(st.sampled_from([2000.0, 0.001])),
     }
 
 
@@ -163,7 +175,7 @@ def store_world(deps: Any, world: dict[str, Any]) -> tuple[str, list[Candidate],
     return need.id, candidates, tried
 
 
-def request(need_id: str, fair: FairLoad = NEAREST_ONLY) -> MatchRequest:
+def request(need_id: str, fair: FairLoad = NEAREST_ONLY, area_km2: float = 2000.0) -> MatchRequest:
     return MatchRequest(
         need_id=need_id,
         now_epoch=NOW.timestamp(),
@@ -171,7 +183,7 @@ def request(need_id: str, fair: FairLoad = NEAREST_ONLY) -> MatchRequest:
         priority_seconds={p: 900 for p in Priority},
         max_offers=10,
         first_ring_km=0.01,
-        area_km2=2000.0,
+        area_km2=area_km2,
         max_radius_km=100.0,
         tie_km=TIE_KM,
         buckets=(1.0, 60.0),
@@ -205,7 +217,7 @@ def test_the_script_chooses_what_the_specification_chooses(deps: Any, world: dic
         favoured=world["favoured"],
     )
 
-    result = deps.store.offers.match(request(need_id, world["fair"]))
+    result = deps.store.offers.match(request(need_id, world["fair"], world["area_km2"]))
 
     assert [o.volunteer_id for o in result.offers] == [c.volunteer_id for c in expected]
     for offer, choice in zip(result.offers, expected, strict=True):
@@ -236,7 +248,7 @@ def test_for_a_need_with_roles_the_script_chooses_what_the_specification_chooses
     ]
     expected = choose_team(roles, candidates, exclude=tried, fair=world["fair"], favoured=world["favoured"])
 
-    result = deps.store.offers.match(request(need_id, world["fair"]))
+    result = deps.store.offers.match(request(need_id, world["fair"], world["area_km2"]))
 
     assert [(o.role, o.volunteer_id) for o in result.offers] == [
         (r, c.volunteer_id) for r, chosen in enumerate(expected) for c in chosen
@@ -245,6 +257,39 @@ def test_for_a_need_with_roles_the_script_chooses_what_the_specification_chooses
     stored = deps.store.needs.get(need_id)
     assert [r.active for r in stored.roles] == [len(chosen) for chosen in expected]
     assert sum(r.active for r in stored.roles) == stored.active
+
+
+def test_a_volunteer_just_inside_the_tie_band_is_not_missed_where_redis_stores_them_just_outside(deps: Any) -> None:
+    # Redis keeps positions on a geohash grid and measures from there: vol_000 is 49.9 m from the
+    # need by great-circle distance (the nearest 100 m step, as vol_001 at 32.7 m, and first by
+    # id), but a little over 50 m by the position Redis stored
+    def volunteer(lat: float, lon: float) -> dict[str, Any]:
+        return {
+            "lat": lat,
+            "lon": lon,
+            "skills": {Skill.GENERAL},
+            "capacity": 1,
+            "load": 0,
+            "on_duty": True,
+            "idle_since": 0.0,
+            "tried": False,
+        }
+
+    world = {
+        "volunteers": [volunteer(46.697026, 132.004765), volunteer(46.697064, 132.005045)],
+        "need_at": (46.696885, 132.005386),
+        "skills": set(),
+        "needed": 1,
+        "radius_km": 40.0,
+    }
+    need_id, candidates, _ = store_world(deps, world)
+    requirement = Requirement(location=Location(*world["need_at"]), skills=frozenset(), radius_km=40.0)
+    assert 0.0498 < distance_km(requirement.location, candidates[0].location) < 0.05
+    assert [c.volunteer_id for c in choose_volunteers(requirement, candidates)] == ["vol_000"]
+
+    result = deps.store.offers.match(request(need_id, area_km2=0.001))  # a dense town: the smallest first ring
+
+    assert [o.volunteer_id for o in result.offers] == ["vol_000"]
 
 
 def test_each_offer_gets_its_own_sms_code_and_takes_one_unit_of_capacity(deps: Any) -> None:
