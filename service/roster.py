@@ -309,11 +309,39 @@ def items(raw: str) -> list[str]:
     return [part.strip() for part in LIST_SEPARATOR.split(raw) if part.strip()]
 
 
+CHINESE_VALUES: dict[str, dict[str, str]] = {
+    "skill": {
+        "通用": "general",
+        "搬运": "heavy_lifting",
+        "驾驶": "driving",
+        "水罐车": "tanker_truck",
+        "水管": "plumbing",
+        "电工": "electrical",
+        "供暖": "heating",
+        "烹饪": "cooking",
+        "医疗": "medical",
+        "调解": "mediation",
+        "辅导": "tutoring",
+    },
+    "vulnerability": {
+        "独居老人": "elderly_alone",
+        "残障": "disabled",
+        "儿童": "child",
+        "牲畜": "livestock",
+        "医疗": "medical",
+    },
+    "an attention level": {"红": "red", "橙": "orange", "黄": "yellow", "绿": "green"},
+}
+"""Values a file may give by their Chinese names (the console's and the reports' words): 驾驶 for driving, 红
+for red. Exports write the English values, which every import reads."""
+
+
 def one_of(choices: Iterable[str], what: str) -> Callable[[str], str]:
     allowed = tuple(choices)
+    chinese = CHINESE_VALUES.get(what, {})
 
     def read(raw: str) -> str:
-        value = raw.lower()
+        value = chinese.get(raw.strip(), raw.lower())
         if value not in allowed:
             raise FieldError(f"{raw!r} is not {what} ({', '.join(allowed)})")
         return value
@@ -323,9 +351,10 @@ def one_of(choices: Iterable[str], what: str) -> Callable[[str], str]:
 
 def list_of(choices: Iterable[str], what: str, *, most: int) -> Callable[[str], list[str]]:
     allowed = tuple(choices)
+    chinese = CHINESE_VALUES.get(what, {})
 
     def read(raw: str) -> list[str]:
-        values = [v.lower() for v in items(raw)]
+        values = [chinese.get(v, v.lower()) for v in items(raw)]
         unknown = [v for v in values if v not in allowed]
         if unknown:
             raise FieldError(f"unknown {what} {', '.join(unknown)} (known: {', '.join(allowed)})")

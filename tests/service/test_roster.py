@@ -4,6 +4,7 @@ bad row reported with the line it starts on and why; the same rules as the API's
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,8 +12,10 @@ from marshmallow import ValidationError
 
 from service import roster
 from service.api.schemas import HouseholdCreateSchema, VolunteerCreateSchema
+from service.messages import ATTENTION_NAMES
 from service.models import Locale, Location, Skill, Volunteer
 
+ROOT = Path(__file__).resolve().parents[2]
 HEADER = "name,phone,skills,lat,lon,capacity,team,grid,locale,channels\n"
 LI = "Li Jinfeng,+8613800000001,plumbing;driving,46.33,132.21,2,pioneer,grid-2,zh,json://127.0.0.1:9000/hook\n"
 WANG = "Wang Fang,+8613800000002,,46.34,132.25,,,,,\n"
@@ -334,6 +337,33 @@ def test_household_rows_are_checked_and_chinese_headers_read() -> None:
         "line 3: contact_name: required",
         "line 3: attention_level: 'purple' is not an attention level (red, orange, yellow, green)",
     ]
+
+
+def test_values_may_be_given_by_their_chinese_names() -> None:
+    chinese_volunteer = "电话,姓名,纬度,经度,技能,容量\n+8613800000003,李金凤,46.3,132.2,驾驶；水罐车,1\n"
+    chinese_household = (
+        "地址,纬度,经度,困难类型,联系人,联系电话,关注等级\n二站14号,46.34,132.25,独居老人;医疗,张,+8613900000002,红\n"
+    )
+
+    volunteer = volunteers(chinese_volunteer).rows[0].values
+    household = roster.parse_households(chinese_household.encode()).rows[0].values
+
+    assert volunteer["skills"] == ["driving", "tanker_truck"]
+    assert (household["vulnerability"], household["attention_level"]) == (["elderly_alone", "medical"], "red")
+    assert messages(volunteers(chinese_volunteer.replace("驾驶", "开车"))) == [
+        "line 2: skills: unknown skill 开车 (known: " + ", ".join(s.value for s in Skill) + ")"
+    ]
+
+
+def test_the_chinese_names_of_values_are_the_consoles_and_the_reports_words() -> None:
+
+    catalog = open("service/console/translations/zh/LC_MESSAGES/messages.po", encoding="utf-8").read()
+    for value, name in [
+        (v, k) for k, v in {**roster.CHINESE_VALUES["skill"], **roster.CHINESE_VALUES["vulnerability"]}.items()
+    ]:
+        assert f'msgid "{value.replace("_", " ")}"\nmsgstr "{name}"' in catalog, value
+    assert {v: k for k, v in roster.CHINESE_VALUES["an attention level"].items()} == ATTENTION_NAMES["zh"]
+    assert set(roster.CHINESE_VALUES["skill"].values()) == {s.value for s in Skill}
 
 
 HOUSEHOLD_ROWS = [
