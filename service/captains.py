@@ -121,7 +121,8 @@ BOARD_ONLY = "no dispatcher channels are set: the dispatchers see it on the cons
 
 
 def dispatcher_channels(deps: Deps, grid: str | None) -> tuple[str, ...]:
-    """Where the dispatchers' tier is told: the grid's channels, else the district's (as the worker sends)."""
+    """Where dispatchers are told: the grid's channels (AIDLINE_GRID_CHANNELS), else the district's
+    (AIDLINE_DISPATCHER_CHANNELS)."""
     return deps.settings.grid_channels.get(grid or "", ()) or deps.settings.dispatcher_channels
 
 

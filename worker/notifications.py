@@ -109,7 +109,7 @@ def recipients(
     if topic in CAPTAIN_TOPICS:
         return grid_captain_recipients(deps, need.grid)
     if topic in DISPATCHER_TOPICS:
-        channels = list(deps.settings.grid_channels.get(need.grid or "", ())) or list(deps.settings.dispatcher_channels)
+        channels = list(captains.dispatcher_channels(deps, need.grid))
         return [(f"dispatchers:{need.grid or 'default'}", "zh", channels)] if channels else []
     if topic is Topic.ESCALATED_TIER:
         tier = ladder.tier_named(deps.settings, need.grid, tier_name)
@@ -127,7 +127,7 @@ def grid_captain_recipients(deps: Deps, grid: str | None) -> list[tuple[str, str
     if captain is not None and captain.channels:
         told = [(f"volunteer:{captain.id}", captain.locale.value, list(captain.channels))]
         return told + ([(f"dispatchers:{grid}", "zh", grid_channels)] if grid_channels else [])
-    channels = grid_channels or list(deps.settings.dispatcher_channels)
+    channels = list(captains.dispatcher_channels(deps, grid))
     return [(f"dispatchers:{grid or 'default'}", "zh", channels)] if channels else []
 
 
