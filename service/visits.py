@@ -384,10 +384,13 @@ def _household_need(deps: Deps, household: Household, visit: Visit, need_in: dic
     return need
 
 
-def write_owed(*, deps: Deps, member: str) -> bool:
+def write_owed(*, deps: Deps, member: str, held: bool = False) -> bool:
     """Write a need a visit step promised ('visit:<id>': the visit's need; 'help:<id>': its needs_help need),
-    once: True when this call wrote it."""
-    if not deps.store.stats.set_once(f"owed:{member}", "1", ttl_seconds=OWED_LOCK_SECONDS):
+    once: True when this call wrote it. `held`: the step that promised it took its lock already."""
+    taken = held or deps.store.visits.take_owed(
+        member, now_epoch=clock.epoch(deps.clock.now()), lock_seconds=OWED_LOCK_SECONDS
+    )
+    if not taken:
         return False  # another process is writing it (or died doing so: the next sweep after the lock does it)
     what, _, visit_id = member.partition(":")
     visit = deps.store.visits.get(visit_id)
@@ -428,12 +431,16 @@ def make_due(*, deps: Deps) -> int:
             continue
         try:
             deps.store.visits.make_due(
-                visit.id, need_id=new_id("need"), now_iso=clock.iso(moment), now_epoch=clock.epoch(moment)
+                visit.id,
+                need_id=new_id("need"),
+                now_iso=clock.iso(moment),
+                now_epoch=clock.epoch(moment),
+                lock_seconds=OWED_LOCK_SECONDS,
             )
         except Refused:
             continue  # made due by another sweep, cancelled, or replanned later meanwhile
         visit_changed(deps, visit.id, level=visit.attention_level, was=VisitStatus.PLANNED, now=VisitStatus.DUE)
-        write_owed(deps=deps, member=f"visit:{visit.id}")
+        write_owed(deps=deps, member=f"visit:{visit.id}", held=True)
         made += 1
     return made
 

@@ -10,6 +10,7 @@ import redis
 
 from service.models import Visit, VisitStatus
 from service.store.codec import text, visit_from_hash
+from service.store.errors import Refused
 from service.store.households import VisitPlan
 from service.store.keys import Keys
 from service.store.rollups import RollupStore
@@ -25,8 +26,9 @@ class VisitStore:
         self.scripts = scripts
         self.rollups = rollups
 
-    def make_due(self, visit_id: str, *, need_id: str, now_iso: str, now_epoch: float) -> str:
-        """A planned visit whose time has come becomes due with this need id (owed until `written`).
+    def make_due(self, visit_id: str, *, need_id: str, now_iso: str, now_epoch: float, lock_seconds: int) -> str:
+        """A planned visit whose time has come becomes due with this need id (owed until `written`); the caller
+        holds the owed need's lock (take_owed's) for lock_seconds from the same step on.
 
         Raises Refused(NO_VISIT), Refused(VISIT_STATUS, status) or Refused(NOT_DUE)."""
         return text(
@@ -39,9 +41,20 @@ class VisitStore:
                     "now_iso": now_iso,
                     "now_epoch": repr(now_epoch),
                     **self.rollups.period(now_iso),
+                    "lock_seconds": lock_seconds,
                 },
             )
         )
+
+    def take_owed(self, member: str, *, now_epoch: float, lock_seconds: int) -> bool:
+        """Take the lock for writing an owed need ('visit:<id>' or 'help:<id>') for lock_seconds; False while
+        another process holds it (its time is judged by the callers' clock)."""
+        arguments = {"mode": "take_owed", "member": member, "now_epoch": repr(now_epoch), "lock_seconds": lock_seconds}
+        try:
+            self.scripts.run("care", arguments)
+        except Refused:
+            return False
+        return True
 
     def close(
         self,

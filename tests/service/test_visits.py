@@ -242,11 +242,11 @@ def test_a_sweep_interrupted_after_making_visits_due_is_finished_by_the_next(dep
     real = visits.write_owed
     calls = []
 
-    def crash_on_second(*, deps: Any, member: str) -> bool:
+    def crash_on_second(*, deps: Any, member: str, held: bool = False) -> bool:
         calls.append(member)
         if len(calls) == 2:
-            raise SystemExit("the sweeper's process died")
-        return real(deps=deps, member=member)
+            raise SystemExit("the sweeper's process died")  # holding the lock the due step gave it
+        return real(deps=deps, member=member, held=held)
 
     monkeypatch.setattr(visits, "write_owed", crash_on_second)
     with pytest.raises(SystemExit):

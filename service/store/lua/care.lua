@@ -15,8 +15,13 @@
 --   delete: {household_id, now_iso}: removes the household and its indexes, cancels its open visit.
 --            Answers {'ok', JSON {cancelled, need_id (the cancelled visit's need, or ''), was (its status)}}, or
 --            no_household.
---   due:    {visit_id, need_id, now_iso, now_epoch, day, week}: a planned visit whose time has come becomes due with
---            this need id; the need is owed (visits:to_create) until the caller writes it.
+--   due:    {visit_id, need_id, now_iso, now_epoch, day, week, lock_seconds}: a planned visit whose time has come
+--            becomes due with this need id; the need is owed (visits:to_create) until the caller writes it, and
+--            the caller holds the owed need's lock for lock_seconds (of the caller's clock) from this step on, so
+--            no other sweep writes it meanwhile.
+--   take_owed: {member ('visit:<id>' | 'help:<id>'), now_epoch, lock_seconds}: take the lock for writing an owed
+--            need, unless another process holds it and its time (by the callers' clock) has not run out.
+--            Answers {'ok', ''} or busy.
 --            Answers {'ok', need_id}, or no_visit, visit_status (detail: the status), not_due.
 --   close:  {visit_id, to: done|overdue, now_iso, now_epoch, day, week, outcome, help_kind, note, visitor_id, help_need_id,
 --            level, plan}: closes a due visit (or an overdue one as done); when it was the household's
@@ -64,6 +69,12 @@ local function count_for_reports(visit_id, status)
   local v = redis.call('HMGET', visit_key(visit_id), 'attention_level', 'household_id')
   local grid = v[2] and redis.call('HGET', household_key(v[2]), 'grid') or false
   count_visit(a.day, a.week, grid or '', v[1], status)
+end
+
+-- the lock of an owed need: its value is the epoch its holder's time runs out (by the callers' clock, which
+-- tests move), its Redis expiry only clears forgotten ones
+local function hold_owed(member, now_epoch, lock_seconds)
+  redis.call('SET', P .. 'once:owed:' .. member, tonumber(now_epoch) + tonumber(lock_seconds), 'EX', 86400)
 end
 
 local function index(name, old, new, id)
@@ -152,9 +163,17 @@ if a.mode == 'due' then
   redis.call('ZREM', P .. 'visits:planned', a.visit_id)
   redis.call('ZADD', P .. 'visits:open', v[3], a.visit_id)
   redis.call('SADD', P .. 'visits:to_create', 'visit:' .. a.visit_id)
+  hold_owed('visit:' .. a.visit_id, a.now_epoch, a.lock_seconds)
   redis.call('INCR', P .. 'stats:visits_due')
   count_for_reports(a.visit_id, VISIT.due)
   return ok(a.need_id)
+end
+
+if a.mode == 'take_owed' then
+  local until_epoch = redis.call('GET', P .. 'once:owed:' .. a.member)
+  if until_epoch and tonumber(until_epoch) > tonumber(a.now_epoch) then return refuse('busy') end
+  hold_owed(a.member, a.now_epoch, a.lock_seconds)
+  return ok('')
 end
 
 if a.mode == 'close' then
