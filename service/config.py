@@ -36,6 +36,11 @@ class Settings:
     """Volunteers offered a need at once, per open place, by priority (1 when not named)."""
     parallel_after_expiry: int = 2
     """Volunteers offered at once per open place once an offer of the need went unanswered."""
+    parallel_reach_km: float = 2.0
+    """Offers beyond one per place go only to volunteers at most this many km further than the nearest."""
+    preempt_margin_km: float = 2.0
+    """An urgent need takes a nearer volunteer's pending offer of an ordinary need when the nearest free
+    volunteer is more than this many km further (about 4 minutes at 30 km/h)."""
     fair_slack_ratio: float = 0.10
     """Fair load: volunteers within the tie band plus this share of the nearest's distance ..."""
     fair_slack_km: float = 0.5

@@ -62,6 +62,8 @@ def match_request(deps: Deps, need_id: str, moment: datetime) -> MatchRequest:
         buckets=LATENCY_BUCKETS,
         parallel=dict(deps.settings.parallel_offers),
         parallel_after_expiry=deps.settings.parallel_after_expiry,
+        parallel_reach_km=deps.settings.parallel_reach_km,
+        preempt_margin_km=deps.settings.preempt_margin_km,
         travel_speed_kmh=deps.settings.travel_speed_kmh,
         wait_class={p.value: URGENCY[jobs.DEFAULT if p is not Priority.LOW else jobs.LOW] for p in Priority},
         fair=fair_load(deps),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -251,9 +251,37 @@ def tasks(needs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str, float]
     ]
 
 
-def optimal_travel_km(done: list[tuple[dict[str, Any], str, float]], volunteers: dict[str, dict[str, Any]]) -> float:
+REFUSALS = ("offer_declined", "offer_expired")
+"""An offer the volunteer said no to, or let run out without an answer."""
+
+
+def refusals(events: dict[str, list[dict[str, Any]]]) -> set[tuple[str, str]]:
+    """(need id, volunteer id) for every offer its volunteer declined or left unanswered until it expired."""
+    found = set()
+    for need_id, timeline in events.items():
+        offered = {
+            (e.get("detail") or {}).get("offer_id"): (e.get("detail") or {}).get("volunteer_id")
+            for e in timeline
+            if e["type"] == "offered"
+        }
+        for event in timeline:
+            if event["type"] in REFUSALS:
+                detail = event.get("detail") or {}
+                volunteer_id = detail.get("volunteer_id") or offered.get(detail.get("offer_id"))
+                if volunteer_id:
+                    found.add((need_id, volunteer_id))
+    return found
+
+
+def optimal_travel_km(
+    done: list[tuple[dict[str, Any], str, float]],
+    volunteers: dict[str, dict[str, Any]],
+    refused: Collection[tuple[str, str]] = frozenset(),
+) -> float:
     """The least total great-circle distance for the same tasks given to the same volunteers, each volunteer
-    taking at most max(capacity, tasks they did) of them and only tasks they have the skills for.
+    taking at most max(capacity, tasks they did) of them, only tasks they have the skills for, and none
+    they refused (declined, or left unanswered until the offer expired): no dispatcher could have
+    sent them there.
 
     The volunteers did their tasks one after another, so a volunteer's share is bounded by what they did
     (or their capacity, if that is more); the actual assignment is one of the candidates, so the optimum
@@ -281,7 +309,7 @@ def optimal_travel_km(done: list[tuple[dict[str, Any], str, float]], volunteers:
                     cost[row, col] = actual[(need["id"], volunteer_id)]
                 continue
             skills = set(volunteer.get("skills") or []) | {"general"}
-            if set(need.get("skills") or []) <= skills:
+            if set(need.get("skills") or []) <= skills and (need["id"], volunteer_id) not in refused:
                 cost[row, col] = distance_km(location(volunteer), location(need))
     rows, cols = linear_sum_assignment(cost)
     return round(float(sum(cost[r, c] for r, c in zip(rows, cols, strict=True) if cost[r, c] < INFEASIBLE)), 3)
@@ -354,7 +382,7 @@ def compute(played: Played) -> dict[str, Any]:
         "urgent_needs": sum(is_urgent(n) for n in needs),
         "urgent_after_ordinary": len(waiting_behind),
         "travel_km": round(sum(km for _, _, km in done), 3),
-        "optimal_travel_km": optimal_travel_km(done, played.volunteers),
+        "optimal_travel_km": optimal_travel_km(done, played.volunteers, refusals(events)),
         "tasks_per_volunteer": {
             "max": max(per_volunteer.values(), default=0),
             "mean": round(sum(per_volunteer.values()) / len(per_volunteer), 2) if per_volunteer else 0.0,

@@ -137,10 +137,12 @@ def outage(seed: int) -> Scenario:
         rng,
         phones,
         [
-            (3, ["tanker_truck", "driving"], (1, 2), "pioneer"),
-            (9, ["driving", "heavy_lifting"], (1, 2), "pioneer"),
-            (8, ["driving"], (1, 2), "youth"),
-            (5, ["heavy_lifting"], (1, 2), "youth"),
+            # a tanker truck fills the troughs of several farms per trip; a car carries water
+            # for several households, and a pair of hands carries it in for a few
+            (3, ["tanker_truck", "driving"], (4, 5), "pioneer"),
+            (14, ["driving", "heavy_lifting"], (3, 5), "pioneer"),
+            (16, ["driving"], (4, 5), "youth"),
+            (8, ["heavy_lifting"], (2, 4), "youth"),
         ],
     )
     kinds = ["elderly"] * 32 + ["livestock"] * 8 + ["ordinary"] * 99

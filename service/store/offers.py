@@ -64,6 +64,10 @@ class MatchRequest:
     """Who is nearly as near as the nearest, among whom fewer recent tasks go first."""
     prefer: tuple[str, ...] = ()
     """Volunteers a joint assignment chose: taken if every one still fits, else the usual search."""
+    parallel_reach_km: float = 2.0
+    """Offers beyond one per place go only to volunteers at most this much further than the nearest."""
+    preempt_margin_km: float = 2.0
+    """An urgent need takes a nearer volunteer's pending ordinary offer when the free one is this much further."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,8 @@ class OfferStore:
             "wait_class": r.wait_class,
             "fair": {"ratio": r.fair.ratio, "max_km": r.fair.max_km, "pool": r.fair.pool},
             "prefer": list(r.prefer),
+            "parallel_reach_km": r.parallel_reach_km,
+            "preempt_margin_km": r.preempt_margin_km,
         }
 
     @staticmethod

@@ -59,8 +59,8 @@ def announced(deps: Any, topic: Topic) -> list[dict[str, Any]]:
 
 
 def test_a_critical_need_is_offered_to_the_three_nearest_at_once(volunteer_at, make_need, work, get_need) -> None:
-    near = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
-    volunteer_at(4.0)
+    near = [volunteer_at(km)["id"] for km in (1.0, 1.5, 2.5)]
+    volunteer_at(2.8)
     need = make_need(priority="critical")
 
     work()
@@ -68,6 +68,20 @@ def test_a_critical_need_is_offered_to_the_three_nearest_at_once(volunteer_at, m
     got = get_need(need["id"])
     assert got["status"] == "offered"
     assert sorted(offered_to(got)) == sorted(near)
+
+
+def test_a_critical_need_is_not_offered_at_once_to_those_much_further_than_the_nearest(
+    volunteer_at, make_need, work, get_need
+) -> None:
+    # the first to accept wins: a truck 6 km off accepting first would arrive long after the nearest
+    nearest, within = volunteer_at(1.0)["id"], volunteer_at(2.9)["id"]
+    volunteer_at(3.2)
+    volunteer_at(6.0)
+    need = make_need(priority="critical")
+
+    work()
+
+    assert sorted(offered_to(get_need(need["id"]))) == sorted([nearest, within]), "within 2 km of the nearest"
 
 
 def test_an_ordinary_need_is_offered_to_one_volunteer(volunteer_at, make_need, work, get_need) -> None:
@@ -83,7 +97,7 @@ def test_an_ordinary_need_is_offered_to_one_volunteer(volunteer_at, make_need, w
 def test_the_first_to_accept_wins_and_the_others_hear_it_was_taken(
     volunteer_at, make_need, work, get_need, client, tokens, deps, events_of
 ) -> None:
-    ids = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
+    ids = [volunteer_at(km)["id"] for km in (1.0, 1.5, 2.5)]
     need = make_need(priority="critical")
     work()
     before = get_need(need["id"])
@@ -117,7 +131,7 @@ def test_the_number_at_once_is_set_per_priority() -> None:
 def test_after_an_offer_expires_unanswered_the_need_goes_to_two_at_once(
     volunteer_at, make_need, work, get_need, deps
 ) -> None:
-    ids = [volunteer_at(km)["id"] for km in (1.0, 2.0, 3.0)]
+    ids = [volunteer_at(km)["id"] for km in (1.0, 1.5, 2.5)]
     need = make_need(**ORDINARY)
     work()
     first = get_need(need["id"])
@@ -156,16 +170,37 @@ def test_an_urgent_need_takes_a_pending_offer_of_an_ordinary_need(
     assert deps.store.volunteers.get(only).load == 1
 
 
-def test_the_ordinary_need_waits_again_and_gets_the_next_volunteer(volunteer_at, make_need, work, get_need) -> None:
+def test_an_urgent_need_takes_a_free_volunteer_not_much_further_rather_than_pre_empting(
+    volunteer_at, make_need, work, get_need
+) -> None:
     near = volunteer_at(1.0)["id"]
     ordinary = make_need(**ORDINARY)
     work()
-    far = volunteer_at(5.0, skills=["driving"])["id"]  # joins after the first offer was made
-    # the far one is free, so the urgent need takes them rather than pre-empting
+    free = volunteer_at(2.5, skills=["driving"])["id"]  # 1.5 km further: within the 2 km margin
+
     urgent = make_need(priority="critical")
     work()
-    assert offered_to(get_need(urgent["id"])) == [far]
+
+    assert offered_to(get_need(urgent["id"])) == [free]
     assert offered_to(get_need(ordinary["id"])) == [near]
+
+
+def test_an_urgent_need_takes_a_nearer_pending_ordinary_offer_when_the_free_one_is_far_and_that_need_gets_the_next(
+    volunteer_at, make_need, work, get_need, events_of
+) -> None:
+    near = volunteer_at(1.0)["id"]
+    ordinary = make_need(**ORDINARY)
+    work()
+    far = volunteer_at(5.0, skills=["driving"])["id"]  # free, but 4 km further than the one holding an offer
+
+    urgent = make_need(priority="critical")
+    work()
+
+    assert offered_to(get_need(urgent["id"])) == [near]
+    assert offered_to(get_need(ordinary["id"])) == [far], "it waited again and got the next volunteer"
+    why = [e for e in events_of(ordinary["id"]) if e["type"] == "offer_preempted"]
+    assert [e["detail"]["for_need_id"] for e in why] == [urgent["id"]]
+    assert [e["detail"]["volunteer_id"] for e in why] == [near]
 
 
 def test_accepted_work_is_never_taken_away(volunteer_at, make_need, work, get_need, client, tokens) -> None:
@@ -240,7 +275,7 @@ def test_arrive_by_in_the_past_is_refused_naming_the_field(client, tokens, deps)
 def test_match_need_returns_nothing_to_do_for_a_fully_offered_critical_need(
     volunteer_at, make_need, work, deps
 ) -> None:
-    for km in (1.0, 2.0, 3.0):
+    for km in (1.0, 1.5, 2.5):
         volunteer_at(km)
     need = make_need(priority="critical")
     work()

@@ -12,7 +12,9 @@
 -- Parallel offers: a need is offered to K volunteers per open place at once (K by priority, at
 -- least parallel_after_expiry once one of its offers expired unanswered); the first to accept wins.
 -- Pre-emption: an urgent need that finds nobody free takes the nearest eligible volunteer's
--- pending (never accepted) offer of an ordinary need; that need waits in the backlog again.
+-- pending (never accepted) offer of an ordinary need; that need waits in the backlog again. So it
+-- does when the free one it found is more than preempt_margin_km further than such a volunteer.
+-- Offers beyond one per place (parallel) go only to those within parallel_reach_km of the nearest.
 -- arrive_by: volunteers who cannot be there in time at travel_speed_kmh are not offered it.
 -- Fair load: those nearly as near as the nearest (service.matching.FairLoad) come first, fewest
 -- tasks in the last week first.
@@ -26,7 +28,7 @@
 --                first_ring_km (the smallest first ring), area_km2 (the area served),
 --                max_radius_km (for needs without their own radius_km), tie_km,
 --                buckets (histogram bounds, seconds), parallel: {priority: K},
---                parallel_after_expiry, travel_speed_kmh,
+--                parallel_after_expiry, parallel_reach_km, preempt_margin_km, travel_speed_kmh,
 --                wait_class: {priority: backlog urgency class} (for pre-empted ordinary needs),
 --                fair: {ratio, max_km, pool} (pool 0: nearest first only),
 --                prefer: volunteer ids a joint assignment chose (taken when every one is still
@@ -357,8 +359,8 @@ end
 -- never taken. The volunteers taken are added to `chosen`.
 local holding = P .. 'volunteers:holding_ordinary'
 local preempted = {}  -- volunteer id -> the ordinary need whose offer was withdrawn
-local function preempt(role, chosen, short)
-  local hits = redis.call('GEOSEARCH', holding, 'FROMLONLAT', lon, lat, 'BYRADIUS', max_km * 1.001, 'km', 'ASC',
+local function preempt(role, chosen, short, within_km)
+  local hits = redis.call('GEOSEARCH', holding, 'FROMLONLAT', lon, lat, 'BYRADIUS', within_km * 1.001, 'km', 'ASC',
     'COUNT', 64)
   for _, vid in ipairs(hits) do
     if short <= 0 then break end
@@ -370,7 +372,7 @@ local function preempt(role, chosen, short)
       end
       local km = fits and great_circle(tonumber(v[3]), tonumber(v[4])) or max_km + 1
       local taken = false
-      if km <= max_km then
+      if km <= within_km then
         -- the newest pending offer of an ordinary need this volunteer holds
         local theirs = redis.call('ZREVRANGE', vol_key(vid) .. ':offers', 0, 9)
         for _, oid in ipairs(theirs) do
@@ -397,7 +399,7 @@ local function preempt(role, chosen, short)
         end
       end
       -- nothing of an ordinary need pending any more: out of the set (it is kept lazily)
-      if km <= max_km and not taken then redis.call('ZREM', holding, vid) end
+      if km <= within_km and not taken then redis.call('ZREM', holding, vid) end
     end
   end
 end
@@ -409,6 +411,16 @@ for r, role in ipairs(roles) do
   if plan_only then missing = missing + tonumber(a.extra or 0) end
   local chosen = {}
   if missing > 0 then chosen = search(role, missing, #roles == 1 and a.prefer or nil) end
+  if not plan_only and fanout > 1 and #chosen > math.max(role.places, 1) then
+    -- offers beyond one per place go only to those not much further than the nearest: the first to
+    -- accept wins, and one from far away would arrive later than the nearest could have
+    local reach = chosen[1][5] + tonumber(a.parallel_reach_km)
+    local kept = {}
+    for i, row in ipairs(chosen) do
+      if i <= math.max(role.places, 1) or row[5] <= reach then table.insert(kept, row) end
+    end
+    chosen = kept
+  end
   for _, row in ipairs(chosen) do in_chosen[row[4]] = true end
   if plan_only then
     local listed = {}
@@ -419,7 +431,26 @@ for r, role in ipairs(roles) do
       arm_match = arm_match, favoured = #favoured > 0}))
   end
   local short = role.places - #chosen
-  if urgent and short > 0 and max_km > 0 then preempt(role, chosen, short) end
+  if urgent and short > 0 and max_km > 0 then preempt(role, chosen, short, max_km) end
+  if urgent and #chosen > 0 and max_km > 0 then
+    -- free only far away while a nearer volunteer holds a pending offer of an ordinary need: the
+    -- nearer one comes instead, when the free one is more than preempt_margin_km further (for the
+    -- places themselves, not for the parallel offers beyond them)
+    local primary = math.min(#chosen, math.max(role.places, 1))
+    for _ = 1, primary do
+      local far = 1
+      for i = 2, primary do
+        if chosen[i][5] > chosen[far][5] then far = i end
+      end
+      local within = chosen[far][5] - tonumber(a.preempt_margin_km)
+      if within <= 0 then break end
+      local before = #chosen
+      preempt(role, chosen, 1, within)
+      if #chosen == before then break end
+      in_chosen[chosen[far][4]] = nil
+      chosen[far] = table.remove(chosen)
+    end
+  end
   for _, row in ipairs(chosen) do table.insert(picks, {row = row, role = r - 1}) end
 end
 

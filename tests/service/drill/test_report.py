@@ -237,6 +237,25 @@ def test_optimal_travel_lets_a_volunteer_take_as_many_tasks_as_they_did():
     assert report.optimal_travel_km(report.tasks([n1, n2]), {"A": a, "B": b}) == 0.0
 
 
+def test_optimal_travel_does_not_send_a_volunteer_to_a_need_they_declined_or_left_unanswered():
+    # A is on top of both needs but declined n1 and let n2's offer expire: B had to go, and so would any plan
+    a, b = volunteer(["driving"], 0, 0, capacity=3), volunteer(["driving"], 0, 1, capacity=2)
+    n1 = need("n1", lat=0, lon=0, assignments=[assignment("B", KM_PER_DEGREE)])
+    n2 = need("n2", lat=0, lon=0, assignments=[assignment("B", KM_PER_DEGREE)])
+    n3 = need("n3", lat=0, lon=0, assignments=[assignment("A", 0)])
+    events = {
+        "n1": [offered(1, "o1", "A"), event(2, "offer_declined", offer_id="o1"), offered(2, "o2", "B")],
+        "n2": [offered(1, "o3", "A"), event(301, "offer_expired", offer_id="o3"), offered(301, "o4", "B")],
+    }
+    done = report.tasks([n1, n2, n3])
+
+    assert report.refusals(events) == {("n1", "A"), ("n2", "A")}
+    assert report.optimal_travel_km(done, {"A": a, "B": b}) == 0.0, "without what they refused"
+    assert report.optimal_travel_km(done, {"A": a, "B": b}, report.refusals(events)) == pytest.approx(
+        2 * KM_PER_DEGREE, abs=0.01
+    )
+
+
 # ---- the whole report ----------------------------------------------------------------------------------
 
 
