@@ -110,7 +110,11 @@ class OfferSpan:
     ended: float | None = None
 
     def pending(self, horizon: float) -> tuple[float, float]:
-        end = min(x for x in (self.accepted, self.ended, self.expires, horizon) if x is not None)
+        """From the offer until it was answered or ended; an offer past its window still holds its
+        volunteer (and its need) until the service ends it, so the window counts only when the
+        timeline never says."""
+        answered = [x for x in (self.accepted, self.ended) if x is not None]
+        end = min(answered) if answered else min(self.expires, horizon)
         return self.start, max(end, self.start)
 
     def held(self, horizon: float) -> tuple[float, float] | None:
@@ -210,7 +214,9 @@ def urgent_after_ordinary(
     grace: float = URGENT_WAIT_GRACE_S,
 ) -> list[str]:
     """Urgent needs that were, at some moment, without any offer while a volunteer who could serve them
-    (skills, radius) held a pending offer of an ordinary need; for longer than `grace` seconds."""
+    (skills, radius, and had not declined it or let its offer run out) held a pending offer of an
+    ordinary need; for longer than `grace` seconds."""
+    refused = refusals(events)
     ordinary_pending: list[tuple[str, tuple[float, float]]] = []
     for need in needs:
         if is_urgent(need):
@@ -233,7 +239,7 @@ def urgent_after_ordinary(
         waiting = subtract(open_spans(need, timeline, horizon), covered)
         for volunteer_id, pending in ordinary_pending:
             volunteer = volunteers.get(volunteer_id)
-            if volunteer is None or not can_serve(volunteer, need):
+            if volunteer is None or not can_serve(volunteer, need) or (need["id"], volunteer_id) in refused:
                 continue
             if overlap(pending, waiting) > grace:
                 found.append(need["id"])

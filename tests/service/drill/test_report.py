@@ -180,6 +180,37 @@ def test_an_ordinary_offer_that_expired_before_the_urgent_need_came_does_not_cou
     assert report.urgent_after_ordinary(needs, events, volunteers, report.ts(at(600))) == []
 
 
+def test_a_volunteer_who_declined_the_urgent_need_does_not_count_as_one_who_could_serve_it():
+    needs = [need("ordinary", created=20), need("urgent", created=5, priority="high")]
+    events = {
+        "urgent": [
+            event(5, "created"),
+            offered(5.1, "o1", "vol_a"),
+            event(8, "offer_declined", offer_id="o1"),
+            event(8.01, "escalated", reason="nobody else"),
+        ],
+        # the one who said no to the urgent need then takes an ordinary one: nobody could send them back
+        "ordinary": [event(20, "created"), offered(20.1, "o2", "vol_a")],
+    }
+
+    assert report.urgent_after_ordinary(needs, events, {"vol_a": volunteer(["driving"])}, report.ts(at(600))) == []
+
+
+def test_an_offer_past_its_window_is_pending_until_the_service_ends_it():
+    spans = report.offer_spans(
+        [
+            offered(1, "o1", "vol_a", window=10),
+            event(12.5, "offer_expired", offer_id="o1"),
+            offered(12.5, "o2", "vol_b"),
+        ]
+    )
+    by_id = {s.offer_id: s for s in spans}
+    horizon = report.ts(at(600))
+
+    assert by_id["o1"].pending(horizon) == (report.ts(at(1)), report.ts(at(12.5))), "ended by the expiry, not the clock"
+    assert by_id["o2"].pending(horizon) == (report.ts(at(12.5)), report.ts(at(312.5))), "never ended: its window"
+
+
 def test_offers_pending_when_the_need_was_fully_assigned_end_then():
     spans = report.offer_spans(
         [
