@@ -38,6 +38,9 @@ class Settings:
     """Volunteers offered at once per open place once an offer of the need went unanswered."""
     parallel_reach_km: float = 2.0
     """Offers beyond one per place go only to volunteers at most this many km further than the nearest."""
+    move_saving_km: float = 0.5
+    """A pending offer of an ordinary need is moved to another volunteer when that lets a need arriving later
+    have its nearest and shortens the total travel by more than this many km (0 turns it off)."""
     preempt_margin_km: float = 2.0
     """An urgent need takes a nearer volunteer's pending offer of an ordinary need when the nearest free
     volunteer is more than this many km further (about 4 minutes at 30 km/h)."""

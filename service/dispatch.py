@@ -24,11 +24,11 @@ from service.deps import Deps
 from service.exceptions import InvalidTransition
 from service.lifecycle import Action
 from service.matching import TIE_KM, FairLoad, distance_km
-from service.models import Event, EventType, Need, NeedStatus, Principal, Priority, Topic
+from service.models import Event, EventType, Need, NeedStatus, OfferStatus, Principal, Priority, Topic
 from service.needs import change_status, load_need
-from service.offers import LATENCY_BUCKETS, new_offer_id, withdraw_pending
+from service.offers import LATENCY_BUCKETS, new_offer_id, release_offer, withdraw_pending
 from service.store import Refusal, Refused
-from service.store.offers import MatchRequest, MatchResult
+from service.store.offers import MatchRequest, MatchResult, Movable
 
 
 @dataclass
@@ -139,7 +139,7 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     household's previous visitor: continuity) are matched on their own first. Two
     round trips for the batch: one listing candidates, one reserving.
     """
-    if len(need_ids) <= 1:
+    if len(need_ids) <= 1 and deps.settings.move_saving_km <= 0:
         return [match_need(deps=deps, need_id=need_id) for need_id in need_ids]
     moment = deps.clock.now()
     requests = [match_request(deps, need_id, moment) for need_id in need_ids]
@@ -151,7 +151,9 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
         for request, c in zip(requests, found, strict=True)
         if c is not None and c.fanout == 1 and c.roles == 1 and not c.favoured and c.places > 0
     ]
-    plan = assign_jointly(wanting)
+    wanting, movable = with_movable_offers(deps, wanting, moment)
+    plan = assign_jointly(wanting) if len(wanting) > 1 else {}  # one need alone: its own order (fair load)
+    moved = move_offers(deps, movable, plan)
     if len(wanting) > 1:
         deps.store.stats.incr("joint_batches")
         deps.store.stats.incr("joint_needs", len(wanting))
@@ -166,8 +168,102 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
         requests,
         key=lambda r: (r.need_id not in alone, r.need_id not in plan, r.need_id not in urgent),
     )
+    order += [match_request(deps, need_id, moment) for need_id in moved]
     results = deps.store.offers.match_many([replace(r, prefer=tuple(plan.get(r.need_id, ()))) for r in order])
     return [settle(deps, r.need_id, result) for r, result in zip(order, results, strict=True)]
+
+
+MOVABLE_NEEDS = 16
+"""At most this many other needs' pending offers are weighed for moving, per batch."""
+
+MOVED_REASON = "moved: a volunteer nearer to it can come, and this one is the nearest for another need"
+
+
+def with_movable_offers(
+    deps: Deps, wanting: list[Wanting], moment: datetime
+) -> tuple[list[Wanting], dict[str, Movable]]:
+    """The joint problem widened by pending offers that could be moved.
+
+    Needs arrive one by one: an ordinary need offered the nearest free volunteer may hold the
+    one a need arriving later is nearest to, while someone free is as near to it. An ordinary
+    need of the batch whose nearest free volunteer is further than the saving setting looks for
+    volunteers nearer to it holding a movable pending offer (service.store's movable.lua); each
+    such need then joins the problem with its current volunteer as its first option and the
+    free volunteers it could have instead, costed `move_saving_km` more, so an offer is moved
+    only when that shortens the total travel by more than that. Answers the widened problem and
+    the movable offer of each need added.
+    """
+    saving = deps.settings.move_saving_km
+    asking = [
+        w
+        for w in wanting
+        if saving > 0 and not w.urgent and w.places == 1 and w.options and w.options[0].distance_km > saving
+    ]
+    if not asking:
+        return wanting, {}
+    found = deps.store.offers.movable(
+        [(w.need_id, w.options[0].distance_km - saving) for w in asking], parallel=dict(deps.settings.parallel_offers)
+    )
+    batch = {w.need_id for w in wanting}
+    held: dict[str, Movable] = {}
+    for movables in found:
+        for m in movables:
+            if m.need_id not in batch and (m.need_id in held or len(held) < MOVABLE_NEEDS):
+                held.setdefault(m.need_id, m)
+    if not held:
+        return wanting, {}
+    listed = deps.store.offers.candidates(
+        [replace(match_request(deps, need_id, moment), replan=True) for need_id in held], extra=JOINT_EXTRA
+    )
+    alternatives = {need_id: c.options for need_id, c in zip(held, listed, strict=True) if c is not None and c.options}
+    held = {need_id: m for need_id, m in held.items() if need_id in alternatives}
+    if not held:
+        return wanting, {}
+    # a holder's free capacity in this problem: what they have free and each movable offer they hold in it
+    free_of: dict[str, int] = {}
+    for m in held.values():
+        free_of[m.volunteer_id] = free_of.get(m.volunteer_id, m.free) + 1
+    widened = []
+    for w, movables in zip(asking, found, strict=True):
+        extra = tuple(
+            Option(m.volunteer_id, m.km, free_of[m.volunteer_id])
+            for m in dict((m.volunteer_id, m) for m in movables if m.volunteer_id in free_of).values()
+        )
+        widened.append(replace(w, options=w.options + extra))
+    widened += [w for w in wanting if w not in asking]
+    for need_id, m in held.items():
+        options = [Option(m.volunteer_id, m.offer_km, free_of[m.volunteer_id])]
+        options += [Option(vid, km + saving, free) for vid, km, free in alternatives[need_id]]
+        widened.append(Wanting(need_id, 1, tuple(options)))
+    return widened, held
+
+
+def move_offers(deps: Deps, movable: dict[str, Movable], plan: dict[str, list[str]]) -> list[str]:
+    """Withdraw the pending offers the joint plan moves (each need given someone else) and tell their
+    volunteers; answers the needs whose offer was moved, to be offered to their new volunteer.
+
+    An offer answered or ended meanwhile stays as it is (its release is one atomic step that
+    refuses an offer no longer pending); the need planned to take its volunteer then searches as usual.
+    """
+    moved = []
+    for need_id, m in movable.items():
+        if plan.get(need_id, [m.volunteer_id]) == [m.volunteer_id]:
+            continue
+        try:
+            release_offer(
+                deps=deps,
+                offer_id=m.offer_id,
+                status=OfferStatus.WITHDRAWN,
+                actor="system",
+                reason=MOVED_REASON,
+                rematch=False,
+            )
+        except Refused:
+            continue
+        deps.store.stats.incr("offers_moved")
+        announce(deps, Topic.OFFER_MOVED, need_id, volunteer_id=m.volunteer_id)
+        moved.append(need_id)
+    return moved
 
 
 def wait_for_company(deps: Deps) -> None:

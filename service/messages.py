@@ -69,6 +69,11 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "zh": "【Aidline】{kind}求助的邀请已撤回：附近有更紧急的求助需要您，请查看新的邀请。",
         "en": "Aidline: the {kind} offer is withdrawn: a more urgent need nearby needs you; see your new offer.",
     },
+    "offer_moved": {
+        "zh": "【Aidline】{kind}求助的邀请已撤回：有离它更近的志愿者前往，您离另一处求助最近，请查看新的邀请。",
+        "en": "Aidline: the {kind} offer is withdrawn: a volunteer nearer to it will go, and you are the nearest "
+        "to another need; see your new offer.",
+    },
     "received": {
         "zh": "【Aidline】已收到您的{kind}求助，正在为您联系志愿者。查看进度：{track}",
         "en": "Aidline: we received your {kind} request and are finding a volunteer. Track it: {track}",

@@ -118,6 +118,8 @@ class Topic(StrEnum):
     """Another volunteer accepted first: the offer is withdrawn."""
     OFFER_PREEMPTED = "offer_preempted"
     """The offer was withdrawn for a more urgent need nearby."""
+    OFFER_MOVED = "offer_moved"
+    """The offer was withdrawn: a volunteer nearer to the need comes, and this one is nearest to another."""
     RECEIVED = "received"
     ASSIGNED = "assigned"
     EN_ROUTE = "en_route"

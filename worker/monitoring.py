@@ -116,6 +116,10 @@ class AidlineCollector(Collector):
             ("parallel_offers", "Offers made to several volunteers at once (critical needs, needs after an expiry)"),
             ("joint_batches", "Batches of waiting needs assigned together by the solver"),
             ("joint_needs", "Needs assigned as part of a joint assignment"),
+            (
+                "offers_moved",
+                "Pending offers of ordinary needs moved to another volunteer, so a need could have its nearest",
+            ),
             ("urgent_wakeups", "Escalated urgent needs woken because a volunteer they wait for came free"),
         ):
             counter = CounterMetricFamily(f"aidline_{name}", help_text)

@@ -32,6 +32,7 @@ VOLUNTEER_TOPICS = frozenset(
         Topic.CANCELLED,
         Topic.OFFER_TAKEN,
         Topic.OFFER_PREEMPTED,
+        Topic.OFFER_MOVED,
         Topic.ESCALATED_CAPTAIN,
     }
 )

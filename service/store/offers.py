@@ -68,6 +68,24 @@ class MatchRequest:
     """Offers beyond one per place go only to volunteers at most this much further than the nearest."""
     preempt_margin_km: float = 2.0
     """An urgent need takes a nearer volunteer's pending ordinary offer when the free one is this much further."""
+    replan: bool = False
+    """Listing only: count the need's places as if its pending offers were not there (to move them)."""
+
+
+@dataclass(frozen=True)
+class Movable:
+    """A pending offer of an ordinary need that could be moved, so its volunteer may take another need."""
+
+    volunteer_id: str
+    km: float
+    """From the need that could have them."""
+    free: int
+    """The volunteer's capacity not in use (not counting this offer)."""
+    offer_id: str
+    need_id: str
+    """The ordinary need holding them."""
+    offer_km: float
+    """How far that need is from them."""
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,32 @@ class OfferStore:
             )
         return found
 
+    def movable(
+        self, wanted: list[tuple[str, float]], *, parallel: dict[str, int], count: int = 8
+    ) -> list[list[Movable]]:
+        """For each (need id, km): pending offers of ordinary needs held by volunteers within km of the need
+        who could serve it, and could be moved (movable.lua); one round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for need_id, within_km in wanted:
+            arguments = {"need_id": need_id, "within_km": within_km, "parallel": parallel, "count": count}
+            self.scripts.queue("movable", arguments, pipeline=pipe)
+        found: list[list[Movable]] = []
+        for reply in pipe.execute(raise_on_error=False):
+            found.append(
+                [
+                    Movable(
+                        volunteer_id=m["volunteer_id"],
+                        km=float(m["km"]),
+                        free=int(m["free"]),
+                        offer_id=m["offer_id"],
+                        need_id=m["need_id"],
+                        offer_km=float(m["offer_km"]),
+                    )
+                    for m in json.loads(outcome(reply))
+                ]
+            )
+        return found
+
     def _match_arguments(self, r: MatchRequest) -> dict[str, Any]:
         return {
             "need_id": r.need_id,
@@ -195,6 +239,7 @@ class OfferStore:
             "prefer": list(r.prefer),
             "parallel_reach_km": r.parallel_reach_km,
             "preempt_margin_km": r.preempt_margin_km,
+            "replan": r.replan,
         }
 
     @staticmethod

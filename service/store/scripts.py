@@ -84,6 +84,7 @@ class Scripts:
         "transition",
         "create_delivery",
         "holders",
+        "movable",
         "next_expiry",
         "incident",
         "incident_close",

@@ -415,3 +415,82 @@ def test_needs_assigned_together_also_leave_the_volunteer_to_the_waiting_urgent_
     assert offered_to(get_need(urgent["id"])) == [freed]
     assert [get_need(n["id"])["status"] for n in ordinary] == ["escalated", "escalated"]
     assert deps.store.backlog.waiting_count() == 0, "the woken need's drain was enqueued: nothing left waiting"
+
+
+# ---- moving pending offers ---------------------------------------------------------------------
+
+
+def test_a_pending_ordinary_offer_moves_so_a_later_need_has_its_nearest_and_both_travel_less(
+    volunteer_at, make_need, work, get_need, events_of, deps
+) -> None:
+    holder = volunteer_at(1.8)["id"]
+    first = make_need(**ORDINARY)  # at 0 km: offered the only one there is, 1.8 km off
+    work()
+    freed = volunteer_at(0.2)["id"]  # joins next to the first need
+    later = make_need(**ORDINARY, location=north(2.0))  # next to the holder; the free one is 1.8 km off
+    assert deps.store.backlog.take_waiting(10) == [later["id"]]
+
+    dispatch.match_together(deps=deps, need_ids=[later["id"]])
+
+    assert offered_to(get_need(later["id"])) == [holder], "0.2 km instead of 1.8"
+    assert offered_to(get_need(first["id"])) == [freed], "0.2 km instead of 1.8"
+    withdrawn = [e for e in events_of(first["id"]) if e["type"] == "offer_withdrawn"]
+    assert [e["detail"]["volunteer_id"] for e in withdrawn] == [holder]
+    assert withdrawn[0]["detail"]["reason"] == dispatch.MOVED_REASON
+    assert [a["volunteer_id"] for a in announced(deps, Topic.OFFER_MOVED)] == [holder]
+    assert deps.store.stats.get("offers_moved") == 1
+    assert deps.store.volunteers.get(holder).load == 1 and deps.store.volunteers.get(freed).load == 1
+
+
+def test_an_offer_is_not_moved_when_the_later_needs_nearest_free_volunteer_is_nearly_as_near(
+    volunteer_at, make_need, work, get_need
+) -> None:
+    holder = volunteer_at(1.0)["id"]
+    first = make_need(**ORDINARY)
+    work()
+    free = volunteer_at(1.5)["id"]
+    later = make_need(**ORDINARY, location=north(1.2))  # the free one is 0.3 km off: within the 0.5 km saving
+
+    work()
+
+    assert offered_to(get_need(later["id"])) == [free]
+    assert offered_to(get_need(first["id"])) == [holder]
+
+
+@pytest.mark.parametrize(
+    "hold",
+    ["accepted", "urgent"],
+    ids=["an accepted offer is never moved", "an urgent need's offer is never moved"],
+)
+def test_accepted_work_and_urgent_needs_keep_their_volunteer(
+    hold, volunteer_at, make_need, work, get_need, client, tokens, deps
+) -> None:
+    holder = volunteer_at(1.8)["id"]
+    first = make_need(**ORDINARY) if hold == "accepted" else make_need(priority="high")
+    work()
+    if hold == "accepted":
+        offer = offer_of(get_need(first["id"]), holder)
+        assert client.post(f"/api/v1/offers/{offer}/accept", headers=tokens.volunteer(holder)).status_code == 200
+    free = volunteer_at(0.2)["id"]
+    later = make_need(**ORDINARY, location=north(2.0))
+
+    work()
+
+    assert offered_to(get_need(later["id"])) == [free]
+    kept = offered_to(get_need(first["id"]), "accepted" if hold == "accepted" else "pending")
+    assert kept == [holder]
+    assert deps.store.stats.get("offers_moved") == 0
+
+
+def test_moving_can_be_turned_off(volunteer_at, make_need, work, get_need, deps) -> None:
+    deps.settings = Settings.from_env({"AIDLINE_MOVE_SAVING_KM": "0"}, redis_url=deps.settings.redis_url)
+    holder = volunteer_at(1.8)["id"]
+    first = make_need(**ORDINARY)
+    work()
+    free = volunteer_at(0.2)["id"]
+    later = make_need(**ORDINARY, location=north(2.0))
+
+    dispatch.match_together(deps=deps, need_ids=[later["id"]])
+
+    assert offered_to(get_need(later["id"])) == [free]
+    assert offered_to(get_need(first["id"])) == [holder]

@@ -33,7 +33,8 @@
 --                fair: {ratio, max_km, pool} (pool 0: nearest first only),
 --                prefer: volunteer ids a joint assignment chose (taken when every one is still
 --                  eligible, else the search runs as usual; needs with one role only),
---                plan_only: reserve nothing, answer the candidates, extra: how many beyond the places}
+--                plan_only: reserve nothing, answer the candidates, extra: how many beyond the places,
+--                replan: with plan_only, count places as if the need's pending offers were not there}
 -- With plan_only it answers {'ok', JSON {places: open places (not counting parallel offers),
 --   fanout, urgent, roles: how many roles, favoured: whether the need favours volunteers (matched on its own), candidates: [{volunteer_id, distance_km, free}] in the order
 --   of choice (none for a need with several roles: those are matched on their own)}}.
@@ -71,6 +72,11 @@ for r, role in ipairs(roles) do
   local active, accepted = role_counts(nkey, roles, r - 1)
   local missing = (role.count - accepted) * fanout - (active - accepted)
   role.places = role.count - active
+  if plan_only and a.replan == true then
+    -- listing for a need whose pending offer may be moved: its places as if nothing were pending
+    role.places = role.count - accepted
+    missing = role.places
+  end
   role.missing = 0
   if role.places > 0 or missing > 0 then
     role.missing = math.max(missing, role.places)
