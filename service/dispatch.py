@@ -129,7 +129,7 @@ JOINT_EXTRA = 4
 """Candidates listed per need beyond its open places, for the joint assignment to choose among."""
 
 
-def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
+def match_together(*, deps: Deps, need_ids: list[str], moves: bool = True) -> list[MatchOutcome]:
     """Match needs waiting at the same moment together (service.assignment): urgent needs' places
     first, then the most places, then the least total travel; each need's offers are then made in
     one atomic step as usual, taking the chosen volunteers if they still fit (else its own search).
@@ -137,9 +137,11 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     Needs offered to several at once (critical ones), needs with several roles (each role is
     searched in turn, so they do not fit the one-list plan) and needs favouring volunteers (a
     household's previous visitor: continuity) are matched on their own first. Two
-    round trips for the batch: one listing candidates, one reserving.
+    round trips for the batch: one listing candidates, one reserving; with `moves` (not while a
+    full batch waits behind this one), pending offers may be moved too (with_movable_offers).
     """
-    if len(need_ids) <= 1 and deps.settings.move_saving_km <= 0:
+    moves = moves and deps.settings.move_saving_km > 0
+    if len(need_ids) <= 1 and not moves:
         return [match_need(deps=deps, need_id=need_id) for need_id in need_ids]
     moment = deps.clock.now()
     requests = [match_request(deps, need_id, moment) for need_id in need_ids]
@@ -151,7 +153,7 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
         for request, c in zip(requests, found, strict=True)
         if c is not None and c.fanout == 1 and c.roles == 1 and not c.favoured and c.places > 0
     ]
-    wanting, movable = with_movable_offers(deps, wanting, moment)
+    wanting, movable = with_movable_offers(deps, wanting, moment) if moves else (wanting, {})
     plan = assign_jointly(wanting) if len(wanting) > 1 else {}  # one need alone: its own order (fair load)
     moved = move_offers(deps, movable, plan)
     if len(wanting) > 1:
@@ -173,8 +175,11 @@ def match_together(*, deps: Deps, need_ids: list[str]) -> list[MatchOutcome]:
     return [settle(deps, r.need_id, result) for r, result in zip(order, results, strict=True)]
 
 
-MOVABLE_NEEDS = 16
+MOVABLE_NEEDS = 6
 """At most this many other needs' pending offers are weighed for moving, per batch."""
+
+MOVABLE_HOLDERS = 4
+"""For each need, at most this many of the nearest volunteers holding a movable offer are looked at."""
 
 MOVED_REASON = "moved: a volunteer nearer to it can come, and this one is the nearest for another need"
 
@@ -202,18 +207,24 @@ def with_movable_offers(
     if not asking:
         return wanting, {}
     found = deps.store.offers.movable(
-        [(w.need_id, w.options[0].distance_km - saving) for w in asking], parallel=dict(deps.settings.parallel_offers)
+        [(w.need_id, w.options[0].distance_km - saving) for w in asking],
+        parallel=dict(deps.settings.parallel_offers),
+        count=MOVABLE_HOLDERS,
     )
     batch = {w.need_id for w in wanting}
     held: dict[str, Movable] = {}
-    for movables in found:
+    reach: dict[str, float] = {}  # how far another volunteer of a held need may be for a move to pay
+    for w, movables in zip(asking, found, strict=True):
         for m in movables:
             if m.need_id not in batch and (m.need_id in held or len(held) < MOVABLE_NEEDS):
                 held.setdefault(m.need_id, m)
+                gain = m.offer_km + w.options[0].distance_km - m.km - saving
+                reach[m.need_id] = max(reach.get(m.need_id, 0.0), gain)
     if not held:
         return wanting, {}
     listed = deps.store.offers.candidates(
-        [replace(match_request(deps, need_id, moment), replan=True) for need_id in held], extra=JOINT_EXTRA
+        [replace(match_request(deps, need_id, moment), replan=True, within_km=reach[need_id]) for need_id in held],
+        extra=JOINT_EXTRA,
     )
     alternatives = {need_id: c.options for need_id, c in zip(held, listed, strict=True) if c is not None and c.options}
     held = {need_id: m for need_id, m in held.items() if need_id in alternatives}
@@ -301,9 +312,11 @@ def drain_matches(*, deps: Deps) -> int:
         batch = deps.store.backlog.take_waiting(MATCH_BATCH)
         if not batch:
             break
-        if deps.store.backlog.waiting_count() and deps.store.backlog.arm(MATCH):
+        left = deps.store.backlog.waiting_count()
+        if left and deps.store.backlog.arm(MATCH):
             enqueue_drain(deps, MATCH)  # more waiting: let a free worker join in
-        match_together(deps=deps, need_ids=batch)
+        # a full batch still waiting behind this one: the backlog comes first, moving offers waits
+        match_together(deps=deps, need_ids=batch, moves=left < MATCH_BATCH)
         taken += len(batch)
         if (deps.clock.now() - started).total_seconds() >= DRAIN_SECONDS:
             break

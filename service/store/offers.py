@@ -70,6 +70,8 @@ class MatchRequest:
     """An urgent need takes a nearer volunteer's pending ordinary offer when the free one is this much further."""
     replan: bool = False
     """Listing only: count the need's places as if its pending offers were not there (to move them)."""
+    within_km: float | None = None
+    """Listing only: list nobody further than this."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +242,7 @@ class OfferStore:
             "parallel_reach_km": r.parallel_reach_km,
             "preempt_margin_km": r.preempt_margin_km,
             "replan": r.replan,
+            **({"within_km": r.within_km} if r.within_km is not None else {}),
         }
 
     @staticmethod

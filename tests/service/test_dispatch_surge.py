@@ -494,3 +494,17 @@ def test_moving_can_be_turned_off(volunteer_at, make_need, work, get_need, deps)
 
     assert offered_to(get_need(later["id"])) == [free]
     assert offered_to(get_need(first["id"])) == [holder]
+
+
+def test_offers_are_not_moved_while_a_full_batch_waits_behind(volunteer_at, make_need, work, get_need, deps) -> None:
+    holder = volunteer_at(1.8)["id"]
+    first = make_need(**ORDINARY)
+    work()
+    free = volunteer_at(0.2)["id"]
+    later = make_need(**ORDINARY, location=north(2.0))
+    deps.store.backlog.take_waiting(10)
+
+    dispatch.match_together(deps=deps, need_ids=[later["id"]], moves=False)  # what a drain does when flooded
+
+    assert offered_to(get_need(later["id"])) == [free]
+    assert offered_to(get_need(first["id"])) == [holder]

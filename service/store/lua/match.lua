@@ -34,7 +34,8 @@
 --                prefer: volunteer ids a joint assignment chose (taken when every one is still
 --                  eligible, else the search runs as usual; needs with one role only),
 --                plan_only: reserve nothing, answer the candidates, extra: how many beyond the places,
---                replan: with plan_only, count places as if the need's pending offers were not there}
+--                replan: with plan_only, count places as if the need's pending offers were not there,
+--                within_km: with plan_only, list nobody further than this}
 -- With plan_only it answers {'ok', JSON {places: open places (not counting parallel offers),
 --   fanout, urgent, roles: how many roles, favoured: whether the need favours volunteers (matched on its own), candidates: [{volunteer_id, distance_km, free}] in the order
 --   of choice (none for a need with several roles: those are matched on their own)}}.
@@ -91,6 +92,8 @@ local lat, lon = tonumber(n[6]), tonumber(n[7])
 -- the need's own radius, capped when it was set; needs recorded without one use the maximum
 local max_km = tonumber(a.max_radius_km)
 if n[10] and n[10] ~= '' then max_km = tonumber(n[10]) end
+-- a listing may look less far (for a need whose offer may be moved: only nearer ones are of use)
+if plan_only and a.within_km then max_km = math.min(max_km, tonumber(a.within_km)) end
 -- to be there by arrive_by, nobody further than the travel speed allows
 local too_late = false
 if n[15] and n[15] ~= '' then
