@@ -402,7 +402,7 @@ def test_surge_dispatch_is_counted(
     near = NEED["location"]
     for i in range(3):
         make_volunteer(
-            on_duty=True, capacity=1, phone=f"+861380000010{i}", location={**near, "lat": near["lat"] + i / 100}
+            on_duty=True, capacity=1, phone=f"+861380000010{i}", location={**near, "lat": near["lat"] + i / 200}
         )
     critical = make_need(priority="critical")
     work()
