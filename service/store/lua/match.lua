@@ -280,7 +280,10 @@ local function search(role, missing, prefer)
     return math.min(reach, (ranked[pool][1] + 0.5) * tie)
   end
 
-  -- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest
+  -- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest.
+  -- When the first `missing` nearly as near (by better()) have no recent tasks, nobody can come
+  -- before them: the others' tasks are not read, and only those first `missing` are in order
+  -- (unless favoured volunteers need the whole order).
   local function fair_only()
     if pool <= 0 or #ranked == 0 then return ranked end
     local reach = near_reach()
@@ -288,8 +291,19 @@ local function search(role, missing, prefer)
     for _, row in ipairs(ranked) do
       if #near < pool and row[5] <= reach then table.insert(near, row) else table.insert(rest, row) end
     end
-    for _, row in ipairs(near) do recent_tasks(row) end
-    table.sort(near, fairer)
+    local first = #favoured == 0 and math.min(missing, #near) or #near
+    local rested = true
+    for i = 1, first do
+      recent_tasks(near[i])
+      if near[i][8] > 0 then
+        rested = false
+        break
+      end
+    end
+    if not rested or first == #near then
+      for _, row in ipairs(near) do recent_tasks(row) end
+      table.sort(near, fairer)
+    end
     for _, row in ipairs(rest) do table.insert(near, row) end
     return near
   end
