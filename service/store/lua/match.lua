@@ -244,10 +244,39 @@ local function search(role, missing, prefer)
     end
   end
 
-  -- how far the nearly-as-near reach, given the eligible sorted by better()
+  -- The eligible in the order of better(), or only the first of them: `ranked` holds the best
+  -- `#ranked` rows in that order (all of them when `whole`). In a dense town hundreds share the
+  -- nearest 100 m; sorting them all on every widening of the search cost more than the search.
+  local ranked, whole = {}, true
+
+  -- the k best eligible rows, in order (one pass over the eligible, keeping the best k in place)
+  local function rank(k)
+    if k >= #eligible then
+      ranked = {}
+      for i, row in ipairs(eligible) do ranked[i] = row end
+      table.sort(ranked, better)
+      whole = true
+      return
+    end
+    local top, n = {}, 0
+    for _, row in ipairs(eligible) do
+      if n < k or better(row, top[n]) then
+        local j = n < k and n + 1 or n
+        while j > 1 and better(row, top[j - 1]) do
+          top[j] = top[j - 1]
+          j = j - 1
+        end
+        top[j] = row
+        if n < k then n = n + 1 end
+      end
+    end
+    ranked, whole = top, false
+  end
+
+  -- how far the nearly-as-near reach, given the best eligible row
   local function near_reach()
     if pool <= 0 then return 0 end
-    local d0 = eligible[1][5]
+    local d0 = ranked[1][5]
     return d0 + tie + math.min(tonumber(fair.ratio) * d0, tonumber(fair.max_km))
   end
 
@@ -257,30 +286,55 @@ local function search(role, missing, prefer)
     local reach = near_reach()
     if pool <= 0 or #eligible < pool then return reach end
     for i = 1, pool do
-      if eligible[i][5] > reach then return reach end
+      if ranked[i][5] > reach then return reach end
     end
-    return math.min(reach, (eligible[pool][1] + 0.5) * tie)
+    return math.min(reach, (ranked[pool][1] + 0.5) * tie)
   end
 
-  -- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest
+  -- eligible in the order of choice: the nearly as near (at most pool) fairest first, then the rest.
+  -- When the first `missing` nearly as near (by better()) have no recent tasks, nobody can come
+  -- before them: the others' tasks are not read, and only those first `missing` are in order
+  -- (unless favoured volunteers need the whole order).
   local function fair_only()
-    if pool <= 0 or #eligible == 0 then return eligible end
+    if pool <= 0 or #ranked == 0 then return ranked end
     local reach = near_reach()
     local near, rest = {}, {}
-    for _, row in ipairs(eligible) do
+    for _, row in ipairs(ranked) do
       if #near < pool and row[5] <= reach then table.insert(near, row) else table.insert(rest, row) end
     end
-    for _, row in ipairs(near) do recent_tasks(row) end
-    table.sort(near, fairer)
+    local first = #favoured == 0 and math.min(missing, #near) or #near
+    local rested = true
+    for i = 1, first do
+      recent_tasks(near[i])
+      if near[i][8] > 0 then
+        rested = false
+        break
+      end
+    end
+    if not rested or first == #near then
+      for _, row in ipairs(near) do recent_tasks(row) end
+      table.sort(near, fairer)
+    end
     for _, row in ipairs(rest) do table.insert(near, row) end
     return near
   end
 
   -- ... and before them the favoured nearly as near as the nearest (whatever the pool), in their order
   local function fair_order()
+    -- known from the best `missing + pool` rows alone when the nearly as near among them are `pool`
+    -- or end before them (a later row is in a further 100 m step than anyone nearly as near); the
+    -- favoured may be anywhere in the order
+    rank(#favoured == 0 and missing + math.max(pool, 0) or #eligible)
+    if not whole and pool > 0 then
+      local reach, near = near_reach(), 0
+      for _, row in ipairs(ranked) do
+        if row[5] <= reach then near = near + 1 end
+      end
+      if near < pool and ranked[#ranked][1] <= band(reach) then rank(#eligible) end
+    end
     local ordered = fair_only()
     if #favoured == 0 or #ordered == 0 then return ordered end
-    local d0 = eligible[1][5]
+    local d0 = ranked[1][5]
     local reach = d0 + tie + math.min(tonumber(fair.ratio) * d0, tonumber(fair.max_km))
     local first, rest = {}, {}
     for _, row in ipairs(ordered) do
@@ -321,7 +375,6 @@ local function search(role, missing, prefer)
       for _, h in ipairs(hits) do consider(h[1]) end
       local complete = #hits < count  -- every member within search_km is in hits
       if #eligible >= missing then
-        table.sort(eligible, better)
         -- everyone who could tie with the last one chosen is nearer than its band's upper edge, and
         -- everyone nearly as near as the nearest is within near_reach()
         local ordered = fair_order()
@@ -357,7 +410,6 @@ local function search(role, missing, prefer)
   end
   if #chosen == 0 and #eligible > 0 then
     -- fewer eligible than missing within the whole radius: offer to all of them
-    table.sort(eligible, better)
     chosen = fair_order()
   end
   return chosen

@@ -292,6 +292,87 @@ def test_a_volunteer_just_inside_the_tie_band_is_not_missed_where_redis_stores_t
     assert [o.volunteer_id for o in result.offers] == ["vol_000"]
 
 
+@settings(
+    max_examples=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    needed=st.integers(1, 3),
+    fair=st.sampled_from([NEAREST_ONLY, FairLoad(), FairLoad(ratio=0.5, max_km=2.0, pool=3)]),
+    busy=st.sets(st.integers(0, 79), max_size=20),
+    favoured=st.lists(st.integers(0, 79), max_size=2),
+)
+def test_in_a_crowd_the_script_orders_only_the_best_yet_chooses_what_the_specification_chooses(
+    deps: Any, needed: int, fair: FairLoad, busy: set[int], favoured: list[int]
+) -> None:
+    # eighty volunteers within 40 m (one 100 m step, loads and idle times mixed), some with recent
+    # tasks: the script ranks only the best few of them, and reads tasks only while it must
+    world = {
+        "volunteers": [
+            {
+                "lat": CENTRE[0] + (i % 9) * 0.00003,
+                "lon": CENTRE[1] + (i // 9) * 0.00004,
+                "skills": {Skill.GENERAL},
+                "capacity": 3,
+                "load": i % 2,
+                "on_duty": True,
+                "idle_since": float(i % 5),
+                "tried": False,
+                "tasks": {0: 1} if i in busy else {},
+            }
+            for i in range(80)
+        ],
+        "need_at": CENTRE,
+        "skills": set(),
+        "needed": needed,
+        "radius_km": 3.0,
+        "favoured": [f"vol_{i:03d}" for i in favoured],
+    }
+    need_id, candidates, _ = store_world(deps, world)
+    requirement = Requirement(location=Location(*CENTRE), skills=frozenset(), radius_km=3.0)
+    expected = choose_volunteers(requirement, candidates, count=needed, fair=fair, favoured=world["favoured"])
+
+    result = deps.store.offers.match(request(need_id, fair, area_km2=0.001))
+
+    assert [o.volunteer_id for o in result.offers] == [c.volunteer_id for c in expected]
+
+
+def test_the_nearly_as_near_ranked_after_others_of_their_step_are_still_weighed(deps: Any) -> None:
+    # two at 20 m with recent tasks; ten at 140 m (free, beyond the fair-load reach of 122 m) rank
+    # before six at 110 m (busier, within it) in their 100 m step: the best nine alone hold too few
+    # of the nearly as near, so the script must look further down the order, as the specification does
+    def volunteer(metres: float, i: int, load: int, tasks: dict[int, int]) -> dict[str, Any]:
+        return {
+            "lat": CENTRE[0] + metres / 111_195,
+            "lon": CENTRE[1] + i * 0.00001,
+            "skills": {Skill.GENERAL},
+            "capacity": 3,
+            "load": load,
+            "on_duty": True,
+            "idle_since": 0.0,
+            "tried": False,
+            "tasks": tasks,
+        }
+
+    world = {
+        "volunteers": [volunteer(20, i, 0, {0: 2}) for i in range(2)]
+        + [volunteer(140, i, 0, {}) for i in range(10)]
+        + [volunteer(110, i, 1, {}) for i in range(6)],
+        "need_at": CENTRE,
+        "skills": set(),
+        "needed": 1,
+        "radius_km": 3.0,
+    }
+    need_id, candidates, _ = store_world(deps, world)
+    requirement = Requirement(location=Location(*CENTRE), skills=frozenset(), radius_km=3.0)
+    assert [c.volunteer_id for c in choose_volunteers(requirement, candidates, fair=FairLoad())] == ["vol_012"]
+
+    result = deps.store.offers.match(request(need_id, FairLoad(), area_km2=0.001))
+
+    assert [o.volunteer_id for o in result.offers] == ["vol_012"]
+
+
 def test_each_offer_gets_its_own_sms_code_and_takes_one_unit_of_capacity(deps: Any) -> None:
     world = {
         "volunteers": [
