@@ -86,6 +86,21 @@ def announce(
     publish(deps, [announcement(topic, need_id, volunteer_id=volunteer_id, offer_id=offer_id, reason=reason)])
 
 
+def wait_and_announce_each(deps: Deps, needs: list[Need], topic: Topic) -> None:
+    """wait_for_matches, then announce_each for the same needs, in one step (new needs: matched, and told)."""
+    if not needs:
+        return
+    at = deps.clock.now()
+    scores = {need.id: waiting_score(need, at, place=place) for place, need in enumerate(needs)}
+    arm_match, arm_notify = deps.store.backlog.add_waiting_and_announcements(
+        scores, [announcement(topic, need.id) for need in needs], arm_match=MATCH, arm_notify=NOTIFY
+    )
+    if arm_match:
+        enqueue_drain(deps, MATCH)
+    if arm_notify:
+        enqueue_drain(deps, NOTIFY)
+
+
 def announce_each(deps: Deps, topic: Topic, need_ids: list[str]) -> None:
     """Queue one announcement of the topic per need, in one step; the drain is armed once for them all."""
     publish(deps, [announcement(topic, need_id) for need_id in need_ids])

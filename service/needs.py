@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service import access, clock, incidents, jobs, lifecycle, paging
-from service.backlog import announce, announce_each, wait_for_match, wait_for_matches
+from service.backlog import announce, wait_and_announce_each, wait_for_match
 from service.catalog import kind_spec
 from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
@@ -197,7 +197,7 @@ def need_roles(need_in: dict[str, Any], *, default_skills: list[Skill]) -> list[
 
 def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None:
     """Store new needs with their first timeline event, put them in the match backlog and tell each requester
-    it was received: one transaction, one backlog step and one outbox step, however many needs."""
+    it was received: one transaction, and one step for the backlog and the outbox, however many needs."""
     deps.store.needs.create_many(
         [
             (
@@ -221,8 +221,7 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
     if len(unplaced) < len(needs):
         for need, stored in zip(unplaced, deps.store.needs.get_many([n.id for n in unplaced]), strict=True):
             need.incident_id = stored.incident_id if stored else None
-    wait_for_matches(deps, needs)
-    announce_each(deps, Topic.RECEIVED, [need.id for need in needs])
+    wait_and_announce_each(deps, needs, Topic.RECEIVED)
 
 
 def load_need(*, deps: Deps, need_id: str) -> Need:

@@ -37,6 +37,18 @@ class BacklogStore:
         pipe.set(self.keys.armed(arm), "1", nx=True, ex=ARMED_TTL)
         return bool(pipe.execute()[1])
 
+    def add_waiting_and_announcements(
+        self, scores: dict[str, float], announcements: list[dict[str, str]], *, arm_match: str, arm_notify: str
+    ) -> tuple[bool, bool]:
+        """add_many_waiting and add_announcements in one transaction (one round trip); whether each drain was armed."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.zadd(self.keys.waiting(), scores, nx=True)
+        pipe.set(self.keys.armed(arm_match), "1", nx=True, ex=ARMED_TTL)
+        pipe.rpush(self.keys.outbox(), *(json.dumps(a, separators=(",", ":")) for a in announcements))
+        pipe.set(self.keys.armed(arm_notify), "1", nx=True, ex=ARMED_TTL)
+        replies = pipe.execute()
+        return bool(replies[1]), bool(replies[3])
+
     def take_waiting(self, count: int) -> list[str]:
         """The `count` most urgent waiting needs, taken out of the backlog."""
         popped: list[Any] = self.r.zpopmin(self.keys.waiting(), count)

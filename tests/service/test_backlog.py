@@ -47,3 +47,18 @@ def test_a_drain_matches_every_waiting_need_and_leaves_the_backlog_empty(
     assert deps.store.backlog.waiting_count() == 0
     statuses = {deps.store.needs.get(n["id"]).status.value for n in needs}
     assert statuses == {"offered", "escalated"}  # five offered (capacity 5), the rest escalated
+
+
+def test_a_new_need_waits_and_is_announced_in_one_step_arming_each_drain_once(deps: Any, make_need: Any) -> None:
+    from rq import Queue
+
+    from service.jobs import MATCH_QUEUES, NOTIFY
+
+    first, second = make_need(), make_need()
+
+    assert deps.store.backlog.waiting_ids() == [first["id"], second["id"]]
+    announced = deps.store.backlog.peek_outbox(10)
+    assert [(a["topic"], a["need_id"]) for a in announced] == [("received", first["id"]), ("received", second["id"])]
+    drains = [j for q in MATCH_QUEUES for j in Queue(q, connection=deps.redis).get_jobs()]
+    assert len(drains) == 1, "the match drain was armed by the first need only"
+    assert len(Queue(NOTIFY, connection=deps.redis).get_jobs()) == 1, "and so was the notify drain"
