@@ -9,7 +9,9 @@ sweep re-arms anything a crash left unarmed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from service import jobs
 from service.deps import Deps
@@ -86,15 +88,18 @@ def announce(
     publish(deps, [announcement(topic, need_id, volunteer_id=volunteer_id, offer_id=offer_id, reason=reason)])
 
 
-def wait_and_announce_each(deps: Deps, needs: list[Need], topic: Topic) -> None:
-    """wait_for_matches, then announce_each for the same needs, in one step (new needs: matched, and told)."""
-    if not needs:
-        return
+def arrivals(deps: Deps, needs: list[Need], topic: Topic) -> Callable[[Any], None]:
+    """What puts new needs in the match backlog and tells each of them (topic), queued at the end of a
+    transaction (the one that stores them); then call arrived() with the transaction's replies."""
     at = deps.clock.now()
     scores = {need.id: waiting_score(need, at, place=place) for place, need in enumerate(needs)}
-    arm_match, arm_notify = deps.store.backlog.add_waiting_and_announcements(
-        scores, [announcement(topic, need.id) for need in needs], arm_match=MATCH, arm_notify=NOTIFY
-    )
+    told = [announcement(topic, need.id) for need in needs]
+    return lambda pipe: deps.store.backlog.queue_arrivals(pipe, scores, told, arm_match=MATCH, arm_notify=NOTIFY)
+
+
+def arrived(deps: Deps, replies: list[Any]) -> None:
+    """Enqueue the drains the arrivals' transaction armed."""
+    arm_match, arm_notify = deps.store.backlog.armed(replies)
     if arm_match:
         enqueue_drain(deps, MATCH)
     if arm_notify:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service import access, clock, incidents, jobs, lifecycle, paging
-from service.backlog import announce, wait_and_announce_each, wait_for_match
+from service.backlog import announce, arrivals, arrived, wait_for_match
 from service.catalog import kind_spec
 from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
@@ -197,8 +197,8 @@ def need_roles(need_in: dict[str, Any], *, default_skills: list[Skill]) -> list[
 
 def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None:
     """Store new needs with their first timeline event, put them in the match backlog and tell each requester
-    it was received: one transaction, and one step for the backlog and the outbox, however many needs."""
-    deps.store.needs.create_many(
+    it was received, all in one transaction however many needs; then place each in an incident."""
+    replies = deps.store.needs.create_many(
         [
             (
                 need,
@@ -210,8 +210,10 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
                 ),
             )
             for need in needs
-        ]
+        ],
+        also=arrivals(deps, needs, Topic.RECEIVED),
     )
+    arrived(deps, replies)
     for need in needs:
         if need.visit_id and need.kind is NeedKind.COMPANIONSHIP_VISIT:
             continue  # a planned visit is routine, not trouble: it forms no incident
@@ -221,7 +223,6 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
     if len(unplaced) < len(needs):
         for need, stored in zip(unplaced, deps.store.needs.get_many([n.id for n in unplaced]), strict=True):
             need.incident_id = stored.incident_id if stored else None
-    wait_and_announce_each(deps, needs, Topic.RECEIVED)
 
 
 def load_need(*, deps: Deps, need_id: str) -> Need:

@@ -37,17 +37,26 @@ class BacklogStore:
         pipe.set(self.keys.armed(arm), "1", nx=True, ex=ARMED_TTL)
         return bool(pipe.execute()[1])
 
-    def add_waiting_and_announcements(
-        self, scores: dict[str, float], announcements: list[dict[str, str]], *, arm_match: str, arm_notify: str
-    ) -> tuple[bool, bool]:
-        """add_many_waiting and add_announcements in one transaction (one round trip); whether each drain was armed."""
-        pipe = self.r.pipeline(transaction=True)
+    def queue_arrivals(
+        self,
+        pipe: Any,
+        scores: dict[str, float],
+        announcements: list[dict[str, str]],
+        *,
+        arm_match: str,
+        arm_notify: str,
+    ) -> None:
+        """Queue, as the last four commands of a transaction, what add_waiting_and_announcements does; read its
+        answer with armed()."""
         pipe.zadd(self.keys.waiting(), scores, nx=True)
         pipe.set(self.keys.armed(arm_match), "1", nx=True, ex=ARMED_TTL)
         pipe.rpush(self.keys.outbox(), *(json.dumps(a, separators=(",", ":")) for a in announcements))
         pipe.set(self.keys.armed(arm_notify), "1", nx=True, ex=ARMED_TTL)
-        replies = pipe.execute()
-        return bool(replies[1]), bool(replies[3])
+
+    @staticmethod
+    def armed(replies: list[Any]) -> tuple[bool, bool]:
+        """Whether queue_arrivals armed the match drain and the notify drain, from the transaction's replies."""
+        return bool(replies[-3]), bool(replies[-1])
 
     def take_waiting(self, count: int) -> list[str]:
         """The `count` most urgent waiting needs, taken out of the backlog."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -76,11 +76,14 @@ class NeedStore:
         """Write a new need, its indexes, tracking code and first event in one transaction."""
         self.create_many([(need, event)])
 
-    def create_many(self, created: Sequence[tuple[Need, Event]]) -> None:
+    def create_many(
+        self, created: Sequence[tuple[Need, Event]], *, also: Callable[[Any], None] | None = None
+    ) -> list[Any]:
         """Write new needs, their indexes, tracking codes and first events in one transaction: one round trip,
-        and each index written once for all of them; the reports count them received in the same transaction."""
+        and each index written once for all of them; the reports count them received in the same transaction.
+        `also` queues more commands at the end of the same transaction; answers the transaction's replies."""
         if not created:
-            return
+            return []
         k = self.keys
         pipe = self.r.pipeline(transaction=True)
         by_status: dict[str, dict[str, int]] = defaultdict(dict)
@@ -104,7 +107,9 @@ class NeedStore:
         drills = [need.id for need, _ in created if need.drill]
         if drills:
             pipe.sadd(k.drill_needs(), *drills)
-        pipe.execute()
+        if also is not None:
+            also(pipe)
+        return list(pipe.execute())
 
     def get(self, need_id: str) -> Need | None:
         data = self.r.hgetall(self.keys.need(need_id))
