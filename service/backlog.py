@@ -88,6 +88,10 @@ def announce(
     publish(deps, [announcement(topic, need_id, volunteer_id=volunteer_id, offer_id=offer_id, reason=reason)])
 
 
+ARRIVAL_REPLIES = 4
+"""Replies arrivals() adds at the end of its transaction."""
+
+
 def arrivals(deps: Deps, needs: list[Need], topic: Topic) -> Callable[[Any], None]:
     """What puts new needs in the match backlog and tells each of them (topic), queued at the end of a
     transaction (the one that stores them); then call arrived() with the transaction's replies."""

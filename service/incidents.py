@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -37,7 +38,7 @@ from service.models import (
     Topic,
 )
 from service.store import Refusal, Refused
-from service.store.incidents import Outcome
+from service.store.incidents import Outcome, Placement
 
 DEFAULT_RULE = IncidentRule(count=5, radius_km=2.0, minutes=30.0)
 """For every family not named in AIDLINE_INCIDENT_RULES (unless it names `default`)."""
@@ -193,28 +194,49 @@ def place_need(*, deps: Deps, need: Need) -> str | None:
     Called once after the need is stored. One atomic step (incident.lua); the process that opens an
     incident counts it and tells the dispatchers.
     """
-    family = family_of(need.kind)
-    rule = rule_for(deps.settings, family)
-    moment = deps.clock.now()
     try:
-        placed = deps.store.incidents.place(
-            need.id,
-            family=family,
-            lat=need.location.lat,
-            lon=need.location.lon,
-            rule=rule,
-            margin_km=rule.radius_km * MARGIN_RATIO,
-            search_km=search_km(deps.settings),
-            new_id=new_id("inc"),
-            now_iso=clock.iso(moment),
-            now_epoch=clock.epoch(moment),
-        )
+        placed = deps.store.incidents.place(need.id, **placement_arguments(deps, need))
     except Refused as refused:
         if refused.reason is Refusal.NO_NEED:
             return None
         raise
+    return after_placement(deps, need, placed)
+
+
+def queue_placements(deps: Deps, needs: list[Need]) -> Callable[[Any], None]:
+    """place_need's atomic step for each need, queued in the transaction that stores them (after their
+    writes); read each reply with store.incidents.placement() and hand it to after_placement()."""
+    arguments = [(need.id, placement_arguments(deps, need)) for need in needs]
+
+    def queue(pipe: Any) -> None:
+        for need_id, kwargs in arguments:
+            deps.store.incidents.queue_place(pipe, need_id, **kwargs)
+
+    return queue
+
+
+def placement_arguments(deps: Deps, need: Need) -> dict[str, Any]:
+    """What incident.lua needs to place one need: its family's rule, a new incident id, the time."""
+    family = family_of(need.kind)
+    rule = rule_for(deps.settings, family)
+    moment = deps.clock.now()
+    return {
+        "family": family,
+        "lat": need.location.lat,
+        "lon": need.location.lon,
+        "rule": rule,
+        "margin_km": rule.radius_km * MARGIN_RATIO,
+        "search_km": search_km(deps.settings),
+        "new_id": new_id("inc"),
+        "now_iso": clock.iso(moment),
+        "now_epoch": clock.epoch(moment),
+    }
+
+
+def after_placement(deps: Deps, need: Need, placed: Placement) -> str | None:
+    """The incident a need was placed in; an incident its placement opened is counted and told."""
     if placed.outcome is Outcome.OPENED and placed.incident_id:
-        opened(deps, placed.incident_id, family, declared=False)
+        opened(deps, placed.incident_id, family_of(need.kind), declared=False)
     return placed.incident_id
 
 

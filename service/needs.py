@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from service import access, clock, incidents, jobs, lifecycle, paging
-from service.backlog import announce, arrivals, arrived, wait_for_match
+from service.backlog import ARRIVAL_REPLIES, announce, arrivals, arrived, wait_for_match
 from service.catalog import kind_spec
 from service.deps import Deps
 from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
@@ -196,8 +196,17 @@ def need_roles(need_in: dict[str, Any], *, default_skills: list[Skill]) -> list[
 
 
 def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None:
-    """Store new needs with their first timeline event, put them in the match backlog and tell each requester
-    it was received, all in one transaction however many needs; then place each in an incident."""
+    """Store new needs with their first timeline event, place each in an incident, put them in the match
+    backlog and tell each requester it was received: one transaction however many needs."""
+    placed = [n for n in needs if not (n.visit_id and n.kind is NeedKind.COMPANIONSHIP_VISIT)]
+    # a planned visit is routine, not trouble: it forms no incident
+    place = incidents.queue_placements(deps, placed)
+    arrive = arrivals(deps, needs, Topic.RECEIVED)
+
+    def also(pipe: Any) -> None:
+        place(pipe)
+        arrive(pipe)  # last: its replies close the transaction's
+
     replies = deps.store.needs.create_many(
         [
             (
@@ -211,13 +220,13 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
             )
             for need in needs
         ],
-        also=arrivals(deps, needs, Topic.RECEIVED),
+        also=also,
     )
     arrived(deps, replies)
-    for need in needs:
-        if need.visit_id and need.kind is NeedKind.COMPANIONSHIP_VISIT:
-            continue  # a planned visit is routine, not trouble: it forms no incident
-        need.incident_id = incidents.place_need(deps=deps, need=need)
+    for need, reply in zip(
+        placed, replies[len(replies) - ARRIVAL_REPLIES - len(placed) : -ARRIVAL_REPLIES], strict=True
+    ):
+        need.incident_id = incidents.after_placement(deps, need, deps.store.incidents.placement(reply))
     # a need placed early in a batch may have been drawn into an incident a later one opened
     unplaced = [need for need in needs if need.incident_id is None]
     if len(unplaced) < len(needs):

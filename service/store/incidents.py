@@ -12,7 +12,7 @@ import redis
 from service.models import Family, Incident, IncidentRule, IncidentStatus
 from service.store.codec import incident_from_hash, text
 from service.store.keys import Keys
-from service.store.scripts import Scripts
+from service.store.scripts import Scripts, outcome
 
 
 class Outcome(StrEnum):
@@ -65,7 +65,44 @@ class IncidentStore:
         now_epoch: float,
     ) -> Placement:
         """Put a new need in an incident, or open one, or leave it waiting (incident.lua); Refused(NO_NEED)."""
-        detail = self.scripts.run(
+        pipe = self.r.pipeline(transaction=False)
+        self.queue_place(
+            pipe,
+            need_id,
+            family=family,
+            lat=lat,
+            lon=lon,
+            rule=rule,
+            margin_km=margin_km,
+            search_km=search_km,
+            new_id=new_id,
+            now_iso=now_iso,
+            now_epoch=now_epoch,
+        )
+        return self.placement(pipe.execute()[0])
+
+    @staticmethod
+    def placement(reply: Any) -> Placement:
+        """A queued place()'s reply; Refused(NO_NEED) when the need is gone."""
+        return _placement(outcome(reply))
+
+    def queue_place(
+        self,
+        pipe: Any,
+        need_id: str,
+        *,
+        family: Family,
+        lat: float,
+        lon: float,
+        rule: IncidentRule,
+        margin_km: float,
+        search_km: float,
+        new_id: str,
+        now_iso: str,
+        now_epoch: float,
+    ) -> None:
+        """Queue place() on a pipeline or transaction (after the need's own writes); read it with placement()."""
+        self.scripts.queue(
             "incident",
             {
                 "mode": "place",
@@ -82,9 +119,9 @@ class IncidentStore:
                 "margin_km": margin_km,
                 "search_km": search_km,
             },
+            pipeline=pipe,
             keys=self._family_keys(family),
         )
-        return _placement(detail)
 
     def declare(
         self,

@@ -105,9 +105,11 @@ class Scripts:
         )
         return outcome(reply)
 
-    def queue(self, name: str, arguments: dict[str, Any], *, pipeline: Any) -> None:
+    def queue(self, name: str, arguments: dict[str, Any], *, pipeline: Any, keys: list[str] | None = None) -> None:
         """Add a script call to a pipeline; read its reply with outcome()."""
-        self._scripts[name](args=[self.prefix, json.dumps(arguments, ensure_ascii=False)], client=pipeline)
+        self._scripts[name](
+            keys=keys or [], args=[self.prefix, json.dumps(arguments, ensure_ascii=False)], client=pipeline
+        )
 
 
 def outcome(reply: Any) -> Any:
