@@ -188,24 +188,10 @@ def circle(centre: Location, radius_km: float, sides: int = POLYGON_SIDES) -> di
 # ---- placing needs --------------------------------------------------------------------------------
 
 
-def place_need(*, deps: Deps, need: Need) -> str | None:
-    """Put a need just taken in into an incident of its family, or open one with it; returns the incident id.
-
-    Called once after the need is stored. One atomic step (incident.lua); the process that opens an
-    incident counts it and tells the dispatchers.
-    """
-    try:
-        placed = deps.store.incidents.place(need.id, **placement_arguments(deps, need))
-    except Refused as refused:
-        if refused.reason is Refusal.NO_NEED:
-            return None
-        raise
-    return after_placement(deps, need, placed)
-
-
 def queue_placements(deps: Deps, needs: list[Need]) -> Callable[[Any], None]:
-    """place_need's atomic step for each need, queued in the transaction that stores them (after their
-    writes); read each reply with store.incidents.placement() and hand it to after_placement()."""
+    """Put each need just taken in into an incident of its family, or open one with it: one atomic step
+    each (incident.lua), queued in the transaction that stores them (after their writes); read each
+    reply with store.incidents.placement() and hand it to after_placement()."""
     arguments = [(need.id, placement_arguments(deps, need)) for need in needs]
 
     def queue(pipe: Any) -> None:
