@@ -38,7 +38,7 @@ from service.models import (
     Topic,
 )
 from service.store import Refusal, Refused
-from service.store.incidents import Outcome, Placement
+from service.store.incidents import Outcome, Placement, PlaceRequest
 
 DEFAULT_RULE = IncidentRule(count=5, radius_km=2.0, minutes=30.0)
 """For every family not named in AIDLINE_INCIDENT_RULES (unless it names `default`)."""
@@ -192,31 +192,31 @@ def queue_placements(deps: Deps, needs: list[Need]) -> Callable[[Any], None]:
     """Put each need just taken in into an incident of its family, or open one with it: one atomic step
     each (incident.lua), queued in the transaction that stores them (after their writes); read each
     reply with store.incidents.placement() and hand it to after_placement()."""
-    arguments = [(need.id, placement_arguments(deps, need)) for need in needs]
+    requests = [(need.id, placement_request(deps, need)) for need in needs]
 
     def queue(pipe: Any) -> None:
-        for need_id, kwargs in arguments:
-            deps.store.incidents.queue_place(pipe, need_id, **kwargs)
+        for need_id, request in requests:
+            deps.store.incidents.queue_place(pipe, need_id, request)
 
     return queue
 
 
-def placement_arguments(deps: Deps, need: Need) -> dict[str, Any]:
+def placement_request(deps: Deps, need: Need) -> PlaceRequest:
     """What incident.lua needs to place one need: its family's rule, a new incident id, the time."""
     family = family_of(need.kind)
     rule = rule_for(deps.settings, family)
     moment = deps.clock.now()
-    return {
-        "family": family,
-        "lat": need.location.lat,
-        "lon": need.location.lon,
-        "rule": rule,
-        "margin_km": rule.radius_km * MARGIN_RATIO,
-        "search_km": search_km(deps.settings),
-        "new_id": new_id("inc"),
-        "now_iso": clock.iso(moment),
-        "now_epoch": clock.epoch(moment),
-    }
+    return PlaceRequest(
+        family=family,
+        lat=need.location.lat,
+        lon=need.location.lon,
+        rule=rule,
+        margin_km=rule.radius_km * MARGIN_RATIO,
+        search_km=search_km(deps.settings),
+        new_id=new_id("inc"),
+        now_iso=clock.iso(moment),
+        now_epoch=clock.epoch(moment),
+    )
 
 
 def after_placement(deps: Deps, need: Need, placed: Placement) -> str | None:

@@ -31,6 +31,21 @@ class Placement:
     """The needs that joined in this step (every member when an incident opened)."""
 
 
+@dataclass(frozen=True)
+class PlaceRequest:
+    """What placing one new need takes besides the need: its family's rule, where, a new incident's id, when."""
+
+    family: Family
+    lat: float
+    lon: float
+    rule: IncidentRule
+    margin_km: float
+    search_km: float
+    new_id: str
+    now_iso: str
+    now_epoch: float
+
+
 class IncidentStore:
     """Reads and writes incidents."""
 
@@ -50,35 +65,10 @@ class IncidentStore:
             k.incidents_with_status(IncidentStatus.OPEN.value),
         ]
 
-    def place(
-        self,
-        need_id: str,
-        *,
-        family: Family,
-        lat: float,
-        lon: float,
-        rule: IncidentRule,
-        margin_km: float,
-        search_km: float,
-        new_id: str,
-        now_iso: str,
-        now_epoch: float,
-    ) -> Placement:
+    def place(self, need_id: str, request: PlaceRequest) -> Placement:
         """Put a new need in an incident, or open one, or leave it waiting (incident.lua); Refused(NO_NEED)."""
         pipe = self.r.pipeline(transaction=False)
-        self.queue_place(
-            pipe,
-            need_id,
-            family=family,
-            lat=lat,
-            lon=lon,
-            rule=rule,
-            margin_km=margin_km,
-            search_km=search_km,
-            new_id=new_id,
-            now_iso=now_iso,
-            now_epoch=now_epoch,
-        )
+        self.queue_place(pipe, need_id, request)
         return self.placement(pipe.execute()[0])
 
     @staticmethod
@@ -86,41 +76,28 @@ class IncidentStore:
         """A queued place()'s reply; Refused(NO_NEED) when the need is gone."""
         return _placement(outcome(reply))
 
-    def queue_place(
-        self,
-        pipe: Any,
-        need_id: str,
-        *,
-        family: Family,
-        lat: float,
-        lon: float,
-        rule: IncidentRule,
-        margin_km: float,
-        search_km: float,
-        new_id: str,
-        now_iso: str,
-        now_epoch: float,
-    ) -> None:
+    def queue_place(self, pipe: Any, need_id: str, request: PlaceRequest) -> None:
         """Queue place() on a pipeline or transaction (after the need's own writes); read it with placement()."""
+        r = request
         self.scripts.queue(
             "incident",
             {
                 "mode": "place",
-                "incident_id": new_id,
-                "family": family.value,
-                "now_iso": now_iso,
-                "now_epoch": repr(now_epoch),
+                "incident_id": r.new_id,
+                "family": r.family.value,
+                "now_iso": r.now_iso,
+                "now_epoch": repr(r.now_epoch),
                 "need_id": need_id,
-                "lat": lat,
-                "lon": lon,
-                "count": rule.count,
-                "radius_km": rule.radius_km,
-                "window_seconds": rule.minutes * 60,
-                "margin_km": margin_km,
-                "search_km": search_km,
+                "lat": r.lat,
+                "lon": r.lon,
+                "count": r.rule.count,
+                "radius_km": r.rule.radius_km,
+                "window_seconds": r.rule.minutes * 60,
+                "margin_km": r.margin_km,
+                "search_km": r.search_km,
             },
             pipeline=pipe,
-            keys=self._family_keys(family),
+            keys=self._family_keys(r.family),
         )
 
     def declare(

@@ -11,7 +11,7 @@ from service.deps import Deps
 from service.incidents import MARGIN_RATIO, Area, Recent, decide, km_between
 from service.models import Family, IncidentRule, IncidentStatus, Location
 from service.store import Placement, Refusal, Refused
-from service.store.incidents import Outcome
+from service.store.incidents import Outcome, PlaceRequest
 
 HERE = Location(46.34, 132.25)
 RULE = IncidentRule(count=4, radius_km=1.0, minutes=10.0)
@@ -26,15 +26,17 @@ def need(deps: Deps, need_id: str, status: str = "queued") -> str:
 def place(deps: Deps, need_id: str, where: Location, epoch: float, *, new_id: str = "inc_new") -> Placement:
     return deps.store.incidents.place(
         need_id,
-        family=Family.WATER,
-        lat=where.lat,
-        lon=where.lon,
-        rule=RULE,
-        margin_km=RULE.radius_km * MARGIN_RATIO,
-        search_km=50.0,
-        new_id=new_id,
-        now_iso="2027-01-15T08:00:00.000Z",
-        now_epoch=epoch,
+        PlaceRequest(
+            family=Family.WATER,
+            lat=where.lat,
+            lon=where.lon,
+            rule=RULE,
+            margin_km=RULE.radius_km * MARGIN_RATIO,
+            search_km=50.0,
+            new_id=new_id,
+            now_iso="2027-01-15T08:00:00.000Z",
+            now_epoch=epoch,
+        ),
     )
 
 
