@@ -290,20 +290,7 @@ def to_csv(report: Report, *, locale: str = "en") -> str:
     return "\ufeff" + out.getvalue()
 
 
-TABLE_COLUMNS = [
-    "received",
-    "resolved",
-    "resolution_rate",
-    "on_time_rate",
-    "satisfaction",
-    "mean_rating",
-    "reopened",
-    "escalated",
-    "deferred",
-    *(f"{name}_{q}_s" for name in DURATIONS.values() for q in ("median", "p90")),
-    "service_hours",
-    "tasks",
-]
+TABLE_COLUMNS = [c for c in CSV_COLUMNS if c not in ("on_time", "rated") and not c.startswith("visits_")]
 """The figures `aidline report` shows (the CSV has every one)."""
 
 
