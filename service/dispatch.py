@@ -199,11 +199,7 @@ def with_movable_offers(
     the movable offer of each need added.
     """
     saving = deps.settings.move_saving_km
-    asking = [
-        w
-        for w in wanting
-        if saving > 0 and not w.urgent and w.places == 1 and w.options and w.options[0].distance_km > saving
-    ]
+    asking = [w for w in wanting if not w.urgent and w.places == 1 and w.options and w.options[0].distance_km > saving]
     if not asking:
         return wanting, {}
     found = deps.store.offers.movable(
