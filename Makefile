@@ -6,7 +6,7 @@ REDIS_PORT ?= 6390
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server promtool chromium translations translations-update vendor run test test-fast test-under-load lint fmt bench bench-intake bench-import bench-reports clean
+.PHONY: install redis-server promtool chromium translations translations-update vendor run test test-fast test-under-load lint fmt bench bench-intake bench-import bench-reports bench-drill clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -132,6 +132,10 @@ bench-import: install
 # A year of report rollups for a million needs, then the summary for the year by each grouping (about a minute).
 bench-reports: install
 	$(BIN)/python bench/bench_reports.py
+
+# The outage drill's arrivals and answers replayed through simple dispatch policies, against the drill report's optimum (seconds).
+bench-drill: install
+	$(BIN)/python bench/bench_drill_policies.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
