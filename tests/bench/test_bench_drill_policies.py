@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def policies() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_drill_policies", ROOT / "bench" / "bench_drill_policies.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+def policies(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("bench_drill_policies")
 
 
 @pytest.mark.parametrize("index", range(5), ids=lambda i: f"policy {i}")

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def adapter() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("peer_adapter", ROOT / "bench" / "peer_adapter.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def adapter(load_bench: Callable[[str], ModuleType]) -> ModuleType:
+    return load_bench("peer_adapter")
 
 
 VOLUNTEERS = [
