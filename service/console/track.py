@@ -47,13 +47,13 @@ POLICY = (
 """No script at all; the stylesheet and the icon from this origin; forms post only here."""
 
 STEPS = (
-    ("received", lazy_gettext("Received")),
+    ("received", lazy_gettext("Request received")),
     ("searching", lazy_gettext("Looking for a volunteer")),
     ("coming", lazy_gettext("Volunteer coming")),
     ("on_the_way", lazy_gettext("On the way")),
     ("arrived", lazy_gettext("Arrived")),
     ("done", lazy_gettext("Done")),
-    ("closed", lazy_gettext("Closed")),
+    ("closed", lazy_gettext("Request closed")),
 )
 """A need's way, as a parcel's: each status reaches one of these."""
 REACHED = {
