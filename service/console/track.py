@@ -41,8 +41,7 @@ STILL = (NeedStatus.DONE, NeedStatus.CLOSED, NeedStatus.CANCELLED)
 """Statuses whose page does not reload itself (the feedback form stays as typed)."""
 
 POLICY = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 """No script at all; the stylesheet and the icon from this origin; forms post only here."""
 
@@ -144,8 +143,8 @@ def local_time(iso: str | None, zone: ZoneInfo) -> str:
 
 def helpers_text(helpers: list[dict[str, Any]]) -> str:
     """'Li (2.1 km), Wang (3.0 km)': the helpers' first names and how far they were, never their phones."""
-    return gettext(", ").join(
-        gettext("%(name)s (%(km).1f km)", name=h["first_name"], km=h["distance_km"]) for h in helpers
+    return str(gettext(", ")).join(
+        str(gettext("%(name)s (%(km).1f km)", name=h["first_name"], km=h["distance_km"])) for h in helpers
     )
 
 
@@ -236,7 +235,7 @@ def page(code: str) -> Response:
 def feedback_page(code: str) -> Any:
     """The form's address opened as a page (a reload after sending it): the tracking page."""
     lang = request.args.get("lang", "")
-    return redirect(url_for("tracking_page.page", code=code, **({"lang": lang} if lang in LANGUAGES else {})), code=303)
+    return redirect(url_for("tracking_page.page", code=code, lang=lang if lang in LANGUAGES else None), code=303)
 
 
 @blp.post(f"{PREFIX}/<string:code>/feedback")
@@ -252,11 +251,17 @@ def feedback(code: str) -> Response:
     values = {"rating": form.get("rating", ""), "fixed": form.get("fixed", ""), "comment": form.get("comment", "")}
     try:
         body = FeedbackSchema().load(feedback_body(form))
-        needs.give_feedback(deps=deps(), code=code, rating=body["rating"], comment=body.get("comment"), fixed=body["fixed"])
+        needs.give_feedback(
+            deps=deps(), code=code, rating=body["rating"], comment=body.get("comment"), fixed=body["fixed"]
+        )
     except ma.ValidationError as error:
-        messages: Any = error.messages
-        refused = {name: " ".join(map(str, texts)) for name, texts in messages.items()}
-        return render_page(need, 422, errors=refused, field_messages=FIELD_MESSAGES, values=values)
+        messages: Any = error.messages if isinstance(error.messages, dict) else {"_schema": error.messages}
+        refused = {
+            name: " ".join(map(str, texts)) if isinstance(texts, list) else str(texts)
+            for name, texts in messages.items()
+        }
+        other = "; ".join(text for name, text in refused.items() if name not in FIELD_MESSAGES) or None
+        return render_page(need, 422, errors=refused, field_messages=FIELD_MESSAGES, values=values, refusal=other)
     except AidlineError as error:
         if error.status == 404:
             return not_found()
