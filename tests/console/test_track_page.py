@@ -268,6 +268,7 @@ def test_a_rating_sent_by_the_form_closes_the_need_and_thanks(tracked: Tracked, 
     assert "Thank you for your feedback" in text(html, "thanks")
     assert text(html, "rating") == "5 / 5"
     assert states(html)["closed"] == "done"
+    assert 'data-testid="feedback"' not in html, "no second form right after the thanks"
     tracked_json = client.get(f"/api/v1/track/{code}").get_json()
     assert tracked_json["status"] == "closed" and tracked_json["rating"] == 5
     closed = [e for e in tracked_json["timeline"] if e["type"] == "closed"]
