@@ -27,7 +27,7 @@ from service import clock, needs
 from service.api.schemas import FeedbackSchema
 from service.api.track import tracking_view
 from service.console.auth import LANGUAGES, deps
-from service.exceptions import AidlineError
+from service.exceptions import AidlineError, NotFound
 from service.models import EventType, Need, NeedStatus
 
 log = logging.getLogger("aidline.api")
@@ -226,7 +226,7 @@ def page(code: str) -> Response:
     """The tracking page: steps, deadline, timeline, helpers' first names; the feedback form once done."""
     try:
         need = needs.need_for_tracking(deps=deps(), code=code)
-    except AidlineError:
+    except NotFound:
         return not_found()
     return render_page(need)
 
@@ -245,7 +245,7 @@ def feedback(code: str) -> Response:
         return message_page(403, OTHER_SITE)
     try:
         need = needs.need_for_tracking(deps=deps(), code=code)
-    except AidlineError:
+    except NotFound:
         return not_found()
     form = request.form
     values = {"rating": form.get("rating", ""), "fixed": form.get("fixed", ""), "comment": form.get("comment", "")}

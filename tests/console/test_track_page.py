@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+import redis
 
 from tests.conftest import NEED, VOLUNTEER, Tokens
 
@@ -390,3 +391,30 @@ def test_the_forms_address_opened_as_a_page_leads_to_the_page(tracked: Tracked, 
     response = client.get(f"/t/{code}/feedback?lang=zh")
 
     assert response.status_code == 303 and response.headers["Location"] == f"/t/{code}?lang=zh"
+
+
+def test_redis_unreachable_is_a_503_page_saying_to_come_back(tracked: Tracked, deps: Any, monkeypatch: Any):
+    code = tracked.need("queued")["tracking_code"]
+
+    def unreachable(*_: Any) -> None:
+        raise redis.ConnectionError("connection refused")
+
+    monkeypatch.setattr(deps.store.needs, "id_for_tracking", unreachable)
+    response = tracked.page(code)
+
+    assert response.status_code == 503 and response.mimetype == "text/html"
+    assert int(response.headers["Retry-After"]) > 0
+    assert "The service is busy" in text(response.get_data(as_text=True), "track-message")
+
+
+def test_an_unexpected_failure_is_a_500_page_not_json(tracked: Tracked, deps: Any, monkeypatch: Any):
+    code = tracked.need("queued")["tracking_code"]
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(deps.store.needs, "id_for_tracking", broken)
+    response = tracked.page(code, lang="zh")
+
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    assert "出了点问题" in text(response.get_data(as_text=True), "track-message")
