@@ -545,6 +545,19 @@ def need_for_tracking(*, deps: Deps, code: str) -> Need:
     return need
 
 
+def within_reopen_window(*, deps: Deps, need: Need) -> bool:
+    """A closed need its requester may still reopen by feedback (closed less than the reopen window ago)."""
+    closed_at = deps.store.needs.field(need.id, "status_at") or need.updated_at
+    return deps.clock.now() - clock.parse(closed_at) <= timedelta(seconds=deps.settings.reopen_window_seconds)
+
+
+def takes_feedback(*, deps: Deps, need: Need) -> bool:
+    """The requester may give feedback now: the need is done, or closed within the reopen window."""
+    if need.status is NeedStatus.DONE:
+        return True
+    return need.status is NeedStatus.CLOSED and within_reopen_window(deps=deps, need=need)
+
+
 def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fixed: bool) -> Need:
     """The requester confirms (closes with a rating) or says it is not fixed (reopens)."""
     need = need_for_tracking(deps=deps, code=code)
@@ -555,13 +568,11 @@ def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fi
             f"feedback is taken once the need is done; it is {need.status.value}", current=need.status.value
         )
     moment = deps.clock.now()
-    if need.status is NeedStatus.CLOSED:
-        closed_at = deps.store.needs.field(need.id, "status_at") or need.updated_at
-        if moment - clock.parse(closed_at) > timedelta(seconds=deps.settings.reopen_window_seconds):
-            raise InvalidTransition(
-                "this need was closed too long ago to reopen by feedback; please submit a new request",
-                current=need.status.value,
-            )
+    if need.status is NeedStatus.CLOSED and not within_reopen_window(deps=deps, need=need):
+        raise InvalidTransition(
+            "this need was closed too long ago to reopen by feedback; please submit a new request",
+            current=need.status.value,
+        )
     deps.store.needs.add_event(
         need.id,
         Event(

@@ -7,10 +7,9 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import marshmallow as ma
-from flask import Flask, redirect, request, send_from_directory
+from flask import Flask, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -41,7 +40,8 @@ from service.logs import setup_logging
 log = logging.getLogger("aidline.api")
 
 BODY_METHODS = ("POST", "PUT", "PATCH")
-FORM_PATHS = ("/api/v1/inbound/", "/ops/", "/console/")
+FORM_PATHS = ("/api/v1/inbound/", "/ops/", "/console/", "/t/")
+"""Paths that take form posts (SMS gateways, the dashboard, the console, the tracking page's feedback form)."""
 
 
 class AidlineApi(Api):
@@ -139,11 +139,6 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def swagger_asset(filename: str) -> Any:
         """Swagger UI's own files, served locally."""
         return send_from_directory(assets, filename)
-
-    @app.get("/t/<string:code>")
-    def short_tracking_link(code: str) -> Any:
-        """The short link sent by SMS: redirects to the tracking answer."""
-        return redirect(f"/api/v1/track/{quote(code, safe='')}", code=302)
 
     @app.before_request
     def json_only() -> Any:

@@ -11,14 +11,16 @@ from service.api import present
 from service.api.auth import deps, errors
 from service.api.blueprint import Blueprint
 from service.api.schemas import FeedbackSchema, TrackSchema
-from service.models import OfferStatus
+from service.deps import Deps
+from service.models import Need, OfferStatus
 
 blp = Blueprint("track", __name__, url_prefix="/api/v1/track", description="Requester tracking")
 
 
-def tracking_view(code: str) -> dict[str, Any]:
-    store = deps().store
-    need = needs.need_for_tracking(deps=deps(), code=code)
+def tracking_view(*, deps: Deps, need: Need) -> dict[str, Any]:
+    """What the requester sees of their need (TrackSchema): the JSON answer and the page at /t/{code} both show
+    this, so neither shows more: first names and distances of the helpers, never phone numbers."""
+    store = deps.store
     helpers = []
     for offer in store.offers.of_need(need.id):
         if offer.status not in (OfferStatus.ACCEPTED, OfferStatus.COMPLETED):
@@ -42,7 +44,7 @@ def tracking_view(code: str) -> dict[str, Any]:
         "volunteers": helpers,
         "timeline": [present.public_event(e) for e in store.needs.events(need.id)],
         "rating": need.rating,
-        "incident": incidents.for_requester(deps=deps(), need=need),
+        "incident": incidents.for_requester(deps=deps, need=need),
     }
 
 
@@ -52,7 +54,7 @@ class Track(MethodView):
     @errors(blp, 404)
     def get(self, code: str) -> dict[str, Any]:
         """Status, timeline and deadline of a need, by its tracking code; no phone numbers."""
-        return tracking_view(code)
+        return tracking_view(deps=deps(), need=needs.need_for_tracking(deps=deps(), code=code))
 
 
 @blp.route("/<string:code>/feedback")
@@ -65,4 +67,4 @@ class Feedback(MethodView):
         needs.give_feedback(
             deps=deps(), code=code, rating=body["rating"], comment=body.get("comment"), fixed=body["fixed"]
         )
-        return tracking_view(code)
+        return tracking_view(deps=deps(), need=needs.need_for_tracking(deps=deps(), code=code))

@@ -17,7 +17,7 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 from itsdangerous import URLSafeTimedSerializer
 
-from service.console import views
+from service.console import track, views
 from service.console.auth import LANG_COOKIE, LANGUAGES
 from service.deps import Deps
 
@@ -28,7 +28,8 @@ HERE = Path(__file__).parent
 
 
 def init_app(app: Flask, deps: Deps) -> None:
-    """Mount the console on the app: session, CSRF (console only), languages, the CSP, the pages."""
+    """Mount the console on the app: session, CSRF (console only), languages, the CSP, the pages; and the
+    requester's tracking page at /t/{code} (service.console.track), which shares its languages and look."""
     settings = deps.settings
     if settings.secret_key and not app.secret_key:
         app.secret_key = settings.secret_key
@@ -48,6 +49,7 @@ def init_app(app: Flask, deps: Deps) -> None:
     CSRFProtect(app)
     Babel(app, locale_selector=select_locale)
     app.register_blueprint(views.blp, url_prefix=PREFIX)
+    app.register_blueprint(track.blp)
 
     tiles = settings.map_tiles_url
     policy = content_security_policy(tiles)

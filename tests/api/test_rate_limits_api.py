@@ -92,15 +92,22 @@ def test_tracking_from_one_address_is_limited_while_another_address_is_not(limit
     assert limited.get(track, **from_address("10.0.0.2")).status_code == 200
 
 
-def test_the_short_link_and_feedback_spend_the_same_address_budget(limited, make_need):
+def test_the_tracking_page_its_form_and_feedback_spend_the_same_address_budget(limited, make_need):
     code = make_need()["tracking_code"]
     address = from_address("10.0.0.3")
-    for _ in range(3):
-        assert limited.get(f"/t/{code}", **address).status_code == 302
+    for _ in range(2):
+        assert limited.get(f"/t/{code}", **address).status_code == 200
+    assert limited.post(f"/t/{code}/feedback", data={"rating": "5", "fixed": "yes"}, **address).status_code == 409
     for _ in range(2):
         assert limited.post(f"/api/v1/track/{code}/feedback", json={"rating": 5}, **address).status_code != 429
 
     assert limited.get(f"/api/v1/track/{code}", **address).status_code == 429
+    page = limited.get(f"/t/{code}?lang=en", **address)
+    form = limited.post(f"/t/{code}/feedback", data={"rating": "5", "fixed": "yes"}, **address)
+    for refused in (page, form):
+        assert refused.status_code == 429 and refused.mimetype == "text/html", "the page's refusal is a page"
+        assert int(refused.headers["Retry-After"]) > 0
+    assert "Too many requests" in page.get_data(as_text=True)
 
 
 def test_a_wrong_token_spends_its_address_budget(limited, tokens):
