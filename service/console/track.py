@@ -92,19 +92,26 @@ HIDDEN_EVENTS = frozenset(
         EventType.NOTIFICATION,
         EventType.NOTIFICATION_UNDELIVERABLE,
         EventType.ESCALATION_STEP,
+        EventType.ESCALATION_ACKNOWLEDGED,
         EventType.ESCALATION_LADDER_ENDED,
     }
 )
 """Timeline entries about who was told inside the service, which mean nothing to the requester."""
+TOLD_REASONS = frozenset({EventType.DEFERRED, EventType.CANCELLED})
+"""Reasons a dispatcher wrote for the requester; the service's own (an escalation's search, a reopening) stay out:
+they are in the dispatchers' words, not the requester's language, and the headline already says what happens."""
 
 FIELD_MESSAGES = {
     "rating": lazy_gettext("Choose a rating from 1 to 5."),
     "fixed": lazy_gettext("Say whether it is fixed: yes or no."),
     "comment": lazy_gettext("The comment may be at most 2000 characters long."),
 }
-"""A refused field of the feedback form, said to the requester (the schema's own message is kept beside it)."""
+"""A refused field of the feedback form, said to the requester."""
 FIXED = {"yes": True, "no": False}
 
+NOT_YET = lazy_gettext("Your request is not done yet: you can rate the help once it is done.")
+TOO_LATE = lazy_gettext("This request was closed too long ago to reopen: please make a new request.")
+"""Why feedback is refused, said to the requester (the service's own wording is for dispatchers)."""
 NOT_FOUND = lazy_gettext("No need with this code")
 OTHER_SITE = lazy_gettext("This form can only be sent from its own page.")
 FAILURES = {
@@ -172,6 +179,8 @@ def page_context(need: Need) -> dict[str, Any]:
         "status": status,
         "headline": str(HEADLINES[status]),
         "plain": status in PLAIN,
+        "reason": view["status_reason"] if status in (NeedStatus.DEFERRED, NeedStatus.CANCELLED) else None,
+        "told_reasons": TOLD_REASONS,
         "steps": steps_of(status, view["volunteers"]),
         "due": local_time(view["committed_deadline"] or view["deadline"], zone),
         "show_due": status not in (NeedStatus.CLOSED, NeedStatus.CANCELLED, NeedStatus.DONE),
@@ -209,9 +218,9 @@ def render_page(need: Need, http_status: int = 200, **extra: Any) -> Response:
     return render("page.html", lang, http_status, **context, **extra)
 
 
-def message_page(status: int, text: Any) -> Response:
+def message_page(status: int, text: Any, need: Need | None = None) -> Response:
     """A page saying one thing (an unknown code, a refused post, an error), in the reader's language."""
-    lang = page_language()
+    lang = page_language(need)
     with force_locale(lang):
         title = str(text)
     return render("message.html", lang, status, title=title)
@@ -241,12 +250,12 @@ def feedback_page(code: str) -> Any:
 @blp.post(f"{PREFIX}/<string:code>/feedback")
 def feedback(code: str) -> Response:
     """The feedback form: the API's schema and needs.give_feedback; the page again, thanking or saying why not."""
-    if not same_site():
-        return message_page(403, OTHER_SITE)
     try:
         need = needs.need_for_tracking(deps=deps(), code=code)
     except NotFound:
         return not_found()
+    if not same_site():
+        return message_page(403, OTHER_SITE, need)
     form = request.form
     values = {"rating": form.get("rating", ""), "fixed": form.get("fixed", ""), "comment": form.get("comment", "")}
     try:
@@ -265,7 +274,11 @@ def feedback(code: str) -> Response:
     except AidlineError as error:
         if error.status == 404:
             return not_found()
-        return render_page(deps().store.needs.get(need.id) or need, error.status, refusal=error.message, values=values)
+        now = deps().store.needs.get(need.id) or need
+        refusal = TOO_LATE if now.status is NeedStatus.CLOSED else NOT_YET
+        with force_locale(page_language(now)):
+            text = str(refusal)
+        return render_page(now, error.status, refusal=text, values=values)
     changed = needs.need_for_tracking(deps=deps(), code=code)
     thanks = "closed" if changed.status is NeedStatus.CLOSED else "reopened"
     return render_page(changed, thanks=thanks)

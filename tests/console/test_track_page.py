@@ -124,8 +124,8 @@ def test_each_status_is_shown_as_the_step_it_reached(tracked: Tracked, status: s
     assert f'data-status="{status}"' in html
 
 
-@pytest.mark.parametrize("status", ["escalated", "deferred", "cancelled"])
-def test_escalated_deferred_and_cancelled_are_said_plainly_with_the_reason(tracked: Tracked, status: str):
+@pytest.mark.parametrize("status", ["deferred", "cancelled"])
+def test_deferred_and_cancelled_are_said_plainly_with_the_dispatchers_reason(tracked: Tracked, status: str):
     need = tracked.need(status)
 
     plain = text(tracked.html(need["tracking_code"]), "plain-status")
@@ -133,6 +133,17 @@ def test_escalated_deferred_and_cancelled_are_said_plainly_with_the_reason(track
     assert plain.startswith(status)
     expected = need["status_reason"]
     assert expected and expected in plain
+
+
+def test_an_escalation_is_said_plainly_without_the_searchs_own_words(tracked: Tracked):
+    need = tracked.need("escalated")
+    assert need["status_reason"].startswith("no available volunteer")
+
+    html = tracked.html(need["tracking_code"])
+
+    assert text(html, "plain-status").startswith("escalated")
+    assert "dispatcher is now looking after your request" in text(html, "headline")
+    assert "no available volunteer" not in html, "the search's words are for dispatchers"
 
 
 def test_the_volunteers_first_name_and_distance_but_no_phone_number_or_address(tracked: Tracked):
@@ -287,6 +298,7 @@ def test_not_fixed_reopens_the_need_and_says_so(tracked: Tracked, client: Any):
     assert "looking for a volunteer again" in text(html, "thanks")
     assert states(html)["searching"] == "current"
     assert client.get(f"/api/v1/track/{need['tracking_code']}").get_json()["status"] == "queued"
+    assert "requester says" not in html, "the service's own note of the reopening is for dispatchers"
 
 
 def test_a_closed_need_within_the_reopen_window_still_shows_the_form_set_to_not_fixed(tracked: Tracked):
@@ -345,6 +357,16 @@ def test_a_bad_rating_is_explained_in_chinese_on_a_chinese_page(tracked: Tracked
 
     assert response.status_code == 422
     assert "请选择 1 到 5 分" in text(response.get_data(as_text=True), "error-rating")
+    assert "Not a valid" not in response.get_data(as_text=True), "the schema's English stays out of the page"
+
+
+def test_a_refusal_is_said_in_the_requesters_words_and_language(tracked: Tracked):
+    need = tracked.need("assigned")
+
+    response = tracked.send(need["tracking_code"], lang="zh", rating="5", fixed="yes")
+
+    assert response.status_code == 409
+    assert text(response.get_data(as_text=True), "refusal").endswith("您的请求还没有完成：完成后才能为帮助打分。")
 
 
 def test_feedback_before_the_help_is_done_is_refused_with_the_reason_in_the_page(tracked: Tracked, client: Any):
@@ -353,7 +375,7 @@ def test_feedback_before_the_help_is_done_is_refused_with_the_reason_in_the_page
     response = tracked.send(need["tracking_code"], rating="5", fixed="yes")
 
     assert response.status_code == 409 and response.mimetype == "text/html"
-    assert "assigned" in text(response.get_data(as_text=True), "refusal")
+    assert "not done yet" in text(response.get_data(as_text=True), "refusal")
     assert client.get(f"/api/v1/track/{need['tracking_code']}").get_json()["status"] == "assigned"
 
 
@@ -370,6 +392,19 @@ def test_a_post_from_another_site_is_refused(tracked: Tracked, client: Any):
     assert client.get(f"/api/v1/track/{code}").get_json()["status"] == "done"
     same_site = tracked.send(code, headers={"Origin": "http://localhost"}, rating="4", fixed="yes")
     assert same_site.status_code == 200, "the test client's own host"
+
+
+def test_the_refusal_of_another_sites_post_is_in_the_requesters_language(tracked: Tracked, client: Any):
+    need = tracked.need("done", requester={"name": "Zhang Guilan", "phone": "+8613900000002", "locale": "en"})
+
+    refused = client.post(
+        f"/t/{need['tracking_code']}/feedback",
+        data={"rating": "1", "fixed": "yes"},
+        headers={"Origin": "https://evil.example", "Accept-Language": "zh"},
+    )
+
+    assert refused.status_code == 403
+    assert "This form can only be sent from its own page." in refused.get_data(as_text=True)
 
 
 def test_the_public_url_counts_as_this_site(tracked: Tracked):
