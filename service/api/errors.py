@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, has_request_context, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
+from service.api.blueprint import size_text
 from service.exceptions import AidlineError
 
 log = logging.getLogger("aidline.api")
@@ -57,6 +58,8 @@ def http_error(error: HTTPException) -> ResponseReturnValue:
             for n in field_names(errors)
         ]
         message = "invalid input: " + ", ".join(sorted(set(fields)))
+    if code == 413 and has_request_context() and request.max_content_length:
+        message = f"the body is larger than this endpoint takes: {size_text(request.max_content_length)}"
     headers = dict(data.get("headers") or {})
     if code == 405 and error.get_response().headers.get("Allow"):
         headers["Allow"] = error.get_response().headers["Allow"]

@@ -152,7 +152,10 @@ def test_wrong_method_is_405_in_the_error_format_with_allow(client, tokens, meth
 def test_body_over_64_kb_is_413_in_the_error_format(client, tokens):
     text = json.dumps({**VOLUNTEER_BODY, "name": "x" * (65 * 1024)})
 
-    assert_error(send(client, "POST", "/api/v1/volunteers", text, tokens.dispatcher), 413)
+    response = send(client, "POST", "/api/v1/volunteers", text, tokens.dispatcher)
+
+    assert_error(response, 413)
+    assert response.get_json()["message"] == "the body is larger than this endpoint takes: 64 KB"
 
 
 def test_body_over_64_kb_is_413_on_every_body_endpoint(client, tokens, body_endpoints):

@@ -119,6 +119,7 @@ def test_a_body_over_the_bulk_limit_is_413_json(client, tokens, settings):
     assert response.status_code == 413
     assert response.mimetype == "application/json"
     assert response.get_json()["code"] == 413
+    assert response.get_json()["message"].endswith("takes: 4 MB"), "the batch's own limit is named"
 
 
 def test_the_larger_body_is_for_the_batch_only(client, tokens):
