@@ -92,7 +92,8 @@ vendor:
 	printf 'htmx.org %s\n@alpinejs/csp %s\nleaflet %s\n' $(HTMX_VERSION) $(ALPINE_VERSION) $(LEAFLET_VERSION) > $(VENDOR)/VERSIONS; \
 	echo "vendored into $(VENDOR):"; cat $(VENDOR)/VERSIONS
 
-run: install
+# The service needs the package, redis-server and the catalogs; not the test tools (promtool, chromium).
+run: $(BIN)/.installed redis-server translations
 	PORT=$(PORT) $(BIN)/aidline run --redis-port $(REDIS_PORT)
 
 # Formats and fixes what can be fixed by tools; `make lint` then checks the rest.
