@@ -26,7 +26,12 @@ def deps() -> Deps:
 
 
 class SignInRefused(Exception):
-    """The token cannot open the console; the message says why, in the reader's language."""
+    """The token cannot open the console; the message says why, in the reader's language. `status` is 401 for a
+    token nobody knows, 403 for a known token whose role may not open the console."""
+
+    def __init__(self, message: str, status: int = 401) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def sign_in(token: str) -> Principal:
@@ -41,7 +46,8 @@ def sign_in(token: str) -> Principal:
             gettext(
                 "A %(role)s token cannot open the console: sign in with a dispatcher token (ops: read only).",
                 role=role.value,
-            )
+            ),
+            status=403,
         )
     session.clear()
     session.permanent = True

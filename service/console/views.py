@@ -69,11 +69,12 @@ def login() -> Any:
 
 @blp.post("/login")
 def login_post() -> Any:
-    """Check the token and start a session; volunteer and intake tokens are refused."""
+    """Check the token and start a session; an unknown token is refused (401), so are volunteer, intake and captain
+    tokens (403)."""
     try:
         auth.sign_in(request.form.get("token", ""))
     except auth.SignInRefused as refused:
-        return render_template("console/login.html", error=str(refused)), 401
+        return render_template("console/login.html", error=str(refused)), refused.status
     return redirect(url_for("console.home"), code=303)
 
 
