@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
@@ -46,7 +47,12 @@ def need_view(
     data.pop("created_by")
     data.pop("accepted")
     data.pop("active")
-    data["roles"] = [{"skills": r.skills, "count": r.count, "filled": r.accepted} for r in need.roles]
+    completed = Counter(o.role for o in offers if o.status is OfferStatus.COMPLETED)
+    # a role's live acceptances, and once the work is done the volunteers who did it
+    data["roles"] = [
+        {"skills": r.skills, "count": r.count, "filled": r.accepted + completed[index]}
+        for index, r in enumerate(need.roles)
+    ]
     if team is not None:
         data["team"] = [asdict(member) for member in team]
     data["assignments"] = [

@@ -150,6 +150,22 @@ def test_the_need_is_assigned_only_once_every_role_is_filled(client, tokens, on_
     assert steps == [("offered", [0, 1]), ("offered", [1, 1]), ("assigned", [1, 2])]
 
 
+def test_a_done_need_still_shows_who_filled_each_role(client, tokens, on_duty, work):
+    need = submit(client, tokens)
+    work()
+    pending = pending_by_volunteer(client, tokens, need["id"])
+    for name in ("lifter1", "tanker", "lifter2"):
+        assert accept(client, tokens, on_duty[name], pending[on_duty[name]]["offer_id"]).status_code == 200
+
+    for step in ("en_route", "on_site", "done"):
+        moved = client.post(f"{URL}/{need['id']}/progress", json={"status": step}, headers=tokens.dispatcher)
+        assert moved.status_code == 200, moved.get_json()
+
+    done = read(client, tokens.dispatcher, need["id"]).get_json()
+    assert done["status"] == "done"
+    assert [r["filled"] for r in done["roles"]] == [1, 2], "the volunteers who did the work, not zero"
+
+
 def test_a_declined_place_is_offered_again_in_its_own_role(client, tokens, on_duty, work):
     need = submit(client, tokens)
     work()
