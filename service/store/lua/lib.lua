@@ -234,9 +234,9 @@ local function change_load(vol_id, delta, now_epoch)
 end
 
 -- A need's roles: {skills = {...}, csv = 'a,b', count = n} each, in order; a need recorded without roles has
--- one, from its skills and volunteers_needed.
-local function need_roles(nkey)
-  local f = redis.call('HMGET', nkey, 'roles', 'skills', 'volunteers_needed')
+-- one, from its skills and volunteers_needed. (known: those three fields, when the caller has read them)
+local function need_roles(nkey, known)
+  local f = known or redis.call('HMGET', nkey, 'roles', 'skills', 'volunteers_needed')
   local roles = {}
   if f[1] and f[1] ~= '' then
     for i, role in ipairs(cjson.decode(f[1])) do

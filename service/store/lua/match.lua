@@ -55,10 +55,10 @@ local now_iso = iso(now_epoch)
 local nkey = need_key(need_id)
 local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'offers_made', 'skills', 'lat', 'lon',
   'priority', 'created_epoch', 'radius_km', 'accept_seconds', 'accepted', 'expired_offers', 'vulnerability',
-  'arrive_by_epoch', 'favoured')
+  'arrive_by_epoch', 'favoured', 'roles', 'role:0:active')
 if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
-local roles = need_roles(nkey)
+local roles = need_roles(nkey, {n[17], n[5], n[3]})
 local plan_only = a.plan_only == true
 -- This step's events on the need's timeline, pushed at once when it ends. A queued need starts
 -- matching; that status is written only if the step ends with the need still matching (offered
@@ -84,7 +84,12 @@ if (tonumber(n[13] or '0') or 0) > 0 then fanout = math.max(fanout, tonumber(a.p
 -- per role: open places (volunteers still without a live offer) and offers to make now
 local wanting = false
 for r, role in ipairs(roles) do
-  local active, accepted = role_counts(nkey, roles, r - 1)
+  local active, accepted
+  if #roles == 1 then
+    active, accepted = tonumber(n[2] or '0') or 0, tonumber(n[12] or '0') or 0  -- role_counts' totals, read above
+  else
+    active, accepted = role_counts(nkey, roles, r - 1)
+  end
   local missing = (role.count - accepted) * fanout - (active - accepted)
   role.places = role.count - active
   if plan_only and a.replan == true then
@@ -226,8 +231,15 @@ local function search(role, missing, prefer)
     local size = redis.call('ZCARD', key)
     if smallest == nil or size < smallest then set, smallest = key, size end
   end
+  -- a skill with a pair set is not weighed on its own: the pair's members are some of its own
+  local paired = {}
   for i, s in ipairs(skills) do
-    weigh(P .. 'avail:' .. s)
+    for j = i + 1, #skills do
+      if s ~= 'general' and skills[j] ~= 'general' then paired[s], paired[skills[j]] = true, true end
+    end
+  end
+  for i, s in ipairs(skills) do
+    if not paired[s] then weigh(P .. 'avail:' .. s) end
     for j = i + 1, #skills do
       if s ~= 'general' and skills[j] ~= 'general' then weigh(pair_key(s, skills[j])) end
     end
@@ -583,10 +595,13 @@ for i, pick in ipairs(picks) do
   redis.call('ZADD', nkey .. ':offers', now_ms, offer_id)
   redis.call('ZADD', vkey .. ':offers', now_ms, offer_id)
   redis.call('ZADD', P .. 'offers:pending', accept.expires_epoch, offer_id)
-  redis.call('HINCRBY', nkey, 'active', 1)
-  count_role(nkey, r, 'active', 1)
   offered[r + 1] = (offered[r + 1] or 0) + 1
-  made = redis.call('HINCRBY', nkey, 'offers_made', 1)
+  made = made + 1
+  if #roles > 1 then
+    redis.call('HINCRBY', nkey, 'active', 1)
+    count_role(nkey, r, 'active', 1)
+    redis.call('HINCRBY', nkey, 'offers_made', 1)
+  end
   if fanout > 1 then redis.call('INCR', P .. 'stats:parallel_offers') end
   table.insert(events, cjson.encode({at = now_iso, type = EVENT.offered, actor = 'system', detail = {
     offer_id = offer_id, volunteer_id = vid, distance_km = tonumber(string.format('%.2f', km)),
@@ -606,6 +621,11 @@ for i, pick in ipairs(picks) do
   if arm_expiry(accept.expires_epoch) then arm_expiry_at = accept.expires_epoch end
   table.insert(offers, {offer_id = offer_id, volunteer_id = vid, distance_km = km, code = code or '',
     expires_epoch = accept.expires_epoch, role = r})
+end
+-- a need with one role: its counts written once for all of this step's offers
+if #roles == 1 and #picks > 0 then
+  redis.call('HSET', nkey, 'active', (tonumber(n[2] or '0') or 0) + #picks,
+    'role:0:active', (tonumber(n[18] or '0') or 0) + #picks, 'offers_made', made)
 end
 -- nobody (or not enough) within the whole radius for a role: the dispatchers take over
 local escalated = ''
