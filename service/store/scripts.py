@@ -118,12 +118,12 @@ class Scripts:
         conn = pool.get_connection()
         reply: Any = _NO_REPLY
         try:
-            conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            conn.send_command("EVALSHA", script.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
             reply = conn.read_response()
         except NoScriptError:
             pass
         except (redis.ConnectionError, redis.TimeoutError):
-            conn.disconnect()
+            conn.disconnect()  # type: ignore[no-untyped-call]
         finally:
             pool.release(conn)
         if reply is _NO_REPLY:
