@@ -139,9 +139,10 @@ local function rollup_status(key, old, new, now_iso)
   end
 end
 
-local function set_status(need_id, new_status, now_iso)
+-- known_old: the status the caller knows the need has (saves reading it)
+local function set_status(need_id, new_status, now_iso, known_old)
   local key = need_key(need_id)
-  local old = redis.call('HGET', key, 'status')
+  local old = known_old or redis.call('HGET', key, 'status')
   if old == new_status then return old end
   if old then redis.call('ZREM', P .. 'needs:status:' .. old, need_id) end
   redis.call('ZADD', P .. 'needs:status:' .. new_status, 0, need_id)
@@ -213,9 +214,11 @@ end
 
 -- One more unit of the volunteer's capacity taken: they leave every set once they are full
 -- (still available, they stay where they are: nothing to write).
-local function take_capacity(vol_id)
+-- (capacity and skills_csv: the volunteer's, when the caller has read them)
+local function take_capacity(vol_id, capacity, skills_csv)
   local load = redis.call('HINCRBY', vol_key(vol_id), 'load', 1)
-  local v = redis.call('HMGET', vol_key(vol_id), 'capacity', 'skills')
+  local v = {capacity, skills_csv}
+  if not capacity or not skills_csv then v = redis.call('HMGET', vol_key(vol_id), 'capacity', 'skills') end
   if load < tonumber(v[1]) then return end
   for s in string.gmatch(v[2] or '', '[^,]+') do redis.call('ZREM', P .. 'avail:' .. s, vol_id) end
   for key in pairs(skill_pairs(v[2] or '')) do redis.call('ZREM', key, vol_id) end
@@ -231,9 +234,9 @@ local function change_load(vol_id, delta, now_epoch)
 end
 
 -- A need's roles: {skills = {...}, csv = 'a,b', count = n} each, in order; a need recorded without roles has
--- one, from its skills and volunteers_needed.
-local function need_roles(nkey)
-  local f = redis.call('HMGET', nkey, 'roles', 'skills', 'volunteers_needed')
+-- one, from its skills and volunteers_needed. (known: those three fields, when the caller has read them)
+local function need_roles(nkey, known)
+  local f = known or redis.call('HMGET', nkey, 'roles', 'skills', 'volunteers_needed')
   local roles = {}
   if f[1] and f[1] ~= '' then
     for i, role in ipairs(cjson.decode(f[1])) do

@@ -55,14 +55,28 @@ local now_iso = iso(now_epoch)
 local nkey = need_key(need_id)
 local n = redis.call('HMGET', nkey, 'status', 'active', 'volunteers_needed', 'offers_made', 'skills', 'lat', 'lon',
   'priority', 'created_epoch', 'radius_km', 'accept_seconds', 'accepted', 'expired_offers', 'vulnerability',
-  'arrive_by_epoch', 'favoured')
+  'arrive_by_epoch', 'favoured', 'roles', 'role:0:active')
 if not n[1] then return refuse('no_need') end
 if not MATCHABLE[n[1]] then return refuse('need_status', n[1]) end
-local roles = need_roles(nkey)
+local roles = need_roles(nkey, {n[17], n[5], n[3]})
 local plan_only = a.plan_only == true
-if n[1] == NEED.queued and not plan_only then
-  set_status(need_id, NEED.matching, now_iso)
-  push_event(need_id, cjson.encode({at = now_iso, type = EVENT.matching_started, actor = 'system', detail = {}}))
+-- This step's events on the need's timeline, pushed at once when it ends. A queued need starts
+-- matching; that status is written only if the step ends with the need still matching (offered
+-- or escalated, it is written once, straight to that status: the indexes, fields and report
+-- figures end the same).
+local events = {}
+local starting = n[1] == NEED.queued and not plan_only
+if starting then
+  table.insert(events, cjson.encode({at = now_iso, type = EVENT.matching_started, actor = 'system', detail = {}}))
+end
+-- the need's status as this step leaves it: the deferred status and the events written
+local function conclude(status)
+  if status then
+    set_status(need_id, status, now_iso, starting and NEED.queued or nil)
+  elseif starting then
+    set_status(need_id, NEED.matching, now_iso, NEED.queued)
+  end
+  if #events > 0 then redis.call('RPUSH', nkey .. ':events', unpack(events)) end
 end
 -- offers wanted per open place: K for the priority, more once an offer went unanswered
 local fanout = tonumber(a.parallel[n[8]] or 1) or 1
@@ -70,7 +84,12 @@ if (tonumber(n[13] or '0') or 0) > 0 then fanout = math.max(fanout, tonumber(a.p
 -- per role: open places (volunteers still without a live offer) and offers to make now
 local wanting = false
 for r, role in ipairs(roles) do
-  local active, accepted = role_counts(nkey, roles, r - 1)
+  local active, accepted
+  if #roles == 1 then
+    active, accepted = tonumber(n[2] or '0') or 0, tonumber(n[12] or '0') or 0  -- role_counts' totals, read above
+  else
+    active, accepted = role_counts(nkey, roles, r - 1)
+  end
   local missing = (role.count - accepted) * fanout - (active - accepted)
   role.places = role.count - active
   if plan_only and a.replan == true then
@@ -84,9 +103,15 @@ for r, role in ipairs(roles) do
     wanting = true
   end
 end
-if not wanting then return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false,
-  arm_expiry = '', escalated = '', arm_match = false})) end
-if tonumber(n[4]) >= tonumber(a.max_offers) then return refuse('max_offers', n[4]) end
+if not wanting then
+  conclude()
+  return ok(cjson.encode({offers = {}, missing = 0, arm_notify = false, arm_expiry = '', escalated = '',
+    arm_match = false}))
+end
+if tonumber(n[4]) >= tonumber(a.max_offers) then
+  conclude()
+  return refuse('max_offers', n[4])
+end
 
 local lat, lon = tonumber(n[6]), tonumber(n[7])
 -- the need's own radius, capped when it was set; needs recorded without one use the maximum
@@ -192,7 +217,7 @@ local function fairer(x, y)
 end
 
 -- The best `missing` eligible volunteers for one role (every one of its skills), as rows
--- {band, load, idle since, id, km, lat, lon, recent tasks, capacity} in the order of choice; fewer
+-- {band, load, idle since, id, km, lat, lon, recent tasks, capacity, skills} in the order of choice; fewer
 -- when fewer are eligible within the whole radius.
 local function search(role, missing, prefer)
   local skills = {}
@@ -206,8 +231,15 @@ local function search(role, missing, prefer)
     local size = redis.call('ZCARD', key)
     if smallest == nil or size < smallest then set, smallest = key, size end
   end
+  -- a skill with a pair set is not weighed on its own: the pair's members are some of its own
+  local paired = {}
   for i, s in ipairs(skills) do
-    weigh(P .. 'avail:' .. s)
+    for j = i + 1, #skills do
+      if s ~= 'general' and skills[j] ~= 'general' then paired[s], paired[skills[j]] = true, true end
+    end
+  end
+  for i, s in ipairs(skills) do
+    if not paired[s] then weigh(P .. 'avail:' .. s) end
     for j = i + 1, #skills do
       if s ~= 'general' and skills[j] ~= 'general' then weigh(pair_key(s, skills[j])) end
     end
@@ -229,7 +261,7 @@ local function search(role, missing, prefer)
     if km > max_km then return end
     if guard and wanted_by_urgent(vid, v[5], v[6], v[4]) then return end
     -- recent tasks (row[8]) are read only for those nearly as near as the nearest (recent_tasks())
-    local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], nil, tonumber(v[3])}
+    local row = {band(km), tonumber(v[2]), tonumber(v[7] or '0') or 0, vid, km, v[5], v[6], nil, tonumber(v[3]), v[4]}
     checked[vid] = row
     table.insert(eligible, row)
   end
@@ -349,10 +381,15 @@ local function search(role, missing, prefer)
   local chosen = {}
   -- the first ring holds about two of the set's volunteers if they were spread evenly over the
   -- area served (an eighth of the radius that would hold sixteen): small in a dense town, wide
-  -- in a sparse district; each next ring is 4x wider
+  -- in a sparse district; each next ring is 4x wider. It is never narrower than the nearest
+  -- 100 m step's edge (as GEOSEARCH measures): the search cannot end before it has looked that
+  -- far (everyone who could tie with the nearest must be seen), so a narrower ring is a wasted
+  -- call. Everyone within that edge is read however the search goes, so the call that searches
+  -- no further is not cut short by COUNT either: one call instead of several growing ones.
   local radius = tonumber(a.max_radius_km)
   if smallest > 0 then radius = math.sqrt(16 * tonumber(a.area_km2) / (math.pi * smallest)) / 8 end
-  radius = math.min(math.max(radius, tonumber(a.first_ring_km)), max_km)
+  local nearest_edge = 0.5 * tie * REDIS_PER_GC + GEO_SLACK_KM
+  radius = math.min(math.max(radius, tonumber(a.first_ring_km), nearest_edge / 1.001), max_km)
   -- volunteers a joint assignment chose for this need: taken as they are if all still fit
   if prefer and #prefer > 0 and #prefer >= missing then
     local rows = {}
@@ -370,10 +407,16 @@ local function search(role, missing, prefer)
   while #chosen == 0 and max_km > 0 do
     local search_km = math.min(radius, max_km) * 1.001
     while true do
-      local hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC',
-        'COUNT', count, 'WITHDIST')
+      local whole_ring = search_km <= nearest_edge * (1 + 1e-9)
+      local hits
+      if whole_ring then
+        hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC', 'WITHDIST')
+      else
+        hits = redis.call('GEOSEARCH', set, 'FROMLONLAT', lon, lat, 'BYRADIUS', search_km, 'km', 'ASC',
+          'COUNT', count, 'WITHDIST')
+      end
       for _, h in ipairs(hits) do consider(h[1]) end
-      local complete = #hits < count  -- every member within search_km is in hits
+      local complete = whole_ring or #hits < count  -- every member within search_km is in hits
       if #eligible >= missing then
         -- everyone who could tie with the last one chosen is nearer than its band's upper edge, and
         -- everyone nearly as near as the nearest is within near_reach()
@@ -541,7 +584,7 @@ for i, pick in ipairs(picks) do
     code = nil
   end
   redis.call('SADD', tried, vid)
-  take_capacity(vid)
+  take_capacity(vid, row[9], row[10])
   if preempted[vid] then announce('offer_preempted', preempted[vid], vid, '', 'preempt-' .. offer_id) end
   -- holders of ordinary offers are where an urgent need looks when nobody is free
   if not urgent then redis.call('GEOADD', holding, row[7], row[6], vid) end
@@ -552,12 +595,15 @@ for i, pick in ipairs(picks) do
   redis.call('ZADD', nkey .. ':offers', now_ms, offer_id)
   redis.call('ZADD', vkey .. ':offers', now_ms, offer_id)
   redis.call('ZADD', P .. 'offers:pending', accept.expires_epoch, offer_id)
-  redis.call('HINCRBY', nkey, 'active', 1)
-  count_role(nkey, r, 'active', 1)
   offered[r + 1] = (offered[r + 1] or 0) + 1
-  made = redis.call('HINCRBY', nkey, 'offers_made', 1)
+  made = made + 1
+  if #roles > 1 then
+    redis.call('HINCRBY', nkey, 'active', 1)
+    count_role(nkey, r, 'active', 1)
+    redis.call('HINCRBY', nkey, 'offers_made', 1)
+  end
   if fanout > 1 then redis.call('INCR', P .. 'stats:parallel_offers') end
-  push_event(need_id, cjson.encode({at = now_iso, type = EVENT.offered, actor = 'system', detail = {
+  table.insert(events, cjson.encode({at = now_iso, type = EVENT.offered, actor = 'system', detail = {
     offer_id = offer_id, volunteer_id = vid, distance_km = tonumber(string.format('%.2f', km)),
     expires_at = accept.expires_iso, role = r}}))
   if made == 1 and n[9] and n[9] ~= '' then
@@ -576,7 +622,11 @@ for i, pick in ipairs(picks) do
   table.insert(offers, {offer_id = offer_id, volunteer_id = vid, distance_km = km, code = code or '',
     expires_epoch = accept.expires_epoch, role = r})
 end
-if #offers > 0 then set_status(need_id, NEED.offered, now_iso) end
+-- a need with one role: its counts written once for all of this step's offers
+if #roles == 1 and #picks > 0 then
+  redis.call('HSET', nkey, 'active', (tonumber(n[2] or '0') or 0) + #picks,
+    'role:0:active', (tonumber(n[18] or '0') or 0) + #picks, 'offers_made', made)
+end
 -- nobody (or not enough) within the whole radius for a role: the dispatchers take over
 local escalated = ''
 local short_role, missing = nil, 0
@@ -587,17 +637,23 @@ for r, role in ipairs(roles) do
     short_role = short_role or role
   end
 end
-if short_role and ESCALATES_FROM[redis.call('HGET', nkey, 'status')] then
+local status = #offers > 0 and NEED.offered or nil
+if short_role and ESCALATES_FROM[status or (starting and NEED.matching) or redis.call('HGET', nkey, 'status')] then
   local wanted = short_role.csv ~= '' and string.gsub(short_role.csv, ',', ', ') or 'any skill'
   escalated = string.format('no available volunteer with %s within %g km', wanted, max_km)
   if too_late then
     escalated = string.format('no available volunteer with %s can arrive in time (within %.1f km)', wanted, max_km)
   end
-  set_status(need_id, NEED.escalated, now_iso)
-  redis.call('HSET', nkey, 'status_reason', escalated)
-  push_event(need_id, cjson.encode({at = now_iso, type = EVENT.escalated, actor = 'system',
+  if status then
+    set_status(need_id, status, now_iso, starting and NEED.queued or nil)
+    starting = false
+  end
+  status = NEED.escalated
+  table.insert(events, cjson.encode({at = now_iso, type = EVENT.escalated, actor = 'system',
     detail = {reason = escalated}}))
   redis.call('INCR', P .. 'stats:escalations')  -- who hears it: the escalation ladder (service.captains)
 end
+conclude(status)
+if escalated ~= '' then redis.call('HSET', nkey, 'status_reason', escalated) end
 return ok(cjson.encode({offers = offers, missing = missing,
   arm_notify = arm_notify, arm_expiry = arm_expiry_at, escalated = escalated, arm_match = arm_match}))

@@ -404,3 +404,74 @@ def test_each_offer_gets_its_own_sms_code_and_takes_one_unit_of_capacity(deps: A
     stored = deps.store.offers.get(result.offers[0].offer_id)
     assert (stored.created_at, stored.expires_at) == (clock.iso(NOW), clock.iso(NOW + timedelta(seconds=900)))
     assert deps.redis.zcard(deps.store.keys.available("general")) == 0
+
+
+def crowd(n: int, metres: float) -> dict[str, Any]:
+    """n free volunteers within `metres` of the centre, where a need waits."""
+    return {
+        "volunteers": [
+            {
+                "lat": CENTRE[0] + (i % 10) * metres / 10 / 111_195,
+                "lon": CENTRE[1] + (i // 10) * metres / max(n // 10, 1) / 76_000,
+                "skills": {Skill.GENERAL},
+                "capacity": 1,
+                "load": 0,
+                "on_duty": True,
+                "idle_since": float(i % 7),
+                "tried": False,
+            }
+            for i in range(n)
+        ],
+        "need_at": CENTRE,
+        "skills": set(),
+        "needed": 1,
+        "radius_km": 3.0,
+    }
+
+
+def test_a_crowd_within_the_nearest_step_is_found_in_one_search(deps: Any) -> None:
+    # a dense town: the first ring by the average density would be 10 m, but nobody can be chosen
+    # before everyone within the nearest 100 m step (50 m) has been seen, so that is where it starts
+    need_id, candidates, _ = store_world(deps, crowd(120, 35))
+    requirement = Requirement(location=Location(*CENTRE), skills=frozenset(), radius_km=3.0)
+    expected = choose_volunteers(requirement, candidates, fair=FairLoad())
+    deps.redis.config_resetstat()
+
+    result = deps.store.offers.match(request(need_id, FairLoad(), area_km2=0.001))
+
+    assert [o.volunteer_id for o in result.offers] == [c.volunteer_id for c in expected]
+    assert deps.redis.info("commandstats")["cmdstat_geosearch"]["calls"] == 1
+
+
+def test_a_matched_need_is_offered_with_its_timeline_in_order_and_counted_once_in_its_status(deps: Any) -> None:
+    need_id, _, _ = store_world(deps, crowd(3, 30))
+
+    result = deps.store.offers.match(request(need_id))
+
+    need = deps.store.needs.get(need_id)
+    assert (need.status, need.updated_at) == (NeedStatus.OFFERED, clock.iso(NOW))
+    assert [e.type for e in deps.store.needs.events(need_id)] == [
+        EventType.CREATED,
+        EventType.MATCHING_STARTED,
+        EventType.OFFERED,
+    ]
+    assert {status: n for status, n in deps.store.needs.count_by_status().items() if n} == {"offered": 1}
+    assert (need.offers_made, deps.store.needs.field(need_id, "active")) == (1, "1")
+    assert deps.store.offers.get(result.offers[0].offer_id).volunteer_id == result.offers[0].volunteer_id
+
+
+def test_a_need_nobody_can_serve_is_escalated_with_its_timeline_in_order(deps: Any) -> None:
+    need_id, _, _ = store_world(deps, {**crowd(1, 30), "need_at": (CENTRE[0] + 0.2, CENTRE[1])})
+
+    result = deps.store.offers.match(request(need_id))
+
+    need = deps.store.needs.get(need_id)
+    assert result.escalated and not result.offers
+    assert (need.status, need.updated_at) == (NeedStatus.ESCALATED, clock.iso(NOW))
+    assert [e.type for e in deps.store.needs.events(need_id)] == [
+        EventType.CREATED,
+        EventType.MATCHING_STARTED,
+        EventType.ESCALATED,
+    ]
+    assert {status: n for status, n in deps.store.needs.count_by_status().items() if n} == {"escalated": 1}
+    assert need.status_reason == "no available volunteer with any skill within 3 km"

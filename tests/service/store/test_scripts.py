@@ -8,6 +8,7 @@ from importlib import resources
 from typing import Any
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -102,3 +103,34 @@ def test_the_scripts_write_times_as_the_clock_does(deps: Any, micros: int) -> No
     script = f"{constants()}\n{lib}\nreturn iso(tonumber(ARGV[2]))"
     text = deps.redis.eval(script, 0, "aidline:", repr(clock.epoch(moment)))
     assert text.decode() == clock.iso(moment)
+
+
+def test_a_script_the_server_no_longer_holds_is_loaded_again(deps: Any, make_need: Any) -> None:
+    need = make_need()
+    deps.redis.script_flush()
+
+    before = deps.store.needs.transition(need["id"], change(NeedStatus.MATCHING, NeedStatus.QUEUED))
+
+    assert before is NeedStatus.QUEUED
+    assert deps.store.needs.get(need["id"]).status is NeedStatus.MATCHING
+
+
+def test_a_script_call_whose_connection_breaks_before_it_is_sent_is_sent_on_a_new_one(
+    deps: Any, make_need: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    need = make_need()
+    broken: list[Any] = []
+    send = redis.connection.Connection.send_packed_command
+
+    def breaks_once(conn: Any, *args: Any, **kwargs: Any) -> Any:
+        if not broken:
+            broken.append(conn)
+            raise redis.ConnectionError("connection reset")
+        return send(conn, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", breaks_once)
+
+    before = deps.store.needs.transition(need["id"], change(NeedStatus.MATCHING, NeedStatus.QUEUED))
+
+    assert broken and before is NeedStatus.QUEUED
+    assert deps.store.needs.get(need["id"]).status is NeedStatus.MATCHING
