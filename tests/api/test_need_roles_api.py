@@ -150,12 +150,18 @@ def test_the_need_is_assigned_only_once_every_role_is_filled(client, tokens, on_
     assert steps == [("offered", [0, 1]), ("offered", [1, 1]), ("assigned", [1, 2])]
 
 
-def test_a_done_need_still_shows_who_filled_each_role(client, tokens, on_duty, work):
+def staffed(client, tokens, on_duty, work):
+    """The tanker, then both lifters, accept their offers of a new need; answers the need."""
     need = submit(client, tokens)
     work()
     pending = pending_by_volunteer(client, tokens, need["id"])
-    for name in ("lifter1", "tanker", "lifter2"):
+    for name in ("tanker", "lifter1", "lifter2"):
         assert accept(client, tokens, on_duty[name], pending[on_duty[name]]["offer_id"]).status_code == 200
+    return need
+
+
+def test_a_done_need_still_shows_who_filled_each_role(client, tokens, on_duty, work):
+    need = staffed(client, tokens, on_duty, work)
 
     for step in ("en_route", "on_site", "done"):
         moved = client.post(f"{URL}/{need['id']}/progress", json={"status": step}, headers=tokens.dispatcher)
@@ -244,11 +250,7 @@ def test_a_dispatcher_assigns_a_volunteer_to_the_first_open_role_they_fit(client
 
 
 def test_the_team_sees_each_others_first_names_and_phones(client, tokens, on_duty, work):
-    need = submit(client, tokens)
-    work()
-    pending = pending_by_volunteer(client, tokens, need["id"])
-    for name in ("tanker", "lifter1", "lifter2"):
-        assert accept(client, tokens, on_duty[name], pending[on_duty[name]]["offer_id"]).status_code == 200
+    need = staffed(client, tokens, on_duty, work)
 
     seen = read(client, tokens.volunteer(on_duty["lifter2"]), need["id"]).get_json()
 
