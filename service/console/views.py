@@ -15,6 +15,7 @@ from service.api.schemas import AssignSchema, NeedCreateSchema, OptionalReasonSc
 from service.catalog import KINDS
 from service.console import auth, present
 from service.console.auth import LANG_COOKIE, LANGUAGES, principal, signed_in
+from service.console.field_messages import say
 from service.exceptions import AidlineError
 from service.models import IncidentStatus, NeedKind, NeedStatus, Priority, Role, Skill, Vulnerability
 from service.privacy import mask_channel
@@ -277,14 +278,14 @@ def need_from_form(form: Any) -> dict[str, Any]:
 
 
 def flatten(errors: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """{'location': {'lat': [...]}} as {'location.lat': '...'}."""
+    """{'location': {'lat': [...]}} as {'location.lat': '...'}, each message in the console's language."""
     flat: dict[str, str] = {}
     for key, value in errors.items():
         name = f"{prefix}.{key}" if prefix else str(key)
         if isinstance(value, dict):
             flat.update(flatten(value, name))
         else:
-            flat[name] = " ".join(str(v) for v in value) if isinstance(value, list) else str(value)
+            flat[name] = " ".join(say(v) for v in value) if isinstance(value, list) else say(value)
     return flat
 
 

@@ -207,12 +207,28 @@ def test_the_new_need_form_shows_the_apis_field_errors_inline(console: Console, 
     page = response.get_data(as_text=True)
     for field in ("location.lat", "location.lon", "requester.phone"):
         assert f'data-testid="error-{field}"' in page
-    assert str(escape(api["errors"]["json"]["location"]["lat"][0])) in page
+    assert api["errors"]["json"]["location"]["lat"][0].startswith("Must be greater than or equal to -85.05112")
+    assert "Must be from -85.05112 to 85.05112." in page, "the API's message, in the console's words"
     assert 'value="east"' in page  # what was typed stays in the form
     no_place = client.post("/api/v1/needs", json={"kind": "water_delivery"}, headers=tokens.dispatcher).get_json()
     missing = console.post("/console/needs/new", {"kind": "water_delivery"})
     assert missing.status_code == 422
-    assert str(escape(no_place["errors"]["json"]["location"][0])) in missing.get_data(as_text=True)
+    assert no_place["errors"]["json"]["location"][0].startswith("Send location")
+    assert "Give the place: a point on the map" in missing.get_data(as_text=True)
+
+
+def test_the_new_need_forms_field_errors_are_in_chinese_on_a_chinese_console(console: Console) -> None:
+    console.post("/console/lang", {"lang": "zh"})
+
+    response = console.post(
+        "/console/needs/new", {"kind": "water_delivery", "lat": "200", "lon": "east", "volunteers_needed": "two"}
+    )
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "必须在 -85.05112 到 85.05112 之间。" in page
+    assert "不是有效的数字。" in page and "不是整数。" in page
+    assert "Must be" not in page and "Not a valid" not in page
 
 
 def test_volunteers_are_filtered_and_put_on_or_off_duty(
