@@ -7,13 +7,17 @@ their own.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from rq import Queue, SimpleWorker
 from rq.job import Job
+from rq.job_lifecycle import call_exception_handlers
 
 from service.deps import Deps
 from service.logs import job_id_var, request_id_var
+
+log = logging.getLogger("aidline.worker")
 
 _installed: Deps | None = None
 
@@ -46,3 +50,14 @@ class JobContextWorker(SimpleWorker):
         finally:
             request_id_var.reset(request_token)
             job_id_var.reset(job_token)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """An expected failure that is tried again (its exception says `retried = True`, as a refused delivery
+        attempt's does): one line of the log, not a traceback; every other failure as RQ logs it."""
+        if getattr(exc_info[1], "retried", False):
+            log.warning(
+                "job failed, tried again later", extra={"error": f"{type(exc_info[1]).__name__}: {exc_info[1]}"}
+            )
+            call_exception_handlers(self._exc_handlers, job, *exc_info)
+            return
+        super().handle_exception(job, *exc_info)

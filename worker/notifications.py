@@ -66,7 +66,10 @@ SMS_SCHEMES = {
 
 
 class DeliveryFailed(Exception):
-    """A channel did not accept the message; RQ retries the job."""
+    """A channel did not accept the message; RQ retries the job (raised only while tries are left)."""
+
+    retried = True
+    """The worker logs it in one line, not with a traceback: an expected failure (worker.context)."""
 
 
 def delivery_id(topic: Topic, need_id: str, recipient: str, extra: str) -> str:

@@ -6,6 +6,7 @@ then the next channel of the recipient is tried; when none is left the need is f
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -48,6 +49,22 @@ def test_a_receiver_failing_its_first_two_tries_is_retried_and_the_message_arriv
     assert all(a["error"] for a in offer["attempts"][:2]) and offer["attempts"][2]["error"] == ""
     assert {a["channel"] for a in offer["attempts"]} == {mask_channel(receiver.url("/vol"))}
     assert [a["at"] for a in offer["attempts"]] == sorted(a["at"] for a in offer["attempts"])
+
+
+def test_a_refused_attempt_is_one_line_of_the_log_not_a_traceback(
+    volunteer: Any, make_need: Any, work: Any, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.fail_first(2, "/vol")
+    volunteer()
+    make_need()
+
+    with caplog.at_level(logging.WARNING):
+        work()
+
+    retried = [r for r in caplog.records if r.getMessage() == "job failed, tried again later"]
+    assert len(retried) == 2
+    assert all(getattr(r, "error", "").startswith("DeliveryFailed: ") and r.exc_info is None for r in retried)
+    assert not any("Traceback" in r.getMessage() for r in caplog.records)
 
 
 def test_every_attempt_is_on_the_needs_timeline(
