@@ -15,7 +15,7 @@ from service.api.schemas import AssignSchema, NeedCreateSchema, OptionalReasonSc
 from service.catalog import KINDS
 from service.console import auth, present
 from service.console.auth import LANG_COOKIE, LANGUAGES, principal, signed_in
-from service.console.field_messages import say
+from service.console.wording import field_message, refusal
 from service.exceptions import AidlineError
 from service.models import IncidentStatus, NeedKind, NeedStatus, Priority, Role, Skill, Vulnerability
 from service.privacy import mask_channel
@@ -237,7 +237,7 @@ def need_action(need_id: str, action: str) -> Any:
     except AidlineError as error:
         if error.status == 404:
             return render_template("console/refused.html", message=error.message), 404
-        return action_refused(need_id, action, error.message, error.status)
+        return action_refused(need_id, action, refusal(error), error.status)
     return render_panel(need_id, {"action": action, "ok": True, "message": done})
 
 
@@ -285,7 +285,7 @@ def flatten(errors: dict[str, Any], prefix: str = "") -> dict[str, str]:
         if isinstance(value, dict):
             flat.update(flatten(value, name))
         else:
-            flat[name] = " ".join(say(v) for v in value) if isinstance(value, list) else say(value)
+            flat[name] = " ".join(map(field_message, value)) if isinstance(value, list) else field_message(value)
     return flat
 
 

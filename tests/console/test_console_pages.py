@@ -129,7 +129,7 @@ def test_defer_and_cancel_need_a_reason_and_the_requester_sees_it(
     assert any(e["detail"].get("reason") == "the bridge is flooded" for e in tracked["timeline"])
 
 
-def test_a_refused_action_shows_the_apis_message_next_to_it(
+def test_a_refused_action_shows_the_apis_reason_next_to_it_in_the_consoles_words(
     console: Console, make_need: Any, client: Any, tokens: Tokens
 ) -> None:
     need = make_need()
@@ -138,9 +138,13 @@ def test_a_refused_action_shows_the_apis_message_next_to_it(
     response = console.post(f"/console/needs/{need['id']}/reopen")
 
     assert api.status_code == 409
+    assert api.get_json()["message"] == "cannot reopen a need that is queued"
     assert response.status_code == 409
     page = response.get_data(as_text=True)
-    assert str(escape(api.get_json()["message"])) in page
+    assert "A need that is queued cannot be reopened." in page
+    console.post("/console/lang", {"lang": "zh"})
+    in_chinese = console.post(f"/console/needs/{need['id']}/reopen").get_data(as_text=True)
+    assert "状态为“排队中”的需求不能重新打开。" in in_chinese
     assert "<details open>" in page.replace("<details  open>", "<details open>") or "details open" in page
 
 

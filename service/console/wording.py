@@ -1,7 +1,8 @@
-"""The schemas' field messages (marshmallow's own and Aidline's) in the console's language.
+"""The service's messages in the console's language: the schemas' field messages (marshmallow's own and
+Aidline's) and the lifecycle's refusals.
 
-The JSON API answers them in English, as its contract says; the console shows the same messages beside its
-fields, so a zh console says them in Chinese. A message with values in it (the allowed choices, a range) is
+The JSON API answers them in English, as its contract says; the console shows the same messages in its pages,
+so a zh console says them in Chinese. A message with values in it (the allowed choices, a range, a status) is
 matched by its pattern and its values kept; a message not known here is shown as it is."""
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ import re
 from typing import Any
 
 from flask_babel import gettext, lazy_gettext
+
+from service.console.present import STATUS_NAMES
+from service.exceptions import AidlineError, InvalidTransition
 
 
 def N_(text: str) -> str:  # noqa: N802 (the name the message extractor knows)
@@ -53,7 +57,7 @@ PATTERNS = [
 """Messages with values: the values are kept, the words said in the console's language."""
 
 
-def say(message: Any) -> str:
+def field_message(message: Any) -> str:
     """One field message in the console's language (as it is when not known here)."""
     text = str(message)
     if text in FIXED:
@@ -63,3 +67,35 @@ def say(message: Any) -> str:
         if found:
             return str(gettext(words, **found.groupdict()))
     return text
+
+
+REFUSED_ACTIONS = {
+    "start matching": N_("A need that is %(status)s cannot be searched for."),
+    "escalate": N_("A need that is %(status)s cannot be escalated."),
+    "assign": N_("A need that is %(status)s cannot be assigned."),
+    "rematch": N_("A need that is %(status)s cannot be searched for again."),
+    "defer": N_("A need that is %(status)s cannot be deferred."),
+    "reopen": N_("A need that is %(status)s cannot be reopened."),
+    "cancel": N_("A need that is %(status)s cannot be cancelled."),
+    "en route": N_("A need that is %(status)s cannot be set on its way."),
+    "on site": N_("A need that is %(status)s cannot be marked arrived."),
+    "done": N_("A need that is %(status)s cannot be marked done."),
+    "close": N_("A need that is %(status)s cannot be closed."),
+}
+"""The lifecycle's refusal for each action (service.lifecycle.Action, as its refusals word it)."""
+
+LIFECYCLE = re.compile(r"^cannot (?P<action>[a-z ]+) a need that is (?P<status>[a-z_]+)$")
+PRIORITY = re.compile(r"^cannot change the priority of a (?P<status>[a-z_]+) need$")
+
+
+def refusal(error: AidlineError) -> str:
+    """A refused action's reason in the console's language: the lifecycle's refusals are said in it, the others
+    as the service words them."""
+    if isinstance(error, InvalidTransition):
+        status = STATUS_NAMES.get(error.current)
+        found = LIFECYCLE.match(error.message)
+        if found and status is not None and found["action"] in REFUSED_ACTIONS:
+            return str(gettext(REFUSED_ACTIONS[found["action"]], status=status))
+        if PRIORITY.match(error.message) and status is not None:
+            return str(gettext("The priority of a need that is %(status)s cannot be changed.", status=status))
+    return error.message

@@ -1,0 +1,70 @@
+"""service/console/wording.py: the service's messages in the console's language."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask_babel import force_locale
+
+from service.console.wording import field_message, refusal
+from service.exceptions import Conflict, InvalidTransition
+
+
+@pytest.mark.parametrize(
+    ("message", "en", "zh"),
+    [
+        ("Missing data for required field.", "Required.", "必填。"),
+        ("Not a valid integer.", "Not a whole number.", "不是整数。"),
+        (
+            "Must be greater than or equal to 1 and less than or equal to 20.",
+            "Must be from 1 to 20.",
+            "必须在 1 到 20 之间。",
+        ),
+        (
+            "Must be one of: critical, high, normal, low.",
+            "Must be one of: critical, high, normal, low.",
+            "必须是以下之一：critical, high, normal, low。",
+        ),
+        ("Longer than maximum length 2000.", "At most 2000 characters.", "最多 2000 个字符。"),
+        ("A message not known here.", "A message not known here.", "A message not known here."),
+    ],
+)
+def test_a_message_is_said_in_the_consoles_language_keeping_its_values(
+    app: Any, message: str, en: str, zh: str
+) -> None:
+    with app.test_request_context():
+        with force_locale("en"):
+            assert field_message(message) == en
+        with force_locale("zh"):
+            said = field_message(message)
+    assert said == zh
+
+
+@pytest.mark.parametrize(
+    ("error", "en", "zh"),
+    [
+        (
+            InvalidTransition("cannot cancel a need that is done", current="done"),
+            "A need that is done cannot be cancelled.",
+            "需求不能取消。",
+        ),
+        (
+            InvalidTransition("cannot change the priority of a closed need", current="closed"),
+            "The priority of a need that is closed cannot be changed.",
+            "需求不能更改优先级。",
+        ),
+        (
+            InvalidTransition("the need has all the offers it asked for", current="offered"),
+            "the need has all the offers it asked for",
+            "the need has all the offers it asked for",
+        ),
+        (Conflict("something else"), "something else", "something else"),
+    ],
+)
+def test_a_lifecycle_refusal_is_said_in_the_consoles_language(app: Any, error: Any, en: str, zh: str) -> None:
+    with app.test_request_context():
+        with force_locale("en"):
+            assert refusal(error) == en
+        with force_locale("zh"):
+            assert refusal(error).endswith(zh)
