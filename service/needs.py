@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -34,7 +35,7 @@ from service.models import (
     Topic,
     Vulnerability,
 )
-from service.privacy import first_name
+from service.privacy import channel_as_seen, first_name, mask_channel
 from service.store import Refusal, Refused, Release, Transition
 
 MAX_BATCH = 500
@@ -324,8 +325,38 @@ def team_of(*, deps: Deps, need: Need, offers: list[Offer], principal: Principal
 
 
 def need_events(*, deps: Deps, need_id: str, principal: Principal) -> list[Event]:
-    read_need(deps=deps, need_id=need_id, principal=principal)
-    return deps.store.needs.events(need_id)
+    """The need's timeline as this reader may see it: a notification's channel whole (secrets hidden) only for
+    those who handle the need as a dispatcher; for everyone else only its kind (a channel's address is a phone
+    number or an e-mail address, the requester's or another volunteer's)."""
+    need, _ = read_need(deps=deps, need_id=need_id, principal=principal)
+    sees_contacts = access.covers_grid(principal, need.grid)
+    return [event_as_seen(e, sees_contacts=sees_contacts) for e in deps.store.needs.events(need_id)]
+
+
+def event_as_seen(event: Event, *, sees_contacts: bool) -> Event:
+    channel = event.detail.get("channel")
+    if event.type is not EventType.NOTIFICATION or not isinstance(channel, str):
+        return event
+    return replace(event, detail={**event.detail, "channel": channel_as_seen(channel, sees_contacts=sees_contacts)})
+
+
+def need_deliveries(*, deps: Deps, need_id: str, principal: Principal) -> list[dict[str, Any]]:
+    """The need's notifications with their attempts, each channel as this reader may see it (need_events)."""
+    need, _ = read_need(deps=deps, need_id=need_id, principal=principal)
+    sees_contacts = access.covers_grid(principal, need.grid)
+
+    def seen(url: str | None) -> str | None:
+        return channel_as_seen(url, sees_contacts=sees_contacts) if url else url
+
+    found = []
+    for d in deps.store.deliveries.of_need(need_id):
+        channels = d["channels"]
+        index = min(int(d["channel_index"]), max(len(channels) - 1, 0))
+        delivery = {k: v for k, v in d.items() if k != "channels"}
+        delivery["channel"] = seen(mask_channel(channels[index])) if channels else None
+        delivery["attempts"] = [{**a, "channel": seen(a.get("channel"))} for a in d["attempts"]]
+        found.append(delivery)
+    return found
 
 
 def change_status(

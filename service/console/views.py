@@ -18,7 +18,6 @@ from service.console.auth import LANG_COOKIE, LANGUAGES, principal, signed_in
 from service.console.wording import field_message, refusal
 from service.exceptions import AidlineError
 from service.models import IncidentStatus, NeedKind, NeedStatus, Priority, Role, Skill, Vulnerability
-from service.privacy import mask_channel
 
 blp = Blueprint("console", __name__, template_folder="templates", static_folder="static")
 present.register(blp)
@@ -146,12 +145,8 @@ def panel_context(need_id: str, result: dict[str, Any] | None = None) -> dict[st
     deps, who = auth.deps(), principal()
     need, need_offers = needs.read_need(deps=deps, need_id=need_id, principal=who)
     private = access.sees_private_details(who, accepted=set())
-    events = deps.store.needs.events(need_id)
-    deliveries = []
-    for d in deps.store.deliveries.of_need(need_id):
-        channels = d["channels"]
-        index = min(int(d["channel_index"]), max(len(channels) - 1, 0))
-        deliveries.append({**d, "channel": mask_channel(channels[index]) if channels else None})
+    events = needs.need_events(deps=deps, need_id=need_id, principal=who)
+    deliveries = needs.need_deliveries(deps=deps, need_id=need_id, principal=who)
     volunteer_names = {
         v.id: v.name for v in deps.store.volunteers.get_many(sorted({o.volunteer_id for o in need_offers})) if v
     }

@@ -154,6 +154,13 @@ def test_a_grid_name_with_the_separator_is_read_back_whole() -> None:
 # ---- against Redis: real needs through their lifecycle ---------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def morning(clock: Any) -> None:
+    """Every test starts at 08:00 UTC (16:00 in Beijing): a need served within hours stays on the day it came,
+    whenever the suite runs."""
+    clock.set(datetime(2026, 11, 25, 8, 0, tzinfo=UTC))
+
+
 @pytest.fixture
 def volunteer(deps: Any) -> Any:
     def _make(n: int, **extra: Any) -> str:

@@ -280,4 +280,37 @@ def test_secrets_in_channel_urls_never_appear_in_api_answers_or_logs(
     shown = repr(answers) + caplog.text
     for secret in ("live-s3cret", "dead-s3cret", DISPATCH_SECRET):
         assert secret not in shown
-    assert "alice" in repr(api.notifications(nid)), "the channel is still recognisable"
+    assert "****@127.0.0.1" in repr(api.notifications(nid)), "user and password hidden, the channel recognisable"
+    assert "alice" not in shown
+
+
+def test_only_those_who_handle_the_need_see_where_its_notifications_went(
+    volunteer: Any, make_need: Any, work: Any, api: Api, tokens: Any
+) -> None:
+    offered = volunteer()
+    need = make_need()
+    work()
+    phone = need["requester"]["phone"].removeprefix("+")
+
+    def channels(answer: Any) -> set[str]:
+        found = {e["detail"]["channel"] for e in answer if e.get("type") == "notification"}
+        return (
+            found
+            | {d["channel"] for d in answer if "attempts" in d}
+            | {a["channel"] for d in answer if "attempts" in d for a in d["attempts"]}
+        )
+
+    def events(headers: dict[str, str]) -> Any:
+        response = api.client.get(f"/api/v1/needs/{need['id']}/events", headers=headers)
+        assert response.status_code == 200
+        return response.get_json()["items"]
+
+    as_dispatcher = events(tokens.dispatcher)
+    as_volunteer = events(tokens.volunteer(offered["id"]))
+    as_ops = events(tokens.ops)
+    ops_notifications = api.client.get(f"/api/v1/needs/{need['id']}/notifications", headers=tokens.ops).get_json()
+
+    assert any(phone in c for c in channels(as_dispatcher)), "the dispatcher sees where the requester was told"
+    for seen in (as_volunteer, as_ops, ops_notifications["items"]):
+        assert channels(seen) and all(c.endswith("://…") for c in channels(seen)), channels(seen)
+        assert phone not in repr(seen) and "/vol" not in repr(seen)
