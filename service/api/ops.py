@@ -26,6 +26,8 @@ from worker.monitoring import AidlineCollector
 log = logging.getLogger("aidline.api")
 
 DASHBOARD_PREFIX = "/ops/rq"
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+"""What the dashboard answers: it shows the queues; emptying, requeueing and deleting jobs are refused."""
 IDEMPOTENCY_TTL = 24 * 3600
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
@@ -70,6 +72,10 @@ def init_dashboard(app: Flask, deps: Deps) -> None:
             )
         if principal.role is not Role.OPS:
             return error_response(403, "the RQ dashboard is for the ops role")
+        if request.method not in READ_METHODS:
+            return error_response(
+                403, "the RQ dashboard is read-only: the ops role reads everything and changes nothing"
+            )
         return None
 
 
@@ -171,7 +177,7 @@ def init_idempotency(app: Flask, deps: Deps) -> None:
         return response
 
 
-RATE_LIMIT_EXEMPT = ("/healthz", "/readyz", "/metrics")
+RATE_LIMIT_EXEMPT = ("/healthz", "/readyz", "/metrics", "/api/v1/openapi.json")
 INBOUND_PREFIX = "/api/v1/inbound/"
 CONSOLE_PREFIX = "/console/"
 CONSOLE_STATIC = "/console/static/"

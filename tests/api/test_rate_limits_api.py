@@ -92,6 +92,12 @@ def test_tracking_from_one_address_is_limited_while_another_address_is_not(limit
     assert limited.get(track, **from_address("10.0.0.2")).status_code == 200
 
 
+def test_the_api_docs_are_never_limited(limited):
+    answers = [limited.get("/api/v1/openapi.json", **from_address("10.0.0.9")).status_code for _ in range(8)]
+
+    assert answers == [200] * 8, "Swagger UI reads the document on every page load"
+
+
 def test_the_tracking_page_its_form_and_feedback_spend_the_same_address_budget(limited, make_need):
     code = make_need()["tracking_code"]
     address = from_address("10.0.0.3")

@@ -68,6 +68,16 @@ def test_dashboard_opens_with_the_ops_token_as_bearer_or_as_basic_password(clien
     assert browser.mimetype == "text/html"
 
 
+@pytest.mark.parametrize("path", ["/ops/rq/queue/low/queued/empty", "/ops/rq/requeue/all", "/ops/rq/job/nope/delete"])
+def test_the_dashboard_changes_nothing_even_for_ops(client: Any, tokens: Tokens, path: str) -> None:
+    for headers in (tokens.ops, basic("anyone", tokens.token("ops"))):
+        reply = client.post(path, headers=headers)
+
+        assert reply.status_code == 403
+        assert reply.mimetype == "application/json"
+        assert "read-only" in reply.get_json()["message"]
+
+
 def test_forbidden_dashboard_answer_is_json(client: Any, tokens: Tokens) -> None:
     reply = client.get(DASHBOARD, headers=tokens.dispatcher)
     assert reply.mimetype == "application/json"
