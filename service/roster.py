@@ -105,6 +105,9 @@ class Parsed:
     bad_lines: set[int] = field(default_factory=set)
     unreadable: bool = False
     """The file as a whole cannot be read (not UTF-8, not CSV, no header or a bad one): no record was looked at."""
+    columns: tuple[str, ...] = ()
+    """The columns the file has (by their English names): one it leaves out leaves that field of a record
+    already registered as it is."""
 
     def refuse(self, line: int, field_name: str | None, reason: str) -> None:
         self.errors.append(RowError(line, field_name, reason))
@@ -201,6 +204,7 @@ def parse(
     if problems:
         parsed.unreadable = True
         return parsed
+    parsed.columns = tuple(names)
     first_seen: dict[str, int] = {}
     for line, cells in body:
         progress(1)

@@ -96,13 +96,14 @@ def import_volunteers(
         if current is None:
             changes.append(_Change(row.line, wanted.id, volunteer_fields(wanted), True, False))
             continue
-        fields = _differences(current, wanted)
+        fields = _differences(current, wanted, columns=parsed.columns)
         if not fields:
             report.unchanged += 1
             continue
         fields["updated_at"] = clock.iso(now)
-        gained = wanted.capacity > current.capacity or bool(set(wanted.skills) - set(current.skills)) or "lat" in fields
-        rematch = current.on_duty and current.load < wanted.capacity and gained
+        capacity = int(fields.get("capacity", current.capacity))
+        gained = capacity > current.capacity or "skills" in fields and bool(set(wanted.skills) - set(current.skills))
+        rematch = current.on_duty and current.load < capacity and (gained or "lat" in fields)
         changes.append(_Change(row.line, current.id, fields, False, rematch))
     if dry_run:
         report.created = sum(1 for c in changes if c.create)
@@ -113,16 +114,17 @@ def import_volunteers(
     return report
 
 
-def _differences(current: Volunteer, wanted: Volunteer) -> dict[str, Any]:
-    """The fields to change so the stored volunteer says what the row says (as PATCH /volunteers/{id} would)."""
+def _differences(current: Volunteer, wanted: Volunteer, *, columns: tuple[str, ...]) -> dict[str, Any]:
+    """The fields to change so the stored volunteer says what the row says (as PATCH /volunteers/{id} would);
+    a column the file leaves out leaves its field as it is."""
     fields: dict[str, Any] = {}
     for name in ("name", "phone", "capacity", "locale", "team", "grid"):
-        if getattr(current, name) != getattr(wanted, name):
+        if name in columns and getattr(current, name) != getattr(wanted, name):
             fields[name] = getattr(wanted, name)
-    if current.skills != wanted.skills:
+    if "skills" in columns and current.skills != wanted.skills:
         fields["skills"] = ",".join(s.value for s in wanted.skills)
     channels = keep_secrets(wanted.channels, current.channels)
-    if channels != current.channels:
+    if "channels" in columns and channels != current.channels:
         fields["channels"] = channels or None
     if (round(current.home.lat, 6), round(current.home.lon, 6)) != (
         round(wanted.home.lat, 6),
@@ -219,7 +221,7 @@ def import_households(
         if household is None:
             plan.append((row, None, row.values))
             continue
-        changes = _household_differences(household, row.values)
+        changes = _household_differences(household, row.values, columns=parsed.columns)
         if changes:
             plan.append((row, household, changes))
         else:
@@ -245,8 +247,9 @@ def import_households(
     return report
 
 
-def _household_differences(household: Household, values: dict[str, Any]) -> dict[str, Any]:
-    """The changes (in the API's PATCH shape) that make the stored household say what the row says."""
+def _household_differences(household: Household, values: dict[str, Any], *, columns: tuple[str, ...]) -> dict[str, Any]:
+    """The changes (in the API's PATCH shape) that make the stored household say what the row says; a column the
+    file leaves out leaves its field as it is."""
     changes: dict[str, Any] = {}
     if household.address != values["address"]:
         changes["address"] = values["address"]
@@ -256,15 +259,17 @@ def _household_differences(household: Household, values: dict[str, Any]) -> dict
         round(wanted.lon, 6),
     ):
         changes["location"] = values["location"]
-    if household.grid != values["grid"]:
+    if "grid" in columns and household.grid != values["grid"]:
         changes["grid"] = values["grid"]
-    if sorted(v.value for v in household.vulnerability) != sorted(values["vulnerability"]):
+    if "vulnerability" in columns and sorted(v.value for v in household.vulnerability) != sorted(
+        values["vulnerability"]
+    ):
         changes["vulnerability"] = values["vulnerability"]
     if (household.contact.name, household.contact.phone) != (values["contact"]["name"], values["contact"]["phone"]):
         changes["contact"] = values["contact"]
     if household.attention_level.value != values["attention_level"]:
         changes["attention_level"] = values["attention_level"]
-    if household.notes != values["notes"]:
+    if "notes" in columns and household.notes != values["notes"]:
         changes["notes"] = values["notes"]
     return changes
 

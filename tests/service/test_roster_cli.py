@@ -154,6 +154,29 @@ def test_clearing_optional_values_in_the_file_clears_them(aidline: Any, deps: De
     )
 
 
+def test_a_column_left_out_of_the_file_leaves_that_field_as_it_is(aidline: Any, deps: Deps, tmp_path: Path) -> None:
+    aidline("import", "volunteers", roster_file(tmp_path, HEADER + LI))
+    before = by_phone(deps)["+8613800000001"]
+
+    moved = aidline(
+        "import",
+        "volunteers",
+        roster_file(tmp_path, "name,phone,lat,lon\nLi Jinfeng,+8613800000001,46.40,132.30\n", name="few.csv"),
+    )
+
+    assert moved.stdout == "volunteers: 0 created, 1 updated, 0 unchanged, 0 bad rows skipped\n"
+    li = by_phone(deps)["+8613800000001"]
+    assert li.home.lat == 46.40
+    assert (li.capacity, li.team, li.grid, li.locale, li.channels, li.skills) == (
+        before.capacity,
+        before.team,
+        before.grid,
+        before.locale,
+        before.channels,
+        before.skills,
+    )
+
+
 def test_a_phone_changed_through_the_api_is_found_by_its_new_number_only(
     aidline: Any, deps: Deps, client: Any, tokens: Tokens, make_volunteer: Any, tmp_path: Path
 ) -> None:
@@ -354,6 +377,25 @@ def test_re_importing_households_updates_by_contact_phone(
     assert (zhang["attention_level"], zhang["address"]) == ("red", "Station 2 house 14")
     again = aidline("import", "households", roster_file(tmp_path, HOUSEHOLDS + ZHANG + LIU))
     assert again.stdout == "households: 0 created, 0 updated, 2 unchanged, 0 bad rows skipped\n"
+
+
+def test_a_household_column_left_out_of_the_file_leaves_that_field_as_it_is(
+    aidline: Any, client: Any, tokens: Tokens, tmp_path: Path
+) -> None:
+    aidline("import", "households", roster_file(tmp_path, HOUSEHOLDS + ZHANG))
+    few = "address,lat,lon,contact_name,contact_phone,attention_level\n"
+    few += "Station 2 house 14,46.34,132.25,Zhang Guilan,+8613900000002,orange\n"
+
+    result = aidline("import", "households", roster_file(tmp_path, few, name="few.csv"))
+
+    assert result.stdout == "households: 0 created, 1 updated, 0 unchanged, 0 bad rows skipped\n"
+    zhang = registered(client, tokens)["+8613900000002"]
+    assert zhang["attention_level"] == "orange"
+    assert (zhang["grid"], sorted(zhang["vulnerability"]), zhang["notes"]) == (
+        "grid-2",
+        ["elderly_alone", "medical"],
+        "knock loudly",
+    )
 
 
 def test_households_export_then_import_into_an_empty_register_gives_the_same_register(
