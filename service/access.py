@@ -23,6 +23,20 @@ def require_self_or_dispatcher(principal: Principal, volunteer_id: str) -> None:
     raise Forbidden("this token may only act on its own volunteer record")
 
 
+VOUCHED_FIELDS = frozenset({"skills", "grid", "team"})
+"""A volunteer's profile fields a dispatcher answers for: what they may be sent to do, and where."""
+
+
+def require_profile_change(principal: Principal, changed: set[str]) -> None:
+    """Dispatchers change any profile field; a volunteer (a captain too) changes their own but for the vouched
+    ones (a volunteer cannot give themselves the medical skill or move to another grid); 403 naming them."""
+    if principal.role is Role.DISPATCHER:
+        return
+    vouched = sorted(VOUCHED_FIELDS & changed)
+    if vouched:
+        raise Forbidden(f"only a dispatcher may change a volunteer's {', '.join(vouched)}")
+
+
 def covers_grid(principal: Principal, grid: str | None) -> bool:
     """Whether the principal handles the records of this grid as a dispatcher would: dispatchers every grid,
     a captain the grids of its token (never records without a grid), nobody else any."""

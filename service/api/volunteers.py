@@ -81,8 +81,9 @@ class VolunteerById(MethodView):
     @blp.response(200, VolunteerSchema)
     @errors(blp, 404, 422)
     def patch(self, changes: dict[str, Any], volunteer_id: str) -> dict[str, Any]:
-        """Change a volunteer's profile: only the fields sent change."""
+        """Change a volunteer's profile: only the fields sent change; skills, grid and team only by a dispatcher."""
         access.require_self_or_dispatcher(current_principal(), volunteer_id)
+        access.require_profile_change(current_principal(), set(changes))
         if "skills" in changes:
             changes["skills"] = [s.value for s in changes["skills"]]
         if "locale" in changes:

@@ -276,6 +276,20 @@ def test_patch_changes_only_the_fields_sent(client, tokens, make_volunteer):
     assert client.get(f"{URL}/{v['id']}", headers=tokens.dispatcher).get_json() == after
 
 
+def test_a_volunteer_changes_their_own_profile_but_not_what_a_dispatcher_vouches_for(client, tokens, make_volunteer):
+    v = make_volunteer()
+    own = tokens.volunteer(v["id"])
+
+    kept = client.patch(f"{URL}/{v['id']}", json={"capacity": 3, "locale": "en"}, headers=own)
+    refused = client.patch(f"{URL}/{v['id']}", json={"skills": ["medical"], "grid": "grid-9"}, headers=own)
+    by_dispatcher = client.patch(f"{URL}/{v['id']}", json={"skills": ["medical"]}, headers=tokens.dispatcher)
+
+    assert kept.status_code == 200 and kept.get_json()["capacity"] == 3
+    assert refused.status_code == 403
+    assert refused.get_json()["message"] == "only a dispatcher may change a volunteer's grid, skills"
+    assert by_dispatcher.status_code == 200 and "medical" in by_dispatcher.get_json()["skills"]
+
+
 def test_patch_with_an_empty_body_changes_nothing(client, tokens, make_volunteer):
     v = make_volunteer()
 

@@ -3,6 +3,7 @@ offers, and needs that must be reached by a time."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -482,8 +483,9 @@ def test_accepted_work_and_urgent_needs_keep_their_volunteer(
     assert deps.store.stats.get("offers_moved") == 0
 
 
-def test_moving_can_be_turned_off(volunteer_at, make_need, work, get_need, deps) -> None:
-    deps.settings = Settings.from_env({"AIDLINE_MOVE_SAVING_KM": "0"}, redis_url=deps.settings.redis_url)
+def test_moving_can_be_turned_off(volunteer_at, make_need, work, get_need, deps, monkeypatch) -> None:
+    turned_off = Settings.from_env({"AIDLINE_MOVE_SAVING_KM": "0"}, redis_url=deps.settings.redis_url)
+    monkeypatch.setattr(deps, "settings", dataclasses.replace(deps.settings, move_saving_km=turned_off.move_saving_km))
     holder = volunteer_at(1.8)["id"]
     first = make_need(**ORDINARY)
     work()
