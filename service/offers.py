@@ -133,6 +133,11 @@ def offer_for(deps: Deps, offer_id: str, principal: Principal) -> Offer:
     raise Forbidden(f"the {principal.role.value} role may not answer offers")
 
 
+def read_offer(*, deps: Deps, offer_id: str, principal: Principal) -> Offer:
+    """One offer, for the volunteer it was made to (the link in their message) or a dispatcher; 404 otherwise."""
+    return offer_for(deps, offer_id, principal)
+
+
 def accept_offer(*, deps: Deps, offer_id: str, principal: Principal, actor: str | None = None) -> Offer:
     """The volunteer takes the offer; the need is assigned once enough volunteers accepted."""
     offer = offer_for(deps, offer_id, principal)

@@ -1,4 +1,4 @@
-"""Answering offers: accept or decline."""
+"""Offers: read one (the link in a volunteer's message), accept or decline."""
 
 from __future__ import annotations
 
@@ -14,6 +14,17 @@ from service.api.schemas import OfferSchema, OptionalReasonSchema
 from service.models import Role
 
 blp = Blueprint("offers", __name__, url_prefix="/api/v1/offers", description="Offers to volunteers")
+
+
+@blp.route("/<string:offer_id>")
+class OfferRead(MethodView):
+    @requires(blp, Role.VOLUNTEER, Role.CAPTAIN, Role.DISPATCHER)
+    @blp.response(200, OfferSchema)
+    @errors(blp, 404)
+    def get(self, offer_id: str) -> dict[str, Any]:
+        """One offer with its need as the volunteer may see it: the link sent with the offer's message."""
+        offer = offers.read_offer(deps=deps(), offer_id=offer_id, principal=current_principal())
+        return present.offer_view(offer, deps().store.needs.get(offer.need_id))
 
 
 @blp.route("/<string:offer_id>/accept")

@@ -91,6 +91,10 @@ ENDPOINTS: dict[str, tuple[str, str, dict | None, dict[str, int]]] = {
         "POST", "/api/v1/needs/{need}/progress", {"status": "en_route"},
         allowed(dispatcher=409, volunteer_self=404, volunteer_other=404),
     ),
+    "read-offer": (
+        "GET", "/api/v1/offers/off_doesnotexist", None,
+        allowed(dispatcher=404, volunteer_self=404, volunteer_other=404),
+    ),
     "accept-offer": (
         "POST", "/api/v1/offers/off_doesnotexist/accept", None,
         allowed(dispatcher=404, volunteer_self=404, volunteer_other=404),
@@ -345,12 +349,16 @@ def test_a_volunteer_sees_private_details_only_after_accepting(client, tokens, m
     assert len(offers) == 1, offers
 
     before = client.get(f"/api/v1/needs/{need['id']}", headers=own)
+    linked = client.get(f"/api/v1/offers/{offers[0]['id']}", headers=own)
+    others = client.get(f"/api/v1/offers/{offers[0]['id']}", headers=tokens.volunteer(make_volunteer()["id"]))
     accepted = client.post(f"/api/v1/offers/{offers[0]['id']}/accept", headers=own)
     after = client.get(f"/api/v1/needs/{need['id']}", headers=own)
 
     assert before.status_code == 200, "an offered volunteer may read the need"
     assert before.get_json()["address"] is None
     assert before.get_json()["requester"]["phone"] is None
+    assert linked.status_code == 200 and linked.get_json() == offers[0], "the link in the offer's message"
+    assert others.status_code == 404, "another volunteer's offer is not theirs to see"
     assert accepted.status_code == 200, accepted.get_json()
     assert after.get_json()["address"] == NEED["address"]
     assert after.get_json()["requester"]["phone"] == NEED["requester"]["phone"]
