@@ -325,12 +325,21 @@ def team_of(*, deps: Deps, need: Need, offers: list[Offer], principal: Principal
 
 
 def need_events(*, deps: Deps, need_id: str, principal: Principal) -> list[Event]:
-    """The need's timeline as this reader may see it: a notification's channel whole (secrets hidden) only for
+    need, _ = read_need(deps=deps, need_id=need_id, principal=principal)
+    return events_as_seen(deps=deps, need=need, principal=principal)
+
+
+def need_deliveries(*, deps: Deps, need_id: str, principal: Principal) -> list[dict[str, Any]]:
+    need, _ = read_need(deps=deps, need_id=need_id, principal=principal)
+    return deliveries_as_seen(deps=deps, need=need, principal=principal)
+
+
+def events_as_seen(*, deps: Deps, need: Need, principal: Principal) -> list[Event]:
+    """The timeline of a need this reader may read: a notification's channel whole (secrets hidden) only for
     those who handle the need as a dispatcher; for everyone else only its kind (a channel's address is a phone
     number or an e-mail address, the requester's or another volunteer's)."""
-    need, _ = read_need(deps=deps, need_id=need_id, principal=principal)
     sees_contacts = access.covers_grid(principal, need.grid)
-    return [event_as_seen(e, sees_contacts=sees_contacts) for e in deps.store.needs.events(need_id)]
+    return [event_as_seen(e, sees_contacts=sees_contacts) for e in deps.store.needs.events(need.id)]
 
 
 def event_as_seen(event: Event, *, sees_contacts: bool) -> Event:
@@ -340,16 +349,16 @@ def event_as_seen(event: Event, *, sees_contacts: bool) -> Event:
     return replace(event, detail={**event.detail, "channel": channel_as_seen(channel, sees_contacts=sees_contacts)})
 
 
-def need_deliveries(*, deps: Deps, need_id: str, principal: Principal) -> list[dict[str, Any]]:
-    """The need's notifications with their attempts, each channel as this reader may see it (need_events)."""
-    need, _ = read_need(deps=deps, need_id=need_id, principal=principal)
+def deliveries_as_seen(*, deps: Deps, need: Need, principal: Principal) -> list[dict[str, Any]]:
+    """The notifications of a need this reader may read, with their attempts, each channel as the reader may see
+    it (events_as_seen)."""
     sees_contacts = access.covers_grid(principal, need.grid)
 
     def seen(url: str | None) -> str | None:
         return channel_as_seen(url, sees_contacts=sees_contacts) if url else url
 
     found = []
-    for d in deps.store.deliveries.of_need(need_id):
+    for d in deps.store.deliveries.of_need(need.id):
         channels = d["channels"]
         index = min(int(d["channel_index"]), max(len(channels) - 1, 0))
         delivery = {k: v for k, v in d.items() if k != "channels"}

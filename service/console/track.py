@@ -27,7 +27,7 @@ from service import clock, needs
 from service.api.schemas import FeedbackSchema
 from service.api.track import tracking_view
 from service.console.auth import LANGUAGES, deps
-from service.exceptions import AidlineError, NotFound
+from service.exceptions import AidlineError, InvalidTransition
 from service.models import EventType, Need, NeedStatus
 
 log = logging.getLogger("aidline.api")
@@ -226,18 +226,11 @@ def message_page(status: int, text: Any, need: Need | None = None) -> Response:
     return render("message.html", lang, status, title=title)
 
 
-def not_found() -> Response:
-    return message_page(404, NOT_FOUND)
-
-
 @blp.get(f"{PREFIX}/<string:code>")
 def page(code: str) -> Response:
-    """The tracking page: steps, deadline, timeline, helpers' first names; the feedback form once done."""
-    try:
-        need = needs.need_for_tracking(deps=deps(), code=code)
-    except NotFound:
-        return not_found()
-    return render_page(need)
+    """The tracking page: steps, deadline, timeline, helpers' first names; the feedback form once done (an unknown
+    code is the 404 page of page_error)."""
+    return render_page(needs.need_for_tracking(deps=deps(), code=code))
 
 
 @blp.get(f"{PREFIX}/<string:code>/feedback")
@@ -250,10 +243,7 @@ def feedback_page(code: str) -> Any:
 @blp.post(f"{PREFIX}/<string:code>/feedback")
 def feedback(code: str) -> Response:
     """The feedback form: the API's schema and needs.give_feedback; the page again, thanking or saying why not."""
-    try:
-        need = needs.need_for_tracking(deps=deps(), code=code)
-    except NotFound:
-        return not_found()
+    need = needs.need_for_tracking(deps=deps(), code=code)
     if not same_site():
         return message_page(403, OTHER_SITE, need)
     form = request.form
@@ -271,9 +261,7 @@ def feedback(code: str) -> Response:
         }
         other = "; ".join(text for name, text in refused.items() if name not in FIELD_MESSAGES) or None
         return render_page(need, 422, errors=refused, field_messages=FIELD_MESSAGES, values=values, refusal=other)
-    except AidlineError as error:
-        if error.status == 404:
-            return not_found()
+    except InvalidTransition as error:  # not done yet, or closed too long ago
         now = deps().store.needs.get(need.id) or need
         refusal = TOO_LATE if now.status is NeedStatus.CLOSED else NOT_YET
         with force_locale(page_language(now)):

@@ -145,8 +145,8 @@ def panel_context(need_id: str, result: dict[str, Any] | None = None) -> dict[st
     deps, who = auth.deps(), principal()
     need, need_offers = needs.read_need(deps=deps, need_id=need_id, principal=who)
     private = access.sees_private_details(who, accepted=set())
-    events = needs.need_events(deps=deps, need_id=need_id, principal=who)
-    deliveries = needs.need_deliveries(deps=deps, need_id=need_id, principal=who)
+    events = needs.events_as_seen(deps=deps, need=need, principal=who)
+    deliveries = needs.deliveries_as_seen(deps=deps, need=need, principal=who)
     volunteer_names = {
         v.id: v.name for v in deps.store.volunteers.get_many(sorted({o.volunteer_id for o in need_offers})) if v
     }
