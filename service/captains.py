@@ -26,6 +26,7 @@ from service.models import NeedStatus, Principal, Priority, Role, Rota, TierKind
 from service.needs import load_need
 from service.store import Refusal, Refused
 from service.store.captains import Acknowledgement, LadderStep, TierTarget
+from service.store.offers import Escalation
 
 CODE_TTL = 7 * 24 * 3600
 """How long an escalation's ACK code is answered."""
@@ -126,25 +127,32 @@ def dispatcher_channels(deps: Deps, grid: str | None) -> tuple[str, ...]:
     return deps.settings.grid_channels.get(grid or "", ()) or deps.settings.dispatcher_channels
 
 
-def start_ladder(*, deps: Deps, need_id: str) -> LadderStep | None:
+def start_ladder(*, deps: Deps, need_id: str, known: Escalation | None = None) -> LadderStep | None:
     """Start the ladder of the need's current escalation and tell its first tier; None when it was started
-    already (or the need is no longer escalated). Safe to call any number of times."""
-    need = deps.store.needs.get(need_id)
-    if need is None or need.status is not NeedStatus.ESCALATED:
-        return None
-    escalation = deps.store.needs.field(need_id, "escalations") or ""
+    already (or the need is no longer escalated). Safe to call any number of times.
+
+    `known`: the need as the match step that escalated it answered, so it is not read again (the ladder's
+    own step still refuses a need that has moved on since)."""
+    if known is None:
+        need = deps.store.needs.get(need_id)
+        if need is None or need.status is not NeedStatus.ESCALATED:
+            return None
+        known = Escalation(
+            grid=need.grid, priority=need.priority.value, count=deps.store.needs.field(need_id, "escalations") or ""
+        )
+    grid, priority = known.grid, Priority(known.priority)
     moment = deps.clock.now()
     for _ in range(5):
         try:
             step = deps.store.captains.start_ladder(
                 need_id,
-                escalation=escalation,
+                escalation=known.count,
                 episode=new_id("esc"),
                 code=f"{secrets.randbelow(10**6):06d}",
                 code_ttl=CODE_TTL,
-                grid=need.grid or "",
-                priority=need.priority.value,
-                tiers=targets(deps, need.grid, need.priority),
+                grid=grid or "",
+                priority=priority.value,
+                tiers=targets(deps, grid, priority),
                 now_iso=clock.iso(moment),
                 now_epoch=clock.epoch(moment),
             )

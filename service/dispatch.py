@@ -106,7 +106,7 @@ def settle(deps: Deps, need_id: str, result: MatchResult | Refused) -> MatchOutc
     outcome.offered = [o.offer_id for o in result.offers]
     outcome.escalated = result.escalated
     if result.escalated:
-        captains.start_ladder(deps=deps, need_id=need_id)
+        captains.start_ladder(deps=deps, need_id=need_id, known=result.escalation)
     if result.missing <= 0 and not outcome.offered:
         outcome.skipped = "enough offers are out"
     return outcome

@@ -120,6 +120,16 @@ class MatchedOffer:
 
 
 @dataclass(frozen=True)
+class Escalation:
+    """A need as the match step that escalated it left it: what starting its ladder needs."""
+
+    grid: str | None
+    priority: str
+    count: str
+    """The need's escalations so far, naming this one."""
+
+
+@dataclass(frozen=True)
 class MatchResult:
     """The offers one match step made, and how many volunteers the need still misses."""
 
@@ -133,6 +143,8 @@ class MatchResult:
     """Why this step escalated the need (nobody, or not enough, within its radius)."""
     arm_match: bool = False
     """This step put a pre-empted need back in the backlog and armed the match drain: enqueue it."""
+    escalation: Escalation | None = None
+    """When this step escalated the need: what starting its ladder needs."""
 
 
 class OfferStore:
@@ -265,6 +277,9 @@ class OfferStore:
             arm_expiry_at=float(data["arm_expiry"]) if data.get("arm_expiry") else None,
             escalated=data.get("escalated") or None,
             arm_match=bool(data.get("arm_match")),
+            escalation=Escalation(grid=e["grid"] or None, priority=e["priority"], count=e["count"])
+            if (e := data.get("escalation"))
+            else None,
         )
 
     def assign(self, assignment: Assignment) -> None:

@@ -46,6 +46,7 @@
 --                      arm_notify: the notify drain must be enqueued,
 --                      arm_expiry: the expiry job must be scheduled at this epoch, or '',
 --                      escalated: why the need was escalated, or '',
+--                      escalation: when escalated, {grid, priority, count (its escalations, naming this one)},
 --                      arm_match: the match drain must be enqueued (a pre-empted need waits again)}},
 -- or a refusal: no_need, need_status (detail: the status), max_offers (detail: offers made).
 
@@ -654,6 +655,12 @@ if short_role and ESCALATES_FROM[status or (starting and NEED.matching) or redis
   redis.call('INCR', P .. 'stats:escalations')  -- who hears it: the escalation ladder (service.captains)
 end
 conclude(status)
-if escalated ~= '' then redis.call('HSET', nkey, 'status_reason', escalated) end
-return ok(cjson.encode({offers = offers, missing = missing,
-  arm_notify = arm_notify, arm_expiry = arm_expiry_at, escalated = escalated, arm_match = arm_match}))
+-- an escalation answers what starting its ladder needs, so the caller does not read the need again
+local escalation = nil
+if escalated ~= '' then
+  redis.call('HSET', nkey, 'status_reason', escalated)
+  local f = redis.call('HMGET', nkey, 'grid', 'escalations')
+  escalation = {grid = f[1] or '', priority = n[8], count = f[2] or ''}
+end
+return ok(cjson.encode({offers = offers, missing = missing, arm_notify = arm_notify, arm_expiry = arm_expiry_at,
+  escalated = escalated, escalation = escalation, arm_match = arm_match}))

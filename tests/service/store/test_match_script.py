@@ -43,7 +43,7 @@ from service.models import (
     Skill,
     Volunteer,
 )
-from service.store.offers import MatchRequest
+from service.store.offers import Escalation, MatchRequest
 
 CENTRE = (46.8, 132.2)
 SKILLS = [Skill.GENERAL, Skill.DRIVING, Skill.HEAVY_LIFTING, Skill.PLUMBING]
@@ -475,3 +475,4 @@ def test_a_need_nobody_can_serve_is_escalated_with_its_timeline_in_order(deps: A
     ]
     assert {status: n for status, n in deps.store.needs.count_by_status().items() if n} == {"escalated": 1}
     assert need.status_reason == "no available volunteer with any skill within 3 km"
+    assert result.escalation == Escalation(grid=need.grid, priority="normal", count="1")
