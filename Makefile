@@ -6,7 +6,7 @@ REDIS_PORT ?= 6390
 BIN := $(VENV)/bin
 RUNS ?= 3
 
-.PHONY: install redis-server promtool chromium translations translations-update vendor run test test-fast test-under-load lint fmt bench bench-intake bench-import bench-reports bench-drill clean
+.PHONY: install redis-server promtool chromium translations translations-update vendor run test test-fast test-under-load lint fmt bench bench-intake bench-import bench-reports bench-drill bench-peers clean
 
 $(BIN)/.installed: pyproject.toml
 	@$(PYTHON) -m venv $(VENV) >/dev/null 2>&1 || { \
@@ -137,6 +137,18 @@ bench-reports: install
 # The outage drill's arrivals and answers replayed through simple dispatch policies, against the drill report's optimum (seconds).
 bench-drill: install
 	$(BIN)/python bench/bench_drill_policies.py
+
+# Aidline beside the PostGIS and Redis one-call references on the peer workload, through bench/peer_adapter.py:
+# 1k to 1M volunteers, median of 3 (about 25 minutes). PEERS_DIR: the instrument's folder; PEERS_VENV: its venv
+# (its setup.sh builds it). PEERS_ARGS: e.g. --sizes 1000,10000 --reps 1 for a quick look.
+PEERS_DIR ?= ../shared/bench-peers
+PEERS_VENV ?= $(shell $(PYTHON) -c 'import tempfile; print(tempfile.gettempdir())')/peers-venv
+PEERS_ARGS ?= --e2e-needs 5000
+bench-peers: install
+	@test -f $(PEERS_DIR)/side_by_side.py || { echo "no peer benchmark at $(PEERS_DIR): set PEERS_DIR"; exit 2; }
+	@test -x $(PEERS_VENV)/bin/python || { echo "no peers venv at $(PEERS_VENV): run $(PEERS_DIR)/setup.sh, or set PEERS_VENV"; exit 2; }
+	AIDLINE_MAIN=$(CURDIR) AIDLINE_PYTHON=$(CURDIR)/$(BIN)/python $(PEERS_VENV)/bin/python $(PEERS_DIR)/side_by_side.py \
+	  $(PEERS_ARGS) --out var/peer-results
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
