@@ -199,6 +199,8 @@ def demo_load(tokens_file: Path | None, export_env: bool) -> None:
                 f"export REDIS_URL={settings.redis_url}",
                 f"export AIDLINE_PUBLIC_URL={os.environ.get('AIDLINE_PUBLIC_URL', settings.public_url)}",
             ]
+            if settings.inbound_sms_secret:
+                extra.append(f"export AIDLINE_INBOUND_SMS_SECRET={settings.inbound_sms_secret}")
         tokens_file.parent.mkdir(parents=True, exist_ok=True)
         tokens_file.write_text("\n".join(lines + extra) + "\n")
         tokens_file.chmod(0o600)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -350,6 +351,9 @@ def start_everything(children: list[Child], *, port: int, redis_port: int, var: 
         wait_until_listening(redis_port, redis, signals, timeout=15)
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     env.setdefault("AIDLINE_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    if not env.get("AIDLINE_INBOUND_SMS_SECRET"):
+        # the demo's own, so SMS replies can be tried by hand (written to the tokens file); a fresh one each run
+        env["AIDLINE_INBOUND_SMS_SECRET"] = secrets.token_urlsafe(18)
     tokens_file = var / "demo-tokens.env"
     tokens = load_demo(
         [str(bindir / "aidline"), "demo", "load", "--tokens-file", str(tokens_file), "--export-env"], env, signals

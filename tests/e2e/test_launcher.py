@@ -21,6 +21,7 @@ import pytest
 import redis
 from rq import Worker
 
+from service import cli
 from service import demo as demo_data
 from tests.e2e.conftest import Background, Http, RedisServer, bin_path, free_port, listening, process_env, wait_for
 
@@ -199,6 +200,12 @@ def test_run_starts_everything_in_a_relative_var_folder_and_ctrl_c_stops_it_all(
         line.removeprefix("export ").split("=", 1) for line in (var / "demo-tokens.env").read_text().splitlines()
     )
     assert f"CAPTAIN_TOKEN={demo_tokens['CAPTAIN_TOKEN']}" in launcher.output(), "printed beside the other tokens"
+    sms = {"from": cli.demo_volunteers()[0]["phone"], "body": "YES 0000"}
+    unknown_code = Http(launcher.port).request(
+        "POST", "/api/v1/inbound/sms", sms, headers={"X-Aidline-Secret": demo_tokens["AIDLINE_INBOUND_SMS_SECRET"]}
+    )
+    assert unknown_code.status == 404, "the demo's SMS secret is the one the API takes: only the code is unknown"
+    assert Http(launcher.port).request("POST", "/api/v1/inbound/sms", sms).status == 403
     demo_captain = demo_data.demo_captain()
     captain = Http(launcher.port, demo_tokens["CAPTAIN_TOKEN"])
     theirs = captain.get("/api/v1/households")
