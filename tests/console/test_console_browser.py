@@ -306,7 +306,7 @@ def test_a_refusal_shows_next_to_the_action(make_page: Any, stack: Stack) -> Non
     visible(page, "reason").fill("later")
     visible(page, "confirm").click()
 
-    assert refused.json["message"] == "cannot defer a need that is cancelled"
+    assert refused.json["message"] == "a need that is cancelled cannot be deferred"
     expect(page.get_by_test_id("action-error")).to_have_text(
         "A need that is cancelled cannot be deferred.", timeout=WAIT_MS
     )  # the API's reason, in the console's words and language

@@ -138,7 +138,7 @@ def test_a_refused_action_shows_the_apis_reason_next_to_it_in_the_consoles_words
     response = console.post(f"/console/needs/{need['id']}/reopen")
 
     assert api.status_code == 409
-    assert api.get_json()["message"] == "cannot reopen a need that is queued"
+    assert api.get_json()["message"] == "a need that is queued cannot be reopened"
     assert response.status_code == 409
     page = response.get_data(as_text=True)
     assert "A need that is queued cannot be reopened." in page
