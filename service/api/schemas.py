@@ -380,7 +380,8 @@ class NeedCreateSchema(Schema):
         60,
         metadata={
             "description": "The household of the care register this need is for (422 when there is none such); "
-            "without location and address the need is at the household's, without requester its contact's"
+            "without location and address the need is at the household's, without requester its contact's; "
+            "its vulnerabilities are the household's with any given"
         },
     )
 
