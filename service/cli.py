@@ -501,6 +501,9 @@ def _drill_command(name: str) -> click.Command:
             Path(json_path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if chart_path:
             drill_chart.render(played.samples, chart_path, speed=speed, title=scenario.title)
+        failed = drill_report.timed_out(report)
+        if failed:
+            raise click.ClickException(failed)  # after the report: a drill that timed out exits 1
 
     return play
 
