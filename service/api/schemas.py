@@ -246,6 +246,11 @@ class VolunteerSchema(ma.Schema):
     )
 
 
+class NoQuerySchema(Schema):
+    """The query of a short list, which takes no parameters: any is refused (422 naming it), as every list
+    refuses a parameter it does not know."""
+
+
 class PageArgsSchema(Schema):
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
     cursor = fields.String(
