@@ -14,6 +14,7 @@ from flask_babel import gettext, lazy_gettext
 
 from service.console.present import STATUS_NAMES
 from service.exceptions import AidlineError, InvalidTransition
+from service.models import GRID_NAME_RULE
 
 
 def N_(text: str) -> str:  # noqa: N802 (the name the message extractor knows)
@@ -40,6 +41,7 @@ FIXED = {
     "Send roles, or skills and volunteers_needed, not both.": lazy_gettext(
         "Give either roles, or skills and the number of volunteers, not both."
     ),
+    GRID_NAME_RULE: lazy_gettext("Must be 1 to 50 characters without spaces, commas or slashes, like grid-2."),
 }
 """Messages without values, as the console says them."""
 

@@ -29,6 +29,11 @@ from service.lifecycle import Action
             "必须是以下之一：critical, high, normal, low。",
         ),
         ("Longer than maximum length 2000.", "At most 2000 characters.", "最多 2000 个字符。"),
+        (
+            "Must be 1 to 50 characters without spaces, commas or slashes, like grid-2.",
+            "Must be 1 to 50 characters without spaces, commas or slashes, like grid-2.",
+            "必须是 1 到 50 个字符，不含空格、逗号或斜杠，例如 grid-2。",
+        ),
         ("A message not known here.", "A message not known here.", "A message not known here."),
     ],
 )
