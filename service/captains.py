@@ -22,7 +22,7 @@ from service.backlog import NOTIFY, enqueue_drain
 from service.deps import Deps
 from service.exceptions import Conflict, InvalidInput, NotFound
 from service.ids import new_id
-from service.models import NeedStatus, Principal, Priority, Role, Rota, TierKind
+from service.models import GRID_NAME, GRID_NAME_RULE, NeedStatus, Principal, Priority, Role, Rota, TierKind
 from service.needs import load_need
 from service.store import Refusal, Refused
 from service.store.captains import Acknowledgement, LadderStep, TierTarget
@@ -46,6 +46,8 @@ def put_rota(*, deps: Deps, grid: str, rota_in: dict[str, Any], principal: Princ
     """Replace the grid's rota; 422 naming each field that breaks a rule (an overlap, a volunteer who is not a
     captain of the grid)."""
     access.require_grid(principal, grid)
+    if not GRID_NAME.fullmatch(grid):
+        raise InvalidInput(f"invalid grid {grid!r}", errors={"path": {"grid": [GRID_NAME_RULE]}})
     problems = rota.check_rota(rota_in, zone(deps))
     for part in ("shifts", "overrides"):
         for i, item in enumerate(rota_in.get(part, [])):
@@ -87,9 +89,25 @@ def on_call(*, deps: Deps, grid: str, at: datetime | None = None) -> rota.OnCall
     return rota.on_call(deps.store.captains.rota(grid), at or deps.clock.now(), zone(deps))
 
 
+def grid_known(*, deps: Deps, grid: str) -> bool:
+    """Whether anything names the grid: a rota, a captain token, a household of the care register, or a ladder of
+    its own (AIDLINE_ESCALATION_LADDER)."""
+    return (
+        deps.store.captains.rota(grid) is not None
+        or deps.store.captains.has_captains(grid)
+        or deps.store.households.any_in_grid(grid)
+        or (grid != "default" and grid in ladder.ladders(deps.settings))
+    )
+
+
 def read_on_call(*, deps: Deps, grid: str, principal: Principal) -> rota.OnCall:
+    """Who is on call for the grid now; NotFound for a grid nothing names."""
     if principal.role not in (Role.OPS, Role.INTAKE):
         access.require_grid(principal, grid)
+    if grid not in principal.grids and not grid_known(deps=deps, grid=grid):
+        raise NotFound(
+            f"grid {grid} not found", errors={"grid": ["No rota, captain, household or ladder of its own names it."]}
+        )
     return on_call(deps=deps, grid=grid)
 
 

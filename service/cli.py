@@ -27,7 +27,7 @@ from service.drill.client import ApiError, Client
 from service.drill.player import Player
 from service.exceptions import InvalidInput
 from service.ids import new_id
-from service.models import Principal, ReportGroup, Role
+from service.models import GRID_NAME, GRID_NAME_RULE, Principal, ReportGroup, Role
 from service.store import Refusal, Refused, Store, volunteer_fields
 from service.volunteers import build_volunteer
 from worker import monitoring, runner
@@ -84,8 +84,9 @@ def token_create(role_name: str, volunteer_id: str | None, grids: tuple[str, ...
         raise click.UsageError("--grid is required for the captain role (one or more)")
     if role is not Role.CAPTAIN and grids:
         raise click.UsageError("--grid is only for the captain role")
-    if any(len(g) > 50 or "," in g for g in grids):
-        raise click.UsageError("a grid is at most 50 characters, without commas")
+    for grid in grids:
+        if not GRID_NAME.fullmatch(grid):
+            raise click.UsageError(f"--grid {grid!r}: {GRID_NAME_RULE[0].lower()}{GRID_NAME_RULE[1:]}")
     click.echo(create_token(deps.store, role, volunteer_id, grids))
 
 
@@ -502,6 +503,9 @@ def _drill_command(name: str) -> click.Command:
             Path(json_path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if chart_path:
             drill_chart.render(played.samples, chart_path, speed=speed, title=scenario.title)
+        failed = drill_report.timed_out(report)
+        if failed:
+            raise click.ClickException(failed)  # after the report: a drill that timed out exits 1
 
     return play
 

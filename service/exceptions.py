@@ -35,9 +35,10 @@ class Conflict(AidlineError):
 
 
 class InvalidTransition(Conflict):
-    def __init__(self, message: str, *, current: str) -> None:
+    def __init__(self, message: str, *, current: str, action: str | None = None) -> None:
         super().__init__(message, errors={"status": [f"current status is {current}"]})
         self.current = current
+        self.action = action  # the lifecycle's action refused (service.lifecycle.Action), when it was one
 
 
 class InvalidInput(AidlineError):

@@ -66,10 +66,28 @@ def target(action: Action) -> S:
     return _RULES[action][1]
 
 
+REFUSED_AS: dict[Action, str] = {
+    Action.START_MATCHING: "searched for",
+    Action.ESCALATE: "escalated",
+    Action.ASSIGN: "assigned",
+    Action.REMATCH: "searched for again",
+    Action.DEFER: "deferred",
+    Action.REOPEN: "reopened",
+    Action.CANCEL: "cancelled",
+    Action.EN_ROUTE: "set on its way",
+    Action.ON_SITE: "marked arrived",
+    Action.DONE: "marked done",
+    Action.CLOSE: "closed",
+}
+"""What each action does to a need, as its refusal says it: 'a need that is closed cannot be <this>'."""
+
+
 def refusal(action: Action, current: S | str) -> InvalidTransition:
     """The 409 for an action the lifecycle does not allow from the current status."""
     status = S(current).value
-    return InvalidTransition(f"cannot {action.value.replace('_', ' ')} a need that is {status}", current=status)
+    return InvalidTransition(
+        f"a need that is {status} cannot be {REFUSED_AS[action]}", current=status, action=action.value
+    )
 
 
 def check(action: Action, current: S) -> S:

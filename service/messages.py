@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 KIND_NAMES = {
@@ -41,6 +42,23 @@ FAMILY_NAMES = {
     "en": {},
 }
 PRIORITY_NAMES = {"zh": {"critical": "紧急", "high": "高", "normal": "普通", "low": "低"}, "en": {}}
+SKILL_NAMES = {
+    "zh": {
+        "general": "通用",
+        "heavy_lifting": "搬运",
+        "driving": "驾驶",
+        "tanker_truck": "水罐车",
+        "plumbing": "水管",
+        "electrical": "电工",
+        "heating": "供暖",
+        "cooking": "烹饪",
+        "medical": "医疗",
+        "mediation": "调解",
+        "tutoring": "辅导",
+    },
+    "en": {},
+}
+"""Skills as people read them (the console's and the roster's Chinese words)."""
 
 TEMPLATES: dict[str, dict[str, str]] = {
     "offer": {
@@ -146,10 +164,48 @@ TRACKING_TEXTS: dict[str, dict[str, str]] = {
 TITLES = {"zh": "Aidline 志愿调度", "en": "Aidline dispatch"}
 
 
+ESCALATION_TOPICS = frozenset({"escalated", "escalated_captain", "escalated_tier"})
+"""Topics whose {reason} is why the need was escalated (said in the message's language)."""
+
+_NOBODY = re.compile(r"^no available volunteer with (?P<skills>.+) within (?P<km>\d+(?:\.\d+)?) km$")
+_TOO_LATE = re.compile(
+    r"^no available volunteer with (?P<skills>.+) can arrive in time \(within (?P<km>\d+(?:\.\d+)?) km\)$"
+)
+ANY_SKILL = "any skill"
+ESCALATION_REASONS = {
+    "zh": {
+        "deadline at risk: still not assigned": "临近完成期限仍未指派",
+        "past the committed completion deadline": "已超过承诺完成时间",
+    },
+    "en": {},
+}
+"""The escalation reasons the service words itself (service.dispatch), by language; the matcher's ('no available
+volunteer with <skills> within <km> km', service/store/lua/match.lua) are said from their parts."""
+
+
+def escalation_reason(reason: str, locale: str) -> str:
+    """Why a need was escalated, in one language: the matcher's reason from its skills (by their names) and its
+    radius; a reason not known here as it is."""
+    lang = locale if locale in ("zh", "en") else "zh"
+    if lang == "en":
+        return reason
+    found = _NOBODY.match(reason) or _TOO_LATE.match(reason)
+    if found is None:
+        return ESCALATION_REASONS[lang].get(reason, reason)
+    wanted = found["skills"]
+    skills = "" if wanted == ANY_SKILL else "、".join(skill_name(s, lang) for s in wanted.split(", "))
+    if found.re is _TOO_LATE:
+        return f"{found['km']}公里内没有能按时赶到的{skills}志愿者"
+    return f"{found['km']}公里内没有空闲的{skills}志愿者"
+
+
 def render(topic: str, locale: str, values: dict[str, Any]) -> tuple[str, str]:
     """Title and body of one message; unknown locales fall back to Chinese."""
     lang = locale if locale in ("zh", "en") else "zh"
-    return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(_shown(lang, values))).strip()
+    shown = _shown(lang, values)
+    if topic in ESCALATION_TOPICS:
+        shown["reason"] = escalation_reason(str(values.get("reason", "")), lang)
+    return TITLES[lang], TEMPLATES[topic][lang].format_map(_Blank(shown)).strip()
 
 
 def tracking_text(name: str, locale: str, values: dict[str, Any]) -> str:
@@ -221,3 +277,9 @@ def kind_name(kind: str, locale: str) -> str:
     """A need kind as people read it."""
     lang = locale if locale in ("zh", "en") else "zh"
     return KIND_NAMES[lang].get(kind, kind.replace("_", " "))
+
+
+def skill_name(skill: str, locale: str) -> str:
+    """A skill as people read it."""
+    lang = locale if locale in ("zh", "en") else "zh"
+    return SKILL_NAMES[lang].get(skill, skill.replace("_", " "))

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+GRID_NAME = re.compile(r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff,/]{1,50}$")
+"""A grid's name (use fullmatch): 1 to 50 characters, no spaces or control characters, no commas (a captain token
+keeps its grids comma-separated) or slashes (it is a segment of /grids/{grid}/...); e.g. grid-2 or 三网格."""
+GRID_NAME_RULE = "Must be 1 to 50 characters without spaces, commas or slashes, like grid-2."
 
 
 class Skill(StrEnum):

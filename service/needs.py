@@ -157,7 +157,12 @@ def build_need(
         skills=sorted({s for r in roles for s in r.skills}, key=lambda s: s.value),
         location=location,
         address=address,
-        vulnerability=sorted({Vulnerability(v) for v in need_in.get("vulnerability", [])}, key=lambda v: v.value),
+        # the household's people are who the need is for: their vulnerabilities with any given
+        vulnerability=sorted(
+            {Vulnerability(v) for v in need_in.get("vulnerability", [])}
+            | set(household.vulnerability if household else []),
+            key=lambda v: v.value,
+        ),
         volunteers_needed=sum(r.count for r in roles),
         description=need_in.get("description"),
         requester=Requester(name=requester.get("name"), phone=requester.get("phone")),

@@ -55,8 +55,9 @@ def refusal_error(refused: Refused, *, doing: str, need: Need | None = None) -> 
     if reason is Refusal.OFFER_STATUS:
         return InvalidTransition(f"cannot {doing} an offer that is {detail}", current=detail)
     if reason is Refusal.NEED_STATUS:
-        what = "a need" if doing == "assign" else "an offer on a need"
-        return InvalidTransition(f"cannot {doing} {what} that is {detail}", current=detail)
+        if doing == "assign":
+            return lifecycle.refusal(Action.ASSIGN, detail)
+        return InvalidTransition(f"cannot {doing} an offer on a need that is {detail}", current=detail)
     if reason is Refusal.ROLE_FILLED:
         current = need.status.value if need else "unknown"
         return InvalidTransition(f"{_REFUSAL_MESSAGES[reason]} (role {detail})", current=current)

@@ -290,18 +290,13 @@ def to_csv(report: Report, *, locale: str = "en") -> str:
     return "\ufeff" + out.getvalue()
 
 
-TABLE_COLUMNS = [c for c in CSV_COLUMNS if c not in ("on_time", "rated") and not c.startswith("visits_")]
-"""The figures `aidline report` shows (the CSV has every one)."""
-
-
 def to_table(report: Report, *, locale: str = "en") -> str:
-    """The report as a text table for a terminal: one line per group and a total line; rates in per cent,
-    times in s, min, h or d; visits by attention level below when there were any."""
-    indexes = [CSV_COLUMNS.index(c) for c in TABLE_COLUMNS]
-    header = [messages.report_column("label", locale)] + [messages.report_column(c, locale) for c in TABLE_COLUMNS]
+    """The report as a text table for a terminal: the CSV's columns (CSV_COLUMNS), one line per group and a total
+    line; rates in per cent, every other figure as a number in the unit its heading names (seconds, hours)."""
+    header = [messages.report_column("label", locale)] + [messages.report_column(c, locale) for c in CSV_COLUMNS]
     total = messages.report_column("total", locale)
     lines = [
-        [row["label"], *(_cell(c, flat(row)[i]) for c, i in zip(TABLE_COLUMNS, indexes, strict=True))]
+        [row["label"], *(_cell(c, value) for c, value in zip(CSV_COLUMNS, flat(row), strict=True))]
         for row in [*report.groups, {"label": total, **report.totals}]
     ]
     widths = [max(_width(line[i]) for line in [header, *lines]) for i in range(len(header))]
@@ -311,12 +306,6 @@ def to_table(report: Report, *, locale: str = "en") -> str:
         out.append(
             "  ".join(_pad(text, width, left=i == 0) for i, (text, width) in enumerate(zip(line, widths, strict=True)))
         )
-    visits = report.totals.get("visits") or {}
-    if any(n for counts in visits.values() for n in counts.values()):
-        out.append("")
-        for level, counts in visits.items():
-            names = ", ".join(f"{messages.report_column(f'visits_{level}_{s}', locale)} {n}" for s, n in counts.items())
-            out.append(names)
     return "\n".join(out) + "\n"
 
 
@@ -325,20 +314,10 @@ def _cell(column: str, value: Any) -> str:
         return "-"
     if column.endswith("_rate") or column == "satisfaction":
         return f"{value * 100:.1f}%"
-    if column.endswith("_s"):
-        return human_seconds(float(value))
+    if column.endswith("_s"):  # seconds, as the heading says: whole ones, tenths below 100
+        seconds = float(value)
+        return f"{seconds:.0f}" if seconds >= 100 else f"{seconds:.1f}".removesuffix(".0")
     return str(value)
-
-
-def human_seconds(seconds: float) -> str:
-    """A duration as people read it at a glance: 45s, 12min, 3.4h, 2.1d."""
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f}min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f}h"
-    return f"{seconds / 86400:.1f}d"
 
 
 def _width(text: str) -> int:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from service.models import AttentionLevel, Locale, Skill, Vulnerability
+from service.models import GRID_NAME, GRID_NAME_RULE, AttentionLevel, Locale, Skill, Vulnerability
 
 VOLUNTEER_COLUMNS = ("name", "phone", "skills", "lat", "lon", "capacity", "team", "grid", "locale", "channels")
 VOLUNTEER_REQUIRED = ("name", "phone", "lat", "lon")
@@ -309,6 +309,12 @@ def whole(low: int, high: int) -> Callable[[str], int]:
     return read
 
 
+def grid_name(raw: str) -> str:
+    if not GRID_NAME.fullmatch(raw):
+        raise FieldError(f"{raw!r}: {GRID_NAME_RULE[0].lower()}{GRID_NAME_RULE[1:]}")
+    return raw
+
+
 def items(raw: str) -> list[str]:
     return [part.strip() for part in LIST_SEPARATOR.split(raw) if part.strip()]
 
@@ -398,7 +404,7 @@ def check_volunteer(cells: dict[str, str]) -> dict[str, Any]:
             "location": {"lat": c.need("lat", decimal(-MAX_LAT, MAX_LAT)), "lon": c.need("lon", decimal(-180, 180))},
             "capacity": c.take("capacity", whole(1, 5), 1),
             "team": c.take("team", text_of(50)),
-            "grid": c.take("grid", text_of(50)),
+            "grid": c.take("grid", grid_name),
             "locale": c.take("locale", one_of((loc.value for loc in Locale), "a language"), Locale.ZH.value),
             "channels": c.take("channels", channels, []),
         }
@@ -445,7 +451,7 @@ def check_household(cells: dict[str, str]) -> dict[str, Any]:
         {
             "address": c.need("address", text_of(300)),
             "location": {"lat": c.need("lat", decimal(-MAX_LAT, MAX_LAT)), "lon": c.need("lon", decimal(-180, 180))},
-            "grid": c.take("grid", text_of(50)),
+            "grid": c.take("grid", grid_name),
             "vulnerability": c.take(
                 "vulnerability", list_of((v.value for v in Vulnerability), "vulnerability", most=len(Vulnerability)), []
             ),

@@ -57,9 +57,11 @@ class GridRota(MethodView):
 class GridOnCall(MethodView):
     @requires(blp, Role.DISPATCHER, Role.OPS, Role.INTAKE, Role.CAPTAIN)
     @blp.response(200, OnCallSchema)
+    @errors(blp, 404)
     def get(self, grid: str) -> dict[str, Any]:
         """Who of the grid's captains is on call now, and until when; `volunteer_id` null when nobody is (then
-        `until` says when somebody next is)."""
+        `until` says when somebody next is). 404 for a grid that no rota, captain token, household of the care
+        register or ladder of its own names."""
         now = captains.read_on_call(deps=deps(), grid=grid, principal=current_principal())
         return {
             "grid": grid,

@@ -16,6 +16,7 @@ from service.api.schemas import (
     HouseholdQuerySchema,
     HouseholdSchema,
     HouseholdUpdateSchema,
+    NoQuerySchema,
     VisitListSchema,
 )
 from service.api.volunteers import parse_near
@@ -103,9 +104,10 @@ class HouseholdById(MethodView):
 @blp.route("/<string:household_id>/visits")
 class HouseholdVisits(MethodView):
     @requires(blp, D, Role.OPS, Role.CAPTAIN)
+    @blp.arguments(NoQuerySchema, location="query", unknown="raise")
     @blp.response(200, VisitListSchema)
-    @errors(blp, 404)
-    def get(self, household_id: str) -> dict[str, Any]:
+    @errors(blp, 404, 422)
+    def get(self, _query: dict[str, Any], household_id: str) -> dict[str, Any]:
         """The household's visits, latest due first: the one planned ahead, the one due, and past ones."""
         found = visits.household_visits(deps=deps(), household_id=household_id, principal=current_principal())
         return {"items": [present.visit_view(v) for v in found]}

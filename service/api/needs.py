@@ -21,6 +21,7 @@ from service.api.schemas import (
     NeedPageSchema,
     NeedQuerySchema,
     NeedSchema,
+    NoQuerySchema,
     NotificationListSchema,
     OptionalReasonSchema,
     PrioritySchema,
@@ -118,9 +119,10 @@ class NeedById(MethodView):
 @blp.route("/<string:need_id>/events")
 class NeedEvents(MethodView):
     @requires(blp, D, Role.OPS, Role.INTAKE, Role.VOLUNTEER, Role.CAPTAIN)
+    @blp.arguments(NoQuerySchema, location="query", unknown="raise")
     @blp.response(200, EventListSchema)
-    @errors(blp, 404)
-    def get(self, need_id: str) -> dict[str, Any]:
+    @errors(blp, 404, 422)
+    def get(self, _query: dict[str, Any], need_id: str) -> dict[str, Any]:
         """The need's timeline: every change, oldest first, with time, actor and detail."""
         events = needs.need_events(deps=deps(), need_id=need_id, principal=current_principal())
         return {"items": [present.event_view(e) for e in events]}
@@ -247,9 +249,10 @@ class NeedProgress(MethodView):
 @blp.route("/<string:need_id>/notifications")
 class NeedNotifications(MethodView):
     @requires(blp, D, Role.OPS)
+    @blp.arguments(NoQuerySchema, location="query", unknown="raise")
     @blp.response(200, NotificationListSchema)
-    @errors(blp, 404)
-    def get(self, need_id: str) -> dict[str, Any]:
+    @errors(blp, 404, 422)
+    def get(self, _query: dict[str, Any], need_id: str) -> dict[str, Any]:
         """Every notification for this need: recipient, channel (secrets hidden; only its kind for ops), status and
         each attempt."""
         found = needs.need_deliveries(deps=deps(), need_id=need_id, principal=current_principal())

@@ -10,6 +10,8 @@ from marshmallow import RAISE, ValidationError, fields, validate, validates_sche
 
 from service import reports
 from service.models import (
+    GRID_NAME,
+    GRID_NAME_RULE,
     AttentionLevel,
     Family,
     IncidentStatus,
@@ -54,6 +56,20 @@ def _bool(**kwargs: Any) -> fields.Boolean:
 
 def _text(max_length: int, **kwargs: Any) -> fields.String:
     return fields.String(validate=validate.Length(min=1, max=max_length), **kwargs)
+
+
+def _grid_name(value: str) -> None:
+    if not GRID_NAME.fullmatch(value):
+        raise ValidationError(GRID_NAME_RULE)
+
+
+def _grid(description: str = "The grid", **kwargs: Any) -> fields.String:
+    """A grid's name, wherever one is written or asked for (models.GRID_NAME)."""
+    return fields.String(
+        validate=_grid_name,
+        metadata={"description": description, "pattern": GRID_NAME.pattern, "minLength": 1, "maxLength": 50},
+        **kwargs,
+    )
 
 
 SURROGATES = re.compile("[\ud800-\udfff]")
@@ -178,7 +194,7 @@ class VolunteerCreateSchema(Schema):
     )
     locale = fields.Enum(Locale, by_value=True, load_default=Locale.ZH)
     team = _text(50, allow_none=True)
-    grid = _text(50, allow_none=True)
+    grid = _grid(allow_none=True)
     on_duty = _bool(load_default=False)
     drill = _bool(
         load_default=False,
@@ -195,7 +211,7 @@ class VolunteerUpdateSchema(Schema):
     channels = _CHANNELS
     locale = fields.Enum(Locale, by_value=True)
     team = _text(50, allow_none=True)
-    grid = _text(50, allow_none=True)
+    grid = _grid(allow_none=True)
     on_duty = _bool()
 
 
@@ -228,6 +244,11 @@ class VolunteerSchema(ma.Schema):
     drill = fields.Boolean(
         required=True, metadata={"description": "Created by a drill (aidline drill): POST /drills/clean removes it"}
     )
+
+
+class NoQuerySchema(Schema):
+    """The query of a short list, which takes no parameters: any is refused (422 naming it), as every list
+    refuses a parameter it does not know."""
 
 
 class PageArgsSchema(Schema):
@@ -266,7 +287,7 @@ class NearArgsSchema(PageArgsSchema):
 class VolunteerQuerySchema(NearArgsSchema):
     skill = fields.Enum(Skill, by_value=True)
     on_duty = fields.Boolean()
-    grid = fields.String(validate=validate.Length(min=1, max=50), metadata={"description": "Only this grid's"})
+    grid = _grid("Only this grid's")
 
 
 class VolunteerPageSchema(ma.Schema):
@@ -351,7 +372,7 @@ class NeedCreateSchema(Schema):
             "for the priority"
         }
     )
-    grid = _text(50, allow_none=True)
+    grid = _grid(allow_none=True)
     arrive_by = fields.AwareDateTime(
         metadata={
             "description": "ISO 8601 with time zone, in the future (422 otherwise): only volunteers who can be there "
@@ -380,7 +401,8 @@ class NeedCreateSchema(Schema):
         60,
         metadata={
             "description": "The household of the care register this need is for (422 when there is none such); "
-            "without location and address the need is at the household's, without requester its contact's"
+            "without location and address the need is at the household's, without requester its contact's; "
+            "its vulnerabilities are the household's with any given"
         },
     )
 
@@ -845,7 +867,7 @@ _PREFERRED = fields.List(
 class HouseholdCreateSchema(Schema):
     address = _text(300, required=True, metadata={"description": "Exact address; geocoded when no location is sent"})
     location = fields.Nested(LocationSchema)
-    grid = _text(50, allow_none=True)
+    grid = _grid(allow_none=True)
     vulnerability = fields.List(
         fields.Enum(Vulnerability, by_value=True), load_default=list, validate=validate.Length(max=5)
     )
@@ -906,7 +928,7 @@ class HouseholdSchema(ma.Schema):
 
 
 class HouseholdQuerySchema(NearArgsSchema):
-    grid = _text(50)
+    grid = _grid("Only this grid's")
     attention_level = fields.Enum(AttentionLevel, by_value=True)
 
 

@@ -13,6 +13,7 @@ from service.api.blueprint import Blueprint
 from service.api.schemas import (
     AvailabilitySchema,
     LocationSchema,
+    NoQuerySchema,
     OfferListSchema,
     VolunteerCreateSchema,
     VolunteerPageSchema,
@@ -124,9 +125,10 @@ class VolunteerAvailability(MethodView):
 @blp.route("/<string:volunteer_id>/offers")
 class VolunteerOffers(MethodView):
     @requires(blp, *SELF)
+    @blp.arguments(NoQuerySchema, location="query", unknown="raise")
     @blp.response(200, OfferListSchema)
-    @errors(blp, 404)
-    def get(self, volunteer_id: str) -> dict[str, Any]:
+    @errors(blp, 404, 422)
+    def get(self, _query: dict[str, Any], volunteer_id: str) -> dict[str, Any]:
         """The volunteer's offers, newest first: pending ones to answer, and past ones."""
         access.require_self_or_dispatcher(current_principal(), volunteer_id)
         store = deps().store

@@ -14,6 +14,7 @@ from flask_babel import gettext, lazy_gettext
 
 from service.console.present import STATUS_NAMES
 from service.exceptions import AidlineError, InvalidTransition
+from service.models import GRID_NAME_RULE
 
 
 def N_(text: str) -> str:  # noqa: N802 (the name the message extractor knows)
@@ -40,6 +41,7 @@ FIXED = {
     "Send roles, or skills and volunteers_needed, not both.": lazy_gettext(
         "Give either roles, or skills and the number of volunteers, not both."
     ),
+    GRID_NAME_RULE: lazy_gettext("Must be 1 to 50 characters without spaces, commas or slashes, like grid-2."),
 }
 """Messages without values, as the console says them."""
 
@@ -70,21 +72,20 @@ def field_message(message: Any) -> str:
 
 
 REFUSED_ACTIONS = {
-    "start matching": N_("A need that is %(status)s cannot be searched for."),
+    "start_matching": N_("A need that is %(status)s cannot be searched for."),
     "escalate": N_("A need that is %(status)s cannot be escalated."),
     "assign": N_("A need that is %(status)s cannot be assigned."),
     "rematch": N_("A need that is %(status)s cannot be searched for again."),
     "defer": N_("A need that is %(status)s cannot be deferred."),
     "reopen": N_("A need that is %(status)s cannot be reopened."),
     "cancel": N_("A need that is %(status)s cannot be cancelled."),
-    "en route": N_("A need that is %(status)s cannot be set on its way."),
-    "on site": N_("A need that is %(status)s cannot be marked arrived."),
+    "en_route": N_("A need that is %(status)s cannot be set on its way."),
+    "on_site": N_("A need that is %(status)s cannot be marked arrived."),
     "done": N_("A need that is %(status)s cannot be marked done."),
     "close": N_("A need that is %(status)s cannot be closed."),
 }
-"""The lifecycle's refusal for each action (service.lifecycle.Action, as its refusals word it)."""
+"""The lifecycle's refusal for each action (service.lifecycle.Action), as the console says it."""
 
-LIFECYCLE = re.compile(r"^cannot (?P<action>[a-z ]+) a need that is (?P<status>[a-z_]+)$")
 PRIORITY = re.compile(r"^cannot change the priority of a (?P<status>[a-z_]+) need$")
 
 
@@ -93,9 +94,8 @@ def refusal(error: AidlineError) -> str:
     as the service words them."""
     if isinstance(error, InvalidTransition):
         status = STATUS_NAMES.get(error.current)
-        found = LIFECYCLE.match(error.message)
-        if found and status is not None and found["action"] in REFUSED_ACTIONS:
-            return str(gettext(REFUSED_ACTIONS[found["action"]], status=status))
+        if error.action in REFUSED_ACTIONS and status is not None:
+            return str(gettext(REFUSED_ACTIONS[error.action], status=status))
         if PRIORITY.match(error.message) and status is not None:
             return str(gettext("The priority of a need that is %(status)s cannot be changed.", status=status))
     return error.message

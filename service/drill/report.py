@@ -402,6 +402,23 @@ def compute(played: Played) -> dict[str, Any]:
     }
 
 
+def timed_out(report: dict[str, Any]) -> str | None:
+    """Why a drill failed, on one line, when it stopped at its time limit (None when it ended by itself)."""
+    if not report["timed_out"]:
+        return None
+    settled = (*RESOLVED, "escalated", "deferred", "cancelled")
+    still = ", ".join(f"{count} {status}" for status, count in report["statuses"].items() if status not in settled)
+    why = (
+        "; offers to volunteers outside the drill wait out their accept window (nobody answers for them)"
+        if report["statuses"].get("offered")
+        else ""
+    )
+    return (
+        f"drill {report['scenario']} timed out after {report['wall_seconds']:.0f} s with {report['open']} of its "
+        f"{report['needs']} needs unfinished{f' ({still})' if still else ''}{why}"
+    )
+
+
 def table(report: dict[str, Any]) -> str:
     """The report as a readable table."""
 

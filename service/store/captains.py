@@ -61,6 +61,11 @@ class CaptainStore:
         """The grids the volunteer holds a captain token for."""
         return {text(k) for k, v in self.r.hgetall(self.keys.captain_grids(volunteer_id)).items() if int(v) > 0}
 
+    def has_captains(self, grid: str) -> bool:
+        """Whether a captain token names the grid (one created before captain tokens were counted by grid is not
+        seen here)."""
+        return int(self.r.hget(self.keys.grid_captains(), grid) or 0) > 0
+
     # rotas
     def save_rota(self, rota: Rota) -> None:
         data = {

@@ -115,6 +115,10 @@ class HouseholdStore:
         raw = self.r.get(self.keys.household_phone(phone))
         return text(raw) if raw else None
 
+    def any_in_grid(self, grid: str) -> bool:
+        """Whether a household of the care register is in the grid."""
+        return bool(self.r.exists(self.keys.households_in_grid(grid)))
+
     def ids_page(self, *, grid: str | None, level: str | None, before: str | None, limit: int) -> list[str]:
         """Household ids newest first from the most selective index, starting before the cursor."""
         if grid is not None:

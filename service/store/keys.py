@@ -199,6 +199,10 @@ class Keys:
         """The grids a volunteer is captain of: grid -> how many captain tokens name it."""
         return self._k("captain", volunteer_id)
 
+    def grid_captains(self) -> str:
+        """Grids with captains: grid -> how many captain tokens name it."""
+        return self._k("captains:grids")
+
     def rota(self, grid: str) -> str:
         return self._k("rota", grid)
 

@@ -33,7 +33,8 @@ class TokenStore:
         now_iso: str,
         grids: tuple[str, ...] = (),
     ) -> None:
-        """Store a token; a captain's also counts its volunteer as captain of its grids (captain_grids)."""
+        """Store a token; a captain's also counts its volunteer as captain of its grids (captain_grids), and each
+        grid as having one more captain token (grid_captains)."""
         hashed = digest(token)
         pipe = self.r.pipeline(transaction=True)
         pipe.hset(
@@ -50,6 +51,7 @@ class TokenStore:
         if role is Role.CAPTAIN and volunteer_id:
             for grid in grids:
                 pipe.hincrby(self.keys.captain_grids(volunteer_id), grid, 1)
+                pipe.hincrby(self.keys.grid_captains(), grid, 1)
         pipe.execute()
 
     def record(self, token: str) -> dict[str, str] | None:
@@ -90,4 +92,6 @@ class TokenStore:
             for grid in filter(None, record.get("grids", "").split(",")):
                 if self.r.hincrby(key, grid, -1) <= 0:
                     self.r.hdel(key, grid)
+                if self.r.hincrby(self.keys.grid_captains(), grid, -1) <= 0:
+                    self.r.hdel(self.keys.grid_captains(), grid)
         return True

@@ -257,10 +257,16 @@ def test_a_captain_removes_households_of_their_grids_only(
 
 
 def test_a_captain_lists_the_visits_of_their_grids_and_records_their_outcomes(
-    client: Any, tokens: Any, deps: Any, clock: Any, captain: Any, households: Any
+    client: Any, tokens: Any, deps: Any, clock: Any, captain: Any, make_household: Any
 ) -> None:
-    mine = due(client, tokens, deps, clock, households["mine"])
-    other = due(client, tokens, deps, clock, households["other"])
+    # every household weekly (red): each visit falls due within the week, and none is past its period when the
+    # last falls due, whatever day and hour the household's id gives it
+    households = {
+        "mine": make_household(grid="grid-2"),
+        "also_mine": make_household(grid="grid-4"),
+        "other": make_household(grid="grid-3"),
+    }
+    mine, also_mine, other = (due(client, tokens, deps, clock, households[h]) for h in ("mine", "also_mine", "other"))
 
     listed = client.get("/api/v1/visits", headers=captain[1])
     elsewhere = client.post(f"/api/v1/visits/{other['id']}/outcome", json={"outcome": "all_well"}, headers=captain[1])
@@ -271,7 +277,7 @@ def test_a_captain_lists_the_visits_of_their_grids_and_records_their_outcomes(
     )
 
     assert listed.status_code == 200
-    assert [v["id"] for v in listed.get_json()["items"]] == [mine["id"]]
+    assert sorted(v["id"] for v in listed.get_json()["items"]) == sorted([mine["id"], also_mine["id"]])
     assert elsewhere.status_code == 403
     assert recorded.status_code == 200, recorded.get_json()
     assert (recorded.get_json()["status"], recorded.get_json()["outcome"]) == ("done", "needs_help")

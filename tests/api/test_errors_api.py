@@ -124,6 +124,32 @@ def test_unknown_record_is_404_in_the_error_format(client, tokens, url):
     assert_error(client.get(url, headers=tokens.dispatcher), 404)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/volunteers",
+        "/needs",
+        "/incidents",
+        "/households",
+        "/visits",
+        "/volunteers/{volunteer}/offers",
+        "/needs/{need}/events",
+        "/needs/{need}/notifications",
+        "/households/{household}/visits",
+    ],
+)
+def test_every_list_refuses_a_query_parameter_it_does_not_know_naming_it(
+    client, tokens, make_volunteer, make_need, make_household, path
+):
+    ids = {"volunteer": make_volunteer()["id"], "need": make_need()["id"], "household": make_household()["id"]}
+    url = "/api/v1" + path.format(**ids)
+    assert client.get(url, headers=tokens.dispatcher).status_code == 200
+
+    body = assert_error(client.get(url, query_string={"statuss": "pending"}, headers=tokens.dispatcher), 422)
+
+    assert body["errors"] == {"query": {"statuss": ["Unknown field."]}}
+
+
 @pytest.mark.parametrize("url", ["/nope", "/api/v1/nope", "/api/v2/needs", "/api/v1/needs/x/y/z", "/api/v1/"])
 def test_unknown_route_is_404_in_the_error_format(client, tokens, url):
     assert_error(client.get(url, headers=tokens.dispatcher), 404)

@@ -200,3 +200,17 @@ def test_a_need_may_name_its_household_and_takes_its_place_and_contact(client, t
     )
     assert unknown.status_code == 422
     assert "household_id" in unknown.get_json()["errors"]["json"]
+
+
+def test_a_need_for_a_household_is_for_its_vulnerable_people_too(client, tokens, make_household) -> None:
+    household = make_household(vulnerability=["elderly_alone", "medical"])
+
+    def need(**body: Any) -> dict[str, Any]:
+        body = {"kind": "coal_hauling", "priority": "normal", "household_id": household["id"], **body}
+        response = client.post("/api/v1/needs", json=body, headers=tokens.dispatcher)
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    assert need()["vulnerability"] == ["elderly_alone", "medical"]
+    assert need(vulnerability=[])["vulnerability"] == ["elderly_alone", "medical"]
+    assert need(vulnerability=["child", "medical"])["vulnerability"] == ["child", "elderly_alone", "medical"]

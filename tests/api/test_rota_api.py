@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 
 from service import clock as clock_module
+from service.models import GRID_NAME_RULE
+from tests.api.validation import assert_rejects
+from tests.conftest import HOUSEHOLD, NEED, VOLUNTEER
 
 ROTA = "/api/v1/grids/grid-2/rota"
 ON_CALL = "/api/v1/grids/grid-2/on-call"
@@ -52,7 +55,7 @@ def test_a_dispatcher_sets_the_rota_and_reads_it_back(client: Any, tokens: Any, 
     assert got.get_json()["updated_by"].startswith("dispatcher:")
 
 
-def test_a_grid_without_a_rota_reads_empty_and_has_nobody_on_call(client: Any, tokens: Any) -> None:
+def test_a_grid_without_a_rota_reads_empty_and_has_nobody_on_call(client: Any, tokens: Any, captain: Any) -> None:
     assert client.get(ROTA, headers=tokens.dispatcher).get_json()["shifts"] == []
     assert client.get(ON_CALL, headers=tokens.dispatcher).get_json() == {
         "grid": "grid-2",
@@ -100,7 +103,9 @@ def test_a_captain_arranges_the_rota_of_their_own_grid_only(client: Any, captain
     ("caller", "put", "get", "on_call"),
     [("dispatcher", 200, 200, 200), ("ops", 403, 200, 200), ("intake", 403, 403, 200)],
 )
-def test_who_may_read_and_write_rotas(client: Any, tokens: Any, caller: str, put: int, get: int, on_call: int) -> None:
+def test_who_may_read_and_write_rotas(
+    client: Any, tokens: Any, captain: Any, caller: str, put: int, get: int, on_call: int
+) -> None:
     headers = getattr(tokens, caller)
 
     assert client.put(ROTA, json={}, headers=headers).status_code == put
@@ -196,3 +201,67 @@ def test_an_override_takes_from_and_to_as_local_times(client: Any, tokens: Any, 
 
     assert response.status_code == 422
     assert list(response.get_json()["errors"]["json"]["overrides"]["0"]) == ["from"]
+
+
+# ---- which grids there are ------------------------------------------------------------------------------------
+
+
+def test_on_call_for_a_grid_nothing_names_is_a_404_naming_it(client: Any, tokens: Any) -> None:
+    response = client.get("/api/v1/grids/grid-99/on-call", headers=tokens.dispatcher)
+
+    assert response.status_code == 404
+    assert response.get_json()["message"] == "grid grid-99 not found"
+    assert list(response.get_json()["errors"]) == ["grid"]
+
+
+@pytest.mark.parametrize("named_by", ["rota", "captain", "household"])
+def test_a_grid_named_by_a_rota_a_captain_or_a_household_is_known_without_anyone_on_call(
+    client: Any, tokens: Any, make_captain: Any, make_household: Any, named_by: str
+) -> None:
+    if named_by == "rota":
+        assert client.put("/api/v1/grids/grid-7/rota", json={}, headers=tokens.dispatcher).status_code == 200
+    elif named_by == "captain":
+        make_captain("grid-7", phone="+8613800000079")
+    else:
+        make_household(grid="grid-7")
+
+    response = client.get("/api/v1/grids/grid-7/on-call", headers=tokens.ops)
+
+    assert response.status_code == 200, response.get_json()
+    assert (response.get_json()["grid"], response.get_json()["volunteer_id"]) == ("grid-7", None)
+
+
+def test_a_revoked_captain_no_longer_names_their_grid(client: Any, tokens: Any, deps: Any, make_captain: Any) -> None:
+    _, headers = make_captain("grid-7", phone="+8613800000079")
+    deps.store.tokens.revoke(headers["Authorization"].split()[1])
+
+    assert client.get("/api/v1/grids/grid-7/on-call", headers=tokens.ops).status_code == 404
+
+
+def test_a_rota_for_a_grid_name_with_a_space_is_a_422_naming_the_grid(client: Any, tokens: Any) -> None:
+    response = client.put("/api/v1/grids/grid%202/rota", json={}, headers=tokens.dispatcher)
+
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"path": {"grid": [GRID_NAME_RULE]}}
+
+
+@pytest.mark.parametrize("grid", ["grid 2", " grid-2", "grid-2,grid-3", "grid/2", "g" * 51, ""])
+def test_a_grid_is_named_in_one_form_wherever_it_is_written_or_asked_for(
+    client: Any, tokens: Any, make_volunteer: Any, grid: str
+) -> None:
+    volunteer = make_volunteer()
+    headers = tokens.dispatcher
+
+    assert_rejects(client.post("/api/v1/volunteers", json={**VOLUNTEER, "grid": grid}, headers=headers), "grid")
+    assert_rejects(client.patch(f"/api/v1/volunteers/{volunteer['id']}", json={"grid": grid}, headers=headers), "grid")
+    assert_rejects(client.post("/api/v1/households", json={**HOUSEHOLD, "grid": grid}, headers=headers), "grid")
+    assert_rejects(client.post("/api/v1/needs", json={**NEED, "grid": grid}, headers=headers), "grid")
+    assert_rejects(client.get("/api/v1/volunteers", query_string={"grid": grid}, headers=headers), "grid")
+    assert_rejects(client.get("/api/v1/households", query_string={"grid": grid}, headers=headers), "grid")
+
+
+def test_a_grid_name_may_be_chinese(client: Any, tokens: Any) -> None:
+    response = client.post("/api/v1/households", json={**HOUSEHOLD, "grid": "三网格"}, headers=tokens.dispatcher)
+
+    assert response.status_code == 201, response.get_json()
+    assert client.get("/api/v1/grids/三网格/on-call", headers=tokens.ops).status_code == 200

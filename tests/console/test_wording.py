@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 from flask_babel import force_locale
 
-from service.console.wording import field_message, refusal
+from service import lifecycle
+from service.console.wording import REFUSED_ACTIONS, field_message, refusal
 from service.exceptions import Conflict, InvalidTransition
+from service.lifecycle import Action
 
 
 @pytest.mark.parametrize(
@@ -27,6 +29,11 @@ from service.exceptions import Conflict, InvalidTransition
             "必须是以下之一：critical, high, normal, low。",
         ),
         ("Longer than maximum length 2000.", "At most 2000 characters.", "最多 2000 个字符。"),
+        (
+            "Must be 1 to 50 characters without spaces, commas or slashes, like grid-2.",
+            "Must be 1 to 50 characters without spaces, commas or slashes, like grid-2.",
+            "必须是 1 到 50 个字符，不含空格、逗号或斜杠，例如 grid-2。",
+        ),
         ("A message not known here.", "A message not known here.", "A message not known here."),
     ],
 )
@@ -45,9 +52,19 @@ def test_a_message_is_said_in_the_consoles_language_keeping_its_values(
     ("error", "en", "zh"),
     [
         (
-            InvalidTransition("cannot cancel a need that is done", current="done"),
+            lifecycle.refusal(Action.CANCEL, "done"),
             "A need that is done cannot be cancelled.",
             "需求不能取消。",
+        ),
+        (
+            lifecycle.refusal(Action.DONE, "queued"),
+            "A need that is queued cannot be marked done.",
+            "需求不能标记为完成。",
+        ),
+        (
+            lifecycle.refusal(Action.EN_ROUTE, "closed"),
+            "A need that is closed cannot be set on its way.",
+            "需求不能设为出发。",
         ),
         (
             InvalidTransition("cannot change the priority of a closed need", current="closed"),
@@ -68,3 +85,7 @@ def test_a_lifecycle_refusal_is_said_in_the_consoles_language(app: Any, error: A
             assert refusal(error) == en
         with force_locale("zh"):
             assert refusal(error).endswith(zh)
+
+
+def test_the_console_words_a_refusal_of_every_action_of_the_lifecycle() -> None:
+    assert set(REFUSED_ACTIONS) == {action.value for action in Action}

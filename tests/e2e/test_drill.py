@@ -5,6 +5,7 @@ removes what it created. Nothing here asserts how fast anything was."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -68,11 +69,12 @@ def test_a_small_drill_accounts_for_every_need_and_cleans_up(
     played = aidline(
         "drill", "mini", "--url", url, "--token", token, "--speed", "60", "--seed", "3",
         "--json", str(report_path), "--chart", str(chart_path), "--timeout", "150",
-        env=env, timeout=240,
+        env=env, timeout=240, check=False,
     )  # fmt: skip
 
     assert "resolved (done or closed)" in played.stdout, played.stdout
     report = json.loads(report_path.read_text())
+    assert played.returncode == (1 if report["timed_out"] else 0), played.stderr
     assert REPORT_KEYS <= report.keys()
     assert report["needs"] == 8
     assert sum(report["statuses"].values()) == 8
@@ -93,6 +95,27 @@ def test_a_small_drill_accounts_for_every_need_and_cleans_up(
     assert "removed 8 needs and 4 volunteers" in cleaned.stdout, cleaned.stdout
     assert dispatcher.get("/api/v1/needs").json["items"] == []
     assert dispatcher.get("/api/v1/volunteers").json["items"] == []
+
+
+def test_a_drill_that_times_out_exits_non_zero_with_one_line_saying_why(
+    api: Http, env: dict[str, str], worker: Background, tmp_path: Path
+) -> None:
+    token = aidline("token", "create", "--role", "dispatcher", env=env).stdout.strip()
+    url = f"http://127.0.0.1:{api.port}"
+
+    played = aidline(
+        "drill", "mini", "--url", url, "--token", token, "--speed", "60", "--seed", "3", "--timeout", "1",
+        "--json", str(tmp_path / "report.json"), "--quiet", env=env, timeout=240, check=False,
+    )  # fmt: skip
+    aidline("drill", "clean", "--url", url, "--token", token, env=env)
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["timed_out"] and report["open"] > 0, report
+    assert played.returncode == 1, played.stderr
+    [reason] = played.stderr.splitlines()
+    assert re.match(r"^Error: drill mini timed out after \d+ s with ", reason), reason
+    assert f"{report['open']} of its {report['needs']} needs unfinished" in reason
+    assert "resolved (done or closed)" in played.stdout, "the report comes first"
 
 
 def test_drill_list_names_every_scenario(env: dict[str, str]) -> None:

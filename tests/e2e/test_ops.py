@@ -396,6 +396,7 @@ def test_token_create_for_a_captain_names_the_volunteer_and_the_grids(
         (["--volunteer-id", volunteer["id"]], "--grid is required"),
         (["--grid", "grid-2"], "--volunteer-id is required"),
         (["--volunteer-id", "vol_nobody", "--grid", "grid-2"], "no volunteer vol_nobody"),
+        (["--volunteer-id", volunteer["id"], "--grid", "grid 2"], "without spaces"),
     ):
         refused = aidline("token", "create", "--role", "captain", *args, env=env, check=False)
         assert refused.returncode == 2 and says in refused.stderr, refused.stderr

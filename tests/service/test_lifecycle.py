@@ -54,7 +54,7 @@ def test_disallowed_action_raises_invalid_transition_naming_the_current_status(a
     assert isinstance(error, Conflict)
     assert error.status == 409
     assert error.current == status.value
-    assert error.message.endswith(f"that is {status.value}")
+    assert error.message.startswith(f"a need that is {status.value} cannot be ")
     assert error.errors == {"status": [f"current status is {status.value}"]}
 
 
@@ -81,5 +81,26 @@ def test_unknown_status_is_rejected() -> None:
 def test_a_refused_action_names_the_current_status() -> None:
     error = lifecycle.refusal(lifecycle.Action.CANCEL, S.CLOSED)
     assert error.status == 409
-    assert error.message == "cannot cancel a need that is closed"
+    assert error.message == "a need that is closed cannot be cancelled"
     assert error.errors == {"status": ["current status is closed"]}
+    assert error.action == "cancel"
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        (Action.START_MATCHING, "a need that is done cannot be searched for"),
+        (Action.ESCALATE, "a need that is done cannot be escalated"),
+        (Action.ASSIGN, "a need that is done cannot be assigned"),
+        (Action.REMATCH, "a need that is done cannot be searched for again"),
+        (Action.DEFER, "a need that is done cannot be deferred"),
+        (Action.REOPEN, "a need that is done cannot be reopened"),
+        (Action.CANCEL, "a need that is done cannot be cancelled"),
+        (Action.EN_ROUTE, "a need that is done cannot be set on its way"),
+        (Action.ON_SITE, "a need that is done cannot be marked arrived"),
+        (Action.DONE, "a need that is done cannot be marked done"),
+        (Action.CLOSE, "a need that is done cannot be closed"),
+    ],
+)
+def test_every_refusal_reads_as_a_sentence(action: Action, message: str) -> None:
+    assert lifecycle.refusal(action, S.DONE).message == message

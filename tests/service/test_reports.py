@@ -3,8 +3,11 @@ go through their lifecycle against a real Redis."""
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import random
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -446,19 +449,29 @@ def test_csv_has_a_bom_a_header_a_line_per_group_and_a_total(deps: Any, voluntee
     assert lines[2].startswith("合计,合计,1,1,1.0")
 
 
-def test_the_table_shows_rates_in_per_cent_and_times_readably(deps: Any, volunteer: Any) -> None:
+def test_the_table_has_the_csvs_columns_with_numbers_in_the_units_their_headings_name(
+    deps: Any, volunteer: Any
+) -> None:
     volunteer(1)
     serve(deps, submit(deps), offer_after=10, accept_after=10, done_after=7200)
+    report = summary(deps, ReportGroup.GRID)
 
-    table = reports.to_table(summary(deps, ReportGroup.GRID), locale="en")
+    table = reports.to_table(report, locale="en").splitlines()
+    csv_lines = list(csv.reader(io.StringIO(reports.to_csv(report, locale="en")[1:])))
 
-    assert "100.0%" in table
-    assert "2.1h" in table  # intake to done, 7220 s, read from its bucket
-    assert table.splitlines()[-1].startswith("total")
-
-
-def test_durations_read_at_a_glance() -> None:
-    assert [reports.human_seconds(s) for s in (45, 720, 7200, 2 * 86400)] == ["45s", "12min", "2.0h", "2.0d"]
+    header, total = (re.split(r"\s{2,}", line.strip()) for line in (table[2], table[-1]))
+    assert header == ["name", *csv_lines[0][2:]], "the CSV's columns after its group"
+    assert "to done, median (s)" in header and "visits red due" in header
+    cells = dict(zip(header, total, strict=True))
+    figures = dict(zip(csv_lines[0], csv_lines[-1], strict=True))
+    assert cells["name"] == "total"
+    assert cells["resolution rate"] == "100.0%"
+    assert cells["to done, median (s)"] == f"{float(figures['to done, median (s)']):.0f}"  # 7220 s, from its bucket
+    assert float(cells["to done, median (s)"]) == pytest.approx(7220, rel=0.2)
+    assert cells["to first offer, median (s)"] == figures["to first offer, median (s)"].removesuffix(".0")
+    for name in header[1:]:
+        if not name.endswith("rate") and name != "satisfaction":
+            assert cells[name] == "-" or float(cells[name]) == pytest.approx(float(figures[name]), abs=0.5), name
 
 
 def test_a_retried_auto_close_counts_the_need_once(deps: Any, volunteer: Any) -> None:

@@ -34,8 +34,12 @@ def notify_env(notify_env: dict[str, str], receiver: Receiver) -> dict[str, str]
 @pytest.fixture
 def captain(make_captain: Any, receiver: Receiver, client: Any, tokens: Any, clock: Any) -> dict[str, Any]:
     """A captain of grid-2, told at /captain, on call from an hour ago to a day from now."""
+    return on_call(make_captain, receiver, client, tokens, clock, locale="en")
+
+
+def on_call(make_captain: Any, receiver: Receiver, client: Any, tokens: Any, clock: Any, locale: str) -> dict[str, Any]:
     volunteer, _ = make_captain(
-        "grid-2", name="Wang Captain", phone=CAPTAIN_PHONE, channels=[receiver.url("/captain")], locale="en"
+        "grid-2", name="Wang Captain", phone=CAPTAIN_PHONE, channels=[receiver.url("/captain")], locale=locale
     )
     window = [clock.now() - timedelta(hours=1), clock.now() + timedelta(days=1)]
     body = {
@@ -72,6 +76,20 @@ def test_the_on_call_captain_hears_first_with_the_code_to_acknowledge(
     assert "heating repair" in message
     assert receiver.messages("/grid-2") == []
     assert receiver.messages("/dispatch") == []
+
+
+def test_a_chinese_captain_hears_why_in_chinese_skills_and_radius_by_their_names(
+    make_captain: Any, receiver: Receiver, client: Any, tokens: Any, clock: Any, make_need: Any, work: Any, api: Api
+) -> None:
+    on_call(make_captain, receiver, client, tokens, clock, locale="zh")
+    need = make_need(grid="grid-2", kind="heating_repair", skills=["heating", "driving"], radius_km=12.5)
+    work()
+    assert api.need(need["id"])["status_reason"] == "no available volunteer with driving, heating within 12.5 km"
+
+    [message] = receiver.messages("/captain")
+
+    assert "暖气维修（高），12.5公里内没有空闲的驾驶、供暖志愿者。" in message
+    assert "volunteer" not in message and "km" not in message
 
 
 def test_unacknowledged_it_climbs_to_the_grids_dispatchers_then_the_district_lead(

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from service.messages import FAMILY_NAMES, KIND_NAMES, TEMPLATES, render, tracking_text
-from service.models import Family, NeedKind
+from service.messages import FAMILY_NAMES, KIND_NAMES, SKILL_NAMES, TEMPLATES, render, tracking_text
+from service.models import Family, NeedKind, Skill
+from service.roster import CHINESE_VALUES
 from tests.worker.conftest import Api
 from worker import notifications
 
@@ -93,6 +94,33 @@ def test_the_tracking_page_tells_the_requester_of_the_wider_incident_in_both_lan
     assert tracking_text("incident", "zh", {"family": "heat", "size": 7}) == (
         "您的求助属于一起供暖事件（共7个求助），我们正在统一处理。"
     )
+
+
+def test_every_skill_has_the_chinese_name_the_roster_reads() -> None:
+    assert set(SKILL_NAMES["zh"]) == {s.value for s in Skill}
+    assert {zh: skill for skill, zh in SKILL_NAMES["zh"].items()} == CHINESE_VALUES["skill"]
+
+
+@pytest.mark.parametrize(
+    ("reason", "zh"),
+    [
+        ("no available volunteer with driving within 25 km", "25公里内没有空闲的驾驶志愿者"),
+        ("no available volunteer with heating, driving within 12.5 km", "12.5公里内没有空闲的供暖、驾驶志愿者"),
+        ("no available volunteer with any skill within 5 km", "5公里内没有空闲的志愿者"),
+        (
+            "no available volunteer with tanker_truck can arrive in time (within 7.5 km)",
+            "7.5公里内没有能按时赶到的水罐车志愿者",
+        ),
+        ("deadline at risk: still not assigned", "临近完成期限仍未指派"),
+        ("past the committed completion deadline", "已超过承诺完成时间"),
+    ],
+)
+@pytest.mark.parametrize("topic", ["escalated", "escalated_captain", "escalated_tier"])
+def test_why_a_need_was_escalated_is_said_in_chinese_from_its_parts(topic: str, reason: str, zh: str) -> None:
+    values = {**VALUES, "reason": reason}
+
+    assert f"，{zh}。" in render(topic, "zh", values)[1]
+    assert f", {reason}." in render(topic, "en", values)[1]
 
 
 def test_an_unknown_locale_falls_back_to_chinese() -> None:

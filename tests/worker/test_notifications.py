@@ -255,7 +255,7 @@ def test_an_escalated_need_is_sent_to_the_dispatcher_channels(
 
     assert api.need(need["id"])["status"] == "escalated"
     [escalation] = receiver.messages("/dispatch")
-    assert escalation.startswith("【Aidline】需人工调度：送水（高），no available volunteer with driving within 25 km")
+    assert escalation.startswith("【Aidline】需人工调度：送水（高），25公里内没有空闲的驾驶志愿者。")
     assert f"http://aid.test/api/v1/needs/{need['id']}" in escalation
     assert receiver.delivered("/grid-2") == []
 

@@ -67,7 +67,7 @@ def played(
         started_at=at(0),
         ended_at=at(600),
         wall_seconds=600,
-        timed_out=False,
+        timed_out=extra.pop("timed_out", False),
         needs=needs,
         events=events,
         notifications=extra.pop("notifications", {}),
@@ -358,4 +358,21 @@ def test_an_ordinary_offer_preempted_for_an_urgent_need_stops_counting_as_pendin
     assert span.pending(horizon=report.ts("2026-11-29T12:10:00.000Z")) == (
         report.ts("2026-11-29T12:00:00.000Z"),
         report.ts("2026-11-29T12:00:02.000Z"),
+    )
+
+
+# ---- a drill that timed out ---------------------------------------------------------------------------
+
+
+def test_a_drill_that_timed_out_says_why_on_one_line_and_one_that_ended_by_itself_says_nothing():
+    needs = [need("a"), need("b", status="offered"), need("c", status="offered"), need("d", status="escalated")]
+    needs.append(need("e", status="assigned"))
+
+    ended = report.compute(played(needs, {}, {}))
+    stopped = report.compute(played(needs, {}, {}, timed_out=True))
+
+    assert report.timed_out(ended) is None
+    assert report.timed_out(stopped) == (
+        "drill hand timed out after 600 s with 3 of its 5 needs unfinished (1 assigned, 2 offered); offers to "
+        "volunteers outside the drill wait out their accept window (nobody answers for them)"
     )
