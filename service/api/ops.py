@@ -27,6 +27,23 @@ log = logging.getLogger("aidline.api")
 
 DASHBOARD_PREFIX = "/ops/rq"
 READ_METHODS = ("GET", "HEAD", "OPTIONS")
+DASHBOARD_READS = frozenset(
+    f"rq_dashboard.{view}"
+    for view in (
+        "favicon",
+        "static",
+        "queues_overview",
+        "workers_overview",
+        "jobs_overview",
+        "job_view",
+        "list_queues",
+        "list_jobs",
+        "job_info",
+        "list_workers",
+    )
+)
+"""The RQ dashboard's pages and data that only read: everything else it serves changes jobs or queues (some of it
+answers GET too, e.g. requeueing a queue's failed jobs), so it is refused whatever the method."""
 """What the dashboard answers: it shows the queues; emptying, requeueing and deleting jobs are refused."""
 IDEMPOTENCY_TTL = 24 * 3600
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
@@ -72,7 +89,7 @@ def init_dashboard(app: Flask, deps: Deps) -> None:
             )
         if principal.role is not Role.OPS:
             return error_response(403, "the RQ dashboard is for the ops role")
-        if request.method not in READ_METHODS:
+        if request.method not in READ_METHODS or request.endpoint not in DASHBOARD_READS:
             return error_response(
                 403, "the RQ dashboard is read-only: the ops role reads everything and changes nothing"
             )

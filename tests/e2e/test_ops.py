@@ -50,7 +50,17 @@ def test_dashboard_without_credentials_asks_for_basic_auth(client: Any) -> None:
     assert reply.get_json()["code"] == 401
 
 
-@pytest.mark.parametrize("path", [DASHBOARD, "/ops/rq/0/data/queues.json", "/ops/rq/0/view/workers"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        DASHBOARD,
+        "/ops/rq/0/data/queues.json",
+        "/ops/rq/0/view/workers",
+        "/ops/rq/0/view/jobs",
+        "/ops/rq/0/data/jobs/low/failed/8/asc/1.json",
+        "/ops/rq/0/data/workers.json",
+    ],
+)
 def test_every_dashboard_page_is_behind_the_ops_role(client: Any, tokens: Tokens, path: str) -> None:
     assert client.get(path).status_code == 401
     assert client.get(path, headers=basic("ops", "ald_not-a-token")).status_code == 401
@@ -75,6 +85,15 @@ def test_the_dashboard_changes_nothing_even_for_ops(client: Any, tokens: Tokens,
 
         assert reply.status_code == 403
         assert reply.mimetype == "application/json"
+        assert "read-only" in reply.get_json()["message"]
+
+
+def test_the_dashboard_requeues_nothing_by_a_plain_get_either(client: Any, tokens: Tokens) -> None:
+    # rq-dashboard's "requeue all" answers GET too: a link or an image elsewhere must not move failed jobs
+    for path in ("/ops/rq/requeue/low", "/ops/rq/requeue/default"):
+        reply = client.get(path, headers=tokens.ops)
+
+        assert reply.status_code == 403
         assert "read-only" in reply.get_json()["message"]
 
 
