@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -293,12 +294,12 @@ def wait_for_company(deps: Deps) -> None:
         deps.clock.sleep(min(window - age, WINDOW_STEP))
 
 
-def drain_matches(*, deps: Deps) -> int:
+def drain_matches(*, deps: Deps, on_outcome: Callable[[MatchOutcome], None] | None = None) -> int:
     """Match waiting needs, most urgent first, a small batch at a time; returns how many were taken.
 
     The drain's flag is cleared as it starts, and re-armed while needs are left, so another
     worker joins in and a need added meanwhile is never left without a drain. After
-    DRAIN_SECONDS it hands over to a fresh job.
+    DRAIN_SECONDS it hands over to a fresh job. `on_outcome` hears what became of each need.
     """
     deps.store.backlog.disarm(MATCH)
     started = deps.clock.now()
@@ -312,7 +313,10 @@ def drain_matches(*, deps: Deps) -> int:
         if left and deps.store.backlog.arm(MATCH):
             enqueue_drain(deps, MATCH)  # more waiting: let a free worker join in
         # a full batch still waiting behind this one: the backlog comes first, moving offers waits
-        match_together(deps=deps, need_ids=batch, moves=left < MATCH_BATCH)
+        outcomes = match_together(deps=deps, need_ids=batch, moves=left < MATCH_BATCH)
+        if on_outcome is not None:
+            for outcome in outcomes:
+                on_outcome(outcome)
         taken += len(batch)
         if (deps.clock.now() - started).total_seconds() >= DRAIN_SECONDS:
             break

@@ -23,21 +23,26 @@ log = logging.getLogger("aidline.worker")
 def match_need(need_id: str) -> dict[str, Any]:
     """Offer a need to the nearest eligible volunteers, or escalate it."""
     outcome = dispatch.match_need(deps=current_deps(), need_id=need_id)
+    log_match(outcome)
+    return {"offered": outcome.offered, "escalated": outcome.escalated, "skipped": outcome.skipped}
+
+
+def log_match(outcome: dispatch.MatchOutcome) -> None:
+    """One line per need matched, so a need can be followed from its request to its offers."""
     log.info(
         "match",
         extra={
-            "need_id": need_id,
+            "need_id": outcome.need_id,
             "offered": outcome.offered,
             "escalated": outcome.escalated,
             "skipped": outcome.skipped,
         },
     )
-    return {"offered": outcome.offered, "escalated": outcome.escalated, "skipped": outcome.skipped}
 
 
 def drain_matches() -> int:
     """Match the waiting needs, most urgent first, in small batches."""
-    taken = dispatch.drain_matches(deps=current_deps())
+    taken = dispatch.drain_matches(deps=current_deps(), on_outcome=log_match)
     log.info("drain", extra={"matched": taken})
     return taken
 

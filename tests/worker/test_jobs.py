@@ -7,8 +7,10 @@ ids) and run the jobs with today's code in a real worker.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from rq import Queue, Retry
 from rq.job import JobStatus
 
@@ -60,3 +62,17 @@ def test_every_job_of_the_earlier_version_runs_with_positional_arguments(
     assert [job.get_status(refresh=True) for job in old_jobs] == [JobStatus.FINISHED] * len(old_jobs)
     assert old_jobs[0].return_value() is False  # not due yet: the offer stays
     assert old_jobs[3].return_value() is True  # the reminder went out for the pending offer
+
+
+def test_the_match_drain_logs_one_line_per_need_naming_it(
+    client: Any, tokens: Any, make_volunteer: Any, work: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    make_volunteer(on_duty=True)
+    ids = [client.post("/api/v1/needs", json=NEED, headers=tokens.dispatcher).get_json()["id"] for _ in range(2)]
+
+    with caplog.at_level(logging.INFO, logger="aidline"):
+        work(queues=jobs.MATCH_QUEUES)
+
+    lines = {r.need_id: r for r in caplog.records if r.getMessage() == "match"}  # type: ignore[attr-defined]
+    assert set(lines) == set(ids), "a need can be followed from its request to the worker"
+    assert any(line.offered for line in lines.values())  # type: ignore[attr-defined]
