@@ -142,6 +142,12 @@ class ErrorSchema(ma.Schema):
 
 class KindSchema(ma.Schema):
     name = fields.String(required=True)
+    labels = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "The kind's name as people read it, by language (en, zh), for apps' forms"},
+    )
     family = fields.String(
         required=True,
         metadata={
@@ -168,6 +174,12 @@ class KindSchema(ma.Schema):
 class CatalogSchema(ma.Schema):
     kinds = fields.List(fields.Nested(KindSchema), required=True)
     skills = fields.List(fields.String(), required=True)
+    skill_labels = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        required=True,
+        metadata={"description": "Each skill's name as people read it, by language: {skill: {en, zh}}"},
+    )
 
 
 # ---- volunteers ---------------------------------------------------------------------------------

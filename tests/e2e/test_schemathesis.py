@@ -217,6 +217,11 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
         case.path_parameters = {name: known.get(name, value) for name, value in case.path_parameters.items()}
     if case.operation.path == "/api/v1/inbound/sms":
         case.headers = {**(case.headers or {}), "X-Aidline-Secret": SMS_SECRET}
+    if meta.is_negative_at(ParameterLocation.QUERY) and case.query:
+        # an unknown query parameter generated with no values at all would not be in the URL sent (and the
+        # request would be a valid one): it is sent with an empty value, so the request holds what it stands for
+        declared = {parameter.name for parameter in case.operation.query}
+        case.query = {k: "" if v == [] and k not in declared else v for k, v in case.query.items()}
     if meta.generation.mode is not GenerationMode.POSITIVE:
         return
     body = case.body
