@@ -63,7 +63,8 @@ def redis_command(port: int, data_dir: Path) -> list[str]:
 
 def gunicorn_command(gunicorn: str, port: int) -> list[str]:
     """The API as in production: gunicorn with the application factory."""
-    # no request-line limit in gunicorn: the app answers an over-long one with its own JSON 414
+    # no request-line limit in gunicorn: the app answers an over-long one with its own JSON 414; no control socket
+    # (one fixed path in the home folder, which another instance on the machine would take over or remove)
     return [
         gunicorn,
         "--bind",
@@ -74,6 +75,7 @@ def gunicorn_command(gunicorn: str, port: int) -> list[str]:
         "4",
         "--limit-request-line",
         "0",
+        "--no-control-socket",
         "service:create_app()",
     ]
 
