@@ -188,15 +188,14 @@ def circle(centre: Location, radius_km: float, sides: int = POLYGON_SIDES) -> di
 # ---- placing needs --------------------------------------------------------------------------------
 
 
-def queue_placements(deps: Deps, needs: list[Need]) -> Callable[[Any], None]:
+def queue_placements(deps: Deps, requests: list[tuple[Need, PlaceRequest]]) -> Callable[[Any], None]:
     """Put each need just taken in into an incident of its family, or open one with it: one atomic step
     each (incident.lua), queued in the transaction that stores them (after their writes); read each
     reply with store.incidents.placement() and hand it to after_placement()."""
-    requests = [(need.id, placement_request(deps, need)) for need in needs]
 
     def queue(pipe: Any) -> None:
-        for need_id, request in requests:
-            deps.store.incidents.queue_place(pipe, need_id, request)
+        for need, request in requests:
+            deps.store.incidents.queue_place(pipe, need.id, request)
 
     return queue
 

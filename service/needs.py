@@ -204,8 +204,12 @@ def need_roles(need_in: dict[str, Any], *, default_skills: list[Skill]) -> list[
 def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None:
     """Store new needs with their first timeline event, place each in an incident, put them in the match
     backlog and tell each requester it was received: one transaction however many needs."""
-    placed = [n for n in needs if not (n.visit_id and n.kind is NeedKind.COMPANIONSHIP_VISIT)]
     # a planned visit is routine, not trouble: it forms no incident
+    placed = [
+        (n, incidents.placement_request(deps, n))
+        for n in needs
+        if not (n.visit_id and n.kind is NeedKind.COMPANIONSHIP_VISIT)
+    ]
     place = incidents.queue_placements(deps, placed)
     arrive = arrivals(deps, needs, Topic.RECEIVED)
 
@@ -229,10 +233,11 @@ def record_needs(*, deps: Deps, needs: list[Need], principal: Principal) -> None
         also=also,
     )
     arrived(deps, replies)
-    for need, reply in zip(
+    for (need, request), reply in zip(
         placed, replies[len(replies) - ARRIVAL_REPLIES - len(placed) : -ARRIVAL_REPLIES], strict=True
     ):
-        need.incident_id = incidents.after_placement(deps, need, deps.store.incidents.placement(reply))
+        placement = deps.store.incidents.placement(reply, need.id, request)
+        need.incident_id = incidents.after_placement(deps, need, placement)
     # a need placed early in a batch may have been drawn into an incident a later one opened
     unplaced = [need for need in needs if need.incident_id is None]
     if len(unplaced) < len(needs):

@@ -12,7 +12,7 @@ import redis
 from service.models import Family, Incident, IncidentRule, IncidentStatus
 from service.store.codec import incident_from_hash, text
 from service.store.keys import Keys
-from service.store.scripts import Scripts, outcome
+from service.store.scripts import Scripts, lost, outcome
 
 
 class Outcome(StrEnum):
@@ -67,38 +67,50 @@ class IncidentStore:
 
     def place(self, need_id: str, request: PlaceRequest) -> Placement:
         """Put a new need in an incident, or open one, or leave it waiting (incident.lua); Refused(NO_NEED)."""
-        pipe = self.r.pipeline(transaction=False)
-        self.queue_place(pipe, need_id, request)
-        return self.placement(pipe.execute()[0])
+        return _placement(
+            outcome(
+                self.scripts.call(
+                    "incident", self._place_arguments(need_id, request), keys=self._family_keys(request.family)
+                )
+            )
+        )
 
-    @staticmethod
-    def placement(reply: Any) -> Placement:
-        """A queued place()'s reply; Refused(NO_NEED) when the need is gone."""
+    def placement(self, reply: Any, need_id: str, request: PlaceRequest) -> Placement:
+        """A queued place()'s reply; Refused(NO_NEED) when the need is gone. A call the server had lost the
+        script of did nothing: the need is placed now, on its own."""
+        if lost(reply):
+            return self.place(need_id, request)
         return _placement(outcome(reply))
 
     def queue_place(self, pipe: Any, need_id: str, request: PlaceRequest) -> None:
-        """Queue place() on a pipeline or transaction (after the need's own writes); read it with placement()."""
-        r = request
+        """Queue place() on a transaction (after the need's own writes), unchecked (Scripts.queue): read its
+        reply with placement()."""
         self.scripts.queue(
             "incident",
-            {
-                "mode": "place",
-                "incident_id": r.new_id,
-                "family": r.family.value,
-                "now_iso": r.now_iso,
-                "now_epoch": repr(r.now_epoch),
-                "need_id": need_id,
-                "lat": r.lat,
-                "lon": r.lon,
-                "count": r.rule.count,
-                "radius_km": r.rule.radius_km,
-                "window_seconds": r.rule.minutes * 60,
-                "margin_km": r.margin_km,
-                "search_km": r.search_km,
-            },
+            self._place_arguments(need_id, request),
             pipeline=pipe,
-            keys=self._family_keys(r.family),
+            keys=self._family_keys(request.family),
+            checked=False,
         )
+
+    @staticmethod
+    def _place_arguments(need_id: str, request: PlaceRequest) -> dict[str, Any]:
+        r = request
+        return {
+            "mode": "place",
+            "incident_id": r.new_id,
+            "family": r.family.value,
+            "now_iso": r.now_iso,
+            "now_epoch": repr(r.now_epoch),
+            "need_id": need_id,
+            "lat": r.lat,
+            "lon": r.lon,
+            "count": r.rule.count,
+            "radius_km": r.rule.radius_km,
+            "window_seconds": r.rule.minutes * 60,
+            "margin_km": r.margin_km,
+            "search_km": r.search_km,
+        }
 
     def declare(
         self,

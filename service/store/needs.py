@@ -21,7 +21,7 @@ from service.store.codec import (
 )
 from service.store.keys import Keys
 from service.store.rollups import RollupStore
-from service.store.scripts import Scripts
+from service.store.scripts import Scripts, lost
 
 
 class Release(StrEnum):
@@ -109,7 +109,13 @@ class NeedStore:
             pipe.sadd(k.drill_needs(), *drills)
         if also is not None:
             also(pipe)
-        return list(pipe.execute())
+        replies = list(pipe.execute(raise_on_error=False))
+        # a script call queued unchecked may find its script lost (the caller runs it again); any other error
+        # is raised as the transaction would have raised it
+        for reply in replies:
+            if isinstance(reply, Exception) and not lost(reply):
+                raise reply
+        return replies
 
     def get(self, need_id: str) -> Need | None:
         data = self.r.hgetall(self.keys.need(need_id))

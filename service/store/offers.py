@@ -13,7 +13,7 @@ from service.models import Event, Offer, OfferStatus, Priority
 from service.store.codec import event_json, offer_from_hash, text
 from service.store.errors import Refused
 from service.store.keys import Keys
-from service.store.scripts import Scripts, outcome
+from service.store.scripts import Scripts, lost, outcome
 
 
 def bucket_label(value: float, buckets: tuple[float, ...]) -> str:
@@ -165,10 +165,13 @@ class OfferStore:
     def match_many(self, requests: list[MatchRequest]) -> list[MatchResult | Refused]:
         """match() for several needs in one round trip, in order; each its result or its refusal."""
         pipe = self.r.pipeline(transaction=False)
-        for request in requests:
-            self.scripts.queue("match", self._match_arguments(request), pipeline=pipe)
+        calls = [self._match_arguments(request) for request in requests]
+        for arguments in calls:
+            self.scripts.queue("match", arguments, pipeline=pipe, checked=False)
         answers: list[MatchResult | Refused] = []
-        for reply in pipe.execute(raise_on_error=False):
+        for arguments, reply in zip(calls, pipe.execute(raise_on_error=False), strict=True):
+            if lost(reply):
+                reply = self.scripts.call("match", arguments)
             try:
                 answers.append(self._result(outcome(reply)))
             except Refused as refused:
@@ -181,11 +184,13 @@ class OfferStore:
         None for a need that cannot be matched now (gone, not waiting, or out of offers).
         """
         pipe = self.r.pipeline(transaction=False)
-        for request in requests:
-            arguments = {**self._match_arguments(request), "plan_only": True, "extra": extra}
-            self.scripts.queue("match", arguments, pipeline=pipe)
+        calls = [{**self._match_arguments(request), "plan_only": True, "extra": extra} for request in requests]
+        for arguments in calls:
+            self.scripts.queue("match", arguments, pipeline=pipe, checked=False)
         found: list[Candidates | None] = []
-        for reply in pipe.execute(raise_on_error=False):
+        for arguments, reply in zip(calls, pipe.execute(raise_on_error=False), strict=True):
+            if lost(reply):
+                reply = self.scripts.call("match", arguments)
             try:
                 data = json.loads(outcome(reply))
             except Refused:
@@ -213,11 +218,16 @@ class OfferStore:
         """For each (need id, km): pending offers of ordinary needs held by volunteers within km of the need
         who could serve it, and could be moved (movable.lua); one round trip."""
         pipe = self.r.pipeline(transaction=False)
-        for need_id, within_km in wanted:
-            arguments = {"need_id": need_id, "within_km": within_km, "parallel": parallel, "count": count}
-            self.scripts.queue("movable", arguments, pipeline=pipe)
+        calls = [
+            {"need_id": need_id, "within_km": within_km, "parallel": parallel, "count": count}
+            for need_id, within_km in wanted
+        ]
+        for arguments in calls:
+            self.scripts.queue("movable", arguments, pipeline=pipe, checked=False)
         found: list[list[Movable]] = []
-        for reply in pipe.execute(raise_on_error=False):
+        for arguments, reply in zip(calls, pipe.execute(raise_on_error=False), strict=True):
+            if lost(reply):
+                reply = self.scripts.call("movable", arguments)
             found.append(
                 [
                     Movable(

@@ -130,14 +130,39 @@ class Scripts:
             reply = script(keys=keys, args=args)
         return reply
 
-    def queue(self, name: str, arguments: dict[str, Any], *, pipeline: Any, keys: list[str] | None = None) -> None:
-        """Add a script call to a pipeline; read its reply with outcome()."""
-        self._scripts[name](
-            keys=keys or [], args=[self.prefix, json.dumps(arguments, ensure_ascii=False)], client=pipeline
-        )
+    def queue(
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        pipeline: Any,
+        keys: list[str] | None = None,
+        checked: bool = True,
+    ) -> None:
+        """Add a script call to a pipeline; read its reply with outcome().
+
+        Checked (the client's own way), the client asks the server whether it holds the pipeline's scripts
+        before running it: one more round trip each time. Unchecked, the call goes out as a plain EVALSHA, and
+        its reply may say the server lost the script (lost(): e.g. it restarted): nothing of that call was
+        done, and the caller runs it again with call() or run(), which load it."""
+        keys = keys or []
+        args = [self.prefix, json.dumps(arguments, ensure_ascii=False)]
+        if checked:
+            self._scripts[name](keys=keys, args=args, client=pipeline)
+        else:
+            pipeline.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+
+    def call(self, name: str, arguments: dict[str, Any], *, keys: list[str] | None = None) -> Any:
+        """Run a script and answer its raw reply (read it with outcome()), the script loaded if need be."""
+        return self._evalsha(name, keys or [], [self.prefix, json.dumps(arguments, ensure_ascii=False)])
 
 
 _NO_REPLY = object()
+
+
+def lost(reply: Any) -> bool:
+    """Whether a queued script call was refused because the server does not hold the script (nothing was done)."""
+    return isinstance(reply, NoScriptError)
 
 
 def outcome(reply: Any) -> Any:

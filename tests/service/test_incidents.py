@@ -206,6 +206,21 @@ def test_five_water_needs_close_together_open_one_incident_with_all_of_them(deps
     assert deps.store.stats.get("incidents_opened:water:automatic") == 1
 
 
+def test_needs_taken_in_after_redis_lost_its_scripts_are_still_placed_once(deps: Deps) -> None:
+    # a restarted Redis holds no scripts: the transaction storing a need still commits, and its placement,
+    # refused for the lost script, is made on its own right after
+    first = [submit(deps, at(0.3 * i)) for i in range(4)]
+    deps.redis.script_flush()
+
+    fifth = submit(deps, at(0, 0.5))
+
+    incident_id = incident_of(deps, fifth)
+    assert incident_id is not None
+    assert sorted(deps.store.incidents.get(incident_id).need_ids) == sorted([*first, fifth])  # type: ignore[union-attr]
+    assert [e.type for e in deps.store.needs.events(fifth)].count(EventType.CREATED) == 1
+    assert incident_announcements(deps) == [("incident_opened", incident_id, "")]
+
+
 def test_a_later_need_inside_joins_and_one_a_little_beyond_grows_the_area_up_to_its_reach(deps: Deps) -> None:
     ids = [submit(deps, at(0.1 * i)) for i in range(5)]
     incident_id = incident_of(deps, ids[0])

@@ -476,3 +476,17 @@ def test_a_need_nobody_can_serve_is_escalated_with_its_timeline_in_order(deps: A
     assert {status: n for status, n in deps.store.needs.count_by_status().items() if n} == {"escalated": 1}
     assert need.status_reason == "no available volunteer with any skill within 3 km"
     assert result.escalation == Escalation(grid=need.grid, priority="normal", count="1")
+
+
+def test_batched_steps_run_on_after_redis_lost_its_scripts(deps: Any) -> None:
+    # a restarted Redis holds no scripts: a batch's calls go out as they are, and each refused for the lost
+    # script (nothing done) is run again on its own
+    need_id, _, _ = store_world(deps, crowd(3, 30))
+    deps.redis.script_flush()
+
+    [listed] = deps.store.offers.candidates([request(need_id)], extra=1)
+    deps.redis.script_flush()
+    [result] = deps.store.offers.match_many([request(need_id)])
+
+    assert listed is not None and len(listed.options) == 2
+    assert [o.volunteer_id for o in result.offers] == [listed.options[0][0]]  # type: ignore[union-attr]
