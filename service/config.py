@@ -122,7 +122,7 @@ CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "notify_processes": WHOLE_FROM_0,
     "maintenance_interval": WHOLE_FROM_1,
     "job_timeout": WHOLE_FROM_1,
-    "notify_retry_intervals": (lambda value: all(s >= 1 for s in value), "seconds from 1, comma-separated"),
+    "notify_retry_intervals": (lambda value: all(s >= 0 for s in value), "seconds from 0, comma-separated"),
     "sms_url_template": (_sms_template, "an apprise URL with {phone} or {phone_digits} in it"),
     "dispatcher_channels": (lambda urls: all(map(_apprise_url, urls)), "apprise URLs (scheme://...), space-separated"),
     "offer_reminder_ratio": (lambda value: 0 < value < 1, "a share above 0 and below 1"),

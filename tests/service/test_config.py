@@ -63,7 +63,7 @@ def test_switches_take_the_usual_words(value: str, meant: bool) -> None:
         ("AIDLINE_NOTIFY_PROCESSES", "-1", "AIDLINE_NOTIFY_PROCESSES: '-1' is not a whole number from 0"),
         ("AIDLINE_MAINTENANCE_INTERVAL", "0", "AIDLINE_MAINTENANCE_INTERVAL: '0' is not a whole number from 1"),
         ("AIDLINE_JOB_TIMEOUT", "0", "AIDLINE_JOB_TIMEOUT: '0' is not a whole number from 1"),
-        ("AIDLINE_NOTIFY_RETRY_INTERVALS", "30,0", "AIDLINE_NOTIFY_RETRY_INTERVALS: '30,0' is not seconds from 1"),
+        ("AIDLINE_NOTIFY_RETRY_INTERVALS", "30,-1", "AIDLINE_NOTIFY_RETRY_INTERVALS: '30,-1' is not seconds from 0"),
         ("AIDLINE_SMS_URL_TEMPLATE", "nothing", "AIDLINE_SMS_URL_TEMPLATE: 'nothing' is not an apprise URL with"),
         ("AIDLINE_SMS_URL_TEMPLATE", "sns://k:s@r/", "AIDLINE_SMS_URL_TEMPLATE: 'sns://k:s@r/' is not an apprise URL"),
         ("AIDLINE_SMS_URL_TEMPLATE", "sns://k/{phone}/{to}", "AIDLINE_SMS_URL_TEMPLATE: 'sns://k/{phone}/{to}' is not"),
