@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 import redis
 
 from service.clock import Clock, SystemClock
-from service.config import SettingError, Settings
+from service.config import Settings
 from service.deps import Deps
 from service.geocoding import Geocoder, GeopyGeocoder, NoGeocoder
 from service.incidents import parse_rules
@@ -34,6 +32,17 @@ def build_geocoder(settings: Settings) -> Geocoder:
     )
 
 
+def check_settings(settings: Settings) -> None:
+    """What Settings.from_env cannot check alone: the incident rules, the escalation ladder and the geocoder.
+
+    Every process runs this before it starts anything (a mistake raises SettingError naming the variable)."""
+    parse_rules(settings.incident_rules)
+    parse_ladder(
+        settings.escalation_ladder, ack_seconds=settings.ack_seconds, ack_seconds_critical=settings.ack_seconds_critical
+    )
+    build_geocoder(settings)
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -44,14 +53,7 @@ def bootstrap(
 ) -> Deps:
     """Build the store, job queue, geocoder and clock from settings; tests pass their own parts."""
     settings = settings or Settings.from_env()
-    parse_rules(settings.incident_rules)  # a mistake in AIDLINE_INCIDENT_RULES stops the process at start
-    try:
-        ZoneInfo(settings.timezone)  # an unknown AIDLINE_TIMEZONE (rotas, message times) stops the process at start
-    except (ZoneInfoNotFoundError, ValueError):
-        raise SettingError(f"AIDLINE_TIMEZONE: {settings.timezone!r} is not a time zone, e.g. Asia/Shanghai") from None
-    parse_ladder(
-        settings.escalation_ladder, ack_seconds=settings.ack_seconds, ack_seconds_critical=settings.ack_seconds_critical
-    )
+    check_settings(settings)
     connection = connection or redis_client(settings.redis_url)
     return Deps(
         settings=settings,

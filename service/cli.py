@@ -16,7 +16,7 @@ import click
 import redis
 
 from service import clock, launcher, reports, roster, roster_sync, sweeper
-from service.bootstrap import bootstrap
+from service.bootstrap import bootstrap, check_settings
 from service.config import SettingError, Settings
 from service.demo import demo_captain, demo_care, load_households, put_captain_on_call
 from service.deps import Deps
@@ -109,6 +109,7 @@ def token_revoke(token_or_id: str) -> None:
 def worker(processes: int | None, notify_processes: int | None, burst: bool, match_only: bool) -> None:
     """Run the RQ workers (urgent, default, low, notify) with the scheduler and the sweep."""
     settings = Settings.from_env()
+    check_settings(settings)  # here, before any worker process starts (each would stop at once, again and again)
     sys.exit(
         runner.run(
             settings,

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from string import Formatter
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import limits
+
+from service.models import Priority
 
 
 class SettingError(ValueError):
@@ -16,6 +26,122 @@ FALSE_WORDS = ("0", "false", "no", "off", "")
 
 def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+def _above(low: float) -> Callable[[float], bool]:
+    return lambda value: value > low
+
+
+def _from(low: float) -> Callable[[float], bool]:
+    return lambda value: value >= low
+
+
+def _web_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+def _redis_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return (parts.scheme in ("redis", "rediss") and bool(parts.netloc)) or (parts.scheme == "unix" and bool(parts.path))
+
+
+def _rate_limit(value: str) -> bool:
+    if not value.strip():
+        return True  # no limit
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _apprise_url(value: str) -> bool:
+    scheme, _, rest = value.partition("://")
+    return bool(scheme) and bool(rest) and " " not in value
+
+
+def _sms_template(value: str) -> bool:
+    """An apprise URL with {phone} or {phone_digits} in it, and no other placeholder."""
+    if not value:
+        return True
+    try:
+        names = {name for _, name, _, _ in Formatter().parse(value) if name is not None}
+        value.format(phone="+8613800000000", phone_digits="8613800000000")
+    except (ValueError, KeyError, IndexError, AttributeError):
+        return False
+    return _apprise_url(value) and bool(names) and names <= {"phone", "phone_digits"}
+
+
+def _tiles_url(value: str) -> bool:
+    return not value or (_web_url(value.replace("{s}", "a")) and all(part in value for part in ("{z}", "{x}", "{y}")))
+
+
+def _time_zone(value: str) -> bool:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _geocoders() -> list[str]:
+    from geopy.geocoders import SERVICE_TO_GEOCODER  # geopy is imported only where a geocoder is named
+
+    return sorted(SERVICE_TO_GEOCODER)
+
+
+WHOLE_FROM_0 = (_from(0), "a whole number from 0")
+WHOLE_FROM_1 = (_from(1), "a whole number from 1")
+KM_FROM_0 = (_from(0), "a number of km from 0")
+RATE_LIMIT = (_rate_limit, "a rate limit like 300/minute or 20/second;600/minute (empty: no limit)")
+CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "redis_url": (_redis_url, "a Redis URL like redis://127.0.0.1:6379/0 (rediss://, unix://)"),
+    "key_prefix": (lambda value: bool(value) and not any(c.isspace() for c in value), "a prefix without spaces"),
+    "public_url": (_web_url, "an http:// or https:// URL"),
+    "first_ring_km": (_above(0), "a number of km above 0"),
+    "area_km2": (_above(0), "a number of km2 above 0"),
+    "max_radius_km": (_above(0), "a number of km above 0"),
+    "max_offers": WHOLE_FROM_1,
+    "batch_window_ms": (lambda value: 0 <= value <= 60_000, "a whole number of ms from 0 to 60000"),
+    "parallel_after_expiry": WHOLE_FROM_1,
+    "parallel_reach_km": KM_FROM_0,
+    "move_saving_km": KM_FROM_0,
+    "preempt_margin_km": KM_FROM_0,
+    "fair_slack_ratio": (_from(0), "a number from 0"),
+    "fair_slack_km": KM_FROM_0,
+    "fair_pool": WHOLE_FROM_0,
+    "travel_speed_kmh": (_above(0), "a speed in km/h above 0"),
+    "auto_close_seconds": WHOLE_FROM_1,
+    "reopen_window_seconds": WHOLE_FROM_0,
+    "deadline_risk_ratio": (lambda value: 0 < value <= 1, "a share above 0 and at most 1"),
+    "geocoder": (lambda value: not value or value in _geocoders(), "a geocoder geopy knows"),
+    "geocoder_scheme": (lambda value: value in ("http", "https"), "http or https"),
+    "geocoder_timeout": (_above(0), "a number of seconds above 0"),
+    "worker_processes": WHOLE_FROM_1,
+    "notify_processes": WHOLE_FROM_0,
+    "maintenance_interval": WHOLE_FROM_1,
+    "job_timeout": WHOLE_FROM_1,
+    "notify_retry_intervals": (lambda value: all(s >= 0 for s in value), "seconds from 0, comma-separated"),
+    "sms_url_template": (_sms_template, "an apprise URL with {phone} or {phone_digits} in it"),
+    "dispatcher_channels": (lambda urls: all(map(_apprise_url, urls)), "apprise URLs (scheme://...), space-separated"),
+    "offer_reminder_ratio": (lambda value: 0 < value < 1, "a share above 0 and below 1"),
+    "timezone": (_time_zone, "a time zone, e.g. Asia/Shanghai"),
+    "max_content_length": WHOLE_FROM_1,
+    "max_bulk_content_length": WHOLE_FROM_1,
+    "rate_limit_dispatcher": RATE_LIMIT,
+    "rate_limit_intake": RATE_LIMIT,
+    "rate_limit_ops": RATE_LIMIT,
+    "rate_limit_volunteer": RATE_LIMIT,
+    "rate_limit_anonymous": RATE_LIMIT,
+    "rate_limit_inbound": RATE_LIMIT,
+    "rate_limit_captain": RATE_LIMIT,
+    "proxy_hops": WHOLE_FROM_0,
+    "map_tiles_url": (_tiles_url, "an http(s) tile URL template with {z}, {x} and {y}"),
+}
+"""What each setting's value must be, beyond its form; the ones not here take any text (secrets, names, paths)
+or are checked as they are read (parallel offers, grid channels, visit cadence) or by the domain's own parser
+(incident rules, the escalation ladder: service.bootstrap.check_settings)."""
 
 
 @dataclass(frozen=True)
@@ -112,13 +238,13 @@ class Settings:
         env = dict(os.environ if environ is None else environ)
         values: dict[str, object] = {}
         if "REDIS_URL" in env:
-            values["redis_url"] = env["REDIS_URL"]
+            values["redis_url"] = _checked("REDIS_URL", "redis_url", env["REDIS_URL"], env["REDIS_URL"])
         for f in fields(cls):
             name = f"AIDLINE_{f.name.upper()}"
             if name not in env:
                 continue
             try:
-                values[f.name] = _setting(f.name, env[name], f.default)
+                values[f.name] = _checked(name, f.name, env[name], _setting(f.name, env[name], f.default))
             except SettingError:
                 raise
             except ValueError:
@@ -126,6 +252,16 @@ class Settings:
                 raise SettingError(f"{name}: {env[name]!r} is not {kind}") from None
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _checked(variable: str, name: str, raw: str, value: object) -> object:
+    """The value, when it is one the setting can take (CHECKS); otherwise SettingError naming the variable."""
+    check, wanted = CHECKS.get(name, (lambda _: True, ""))
+    if check(value):
+        return value
+    if name == "geocoder":
+        wanted += f" ({', '.join(_geocoders())})"
+    raise SettingError(f"{variable}: {raw!r} is not {wanted}")
 
 
 def _setting(name: str, raw: str, default: object) -> object:
@@ -147,28 +283,44 @@ def _setting(name: str, raw: str, default: object) -> object:
     if isinstance(default, int):
         return int(raw)
     if isinstance(default, float):
-        return float(raw)
+        number = float(raw)
+        if not math.isfinite(number):
+            raise ValueError(raw)
+        return number
     return raw
 
 
 def _per_priority(raw: str) -> dict[str, int]:
-    """Parse 'critical=3,high=2' into a mapping."""
+    """Parse 'critical=3,high=2' into a mapping; an unknown priority or a count below 1 stops the process at start."""
     mapping: dict[str, int] = {}
     for part in raw.split(","):
-        if "=" in part:
-            name, value = part.split("=", 1)
-            mapping[name.strip()] = max(int(value), 1)
+        if not part.strip():
+            continue
+        name, _, count = part.partition("=")
+        name = name.strip()
+        if name not in set(Priority) or not count.strip().isdigit() or int(count) < 1:
+            raise SettingError(
+                f"AIDLINE_PARALLEL_OFFERS: {part.strip()!r} is not priority=count (priorities "
+                f"{', '.join(Priority)}; count a whole number from 1)"
+            )
+        mapping[name] = int(count)
     return mapping
 
 
 def _grid_channels(raw: str) -> dict[str, tuple[str, ...]]:
-    """Parse 'grid-1=url url;grid-2=url' into a mapping."""
+    """Parse 'grid-1=url url;grid-2=url' into a mapping; a part without a grid or apprise URLs stops the process."""
     mapping: dict[str, tuple[str, ...]] = {}
     for part in raw.split(";"):
-        if "=" not in part:
+        if not part.strip():
             continue
-        grid, urls = part.split("=", 1)
-        mapping[grid.strip()] = tuple(u for u in urls.split() if u)
+        grid, _, urls = part.partition("=")
+        channels = tuple(u for u in urls.split() if u)
+        if not grid.strip() or not channels or not all(map(_apprise_url, channels)):
+            raise SettingError(
+                f"AIDLINE_GRID_CHANNELS: {part.strip()!r} is not grid=urls (apprise URLs, space-separated; "
+                "grids separated by ;)"
+            )
+        mapping[grid.strip()] = channels
     return mapping
 
 

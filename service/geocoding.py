@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from service.config import SettingError
 from service.exceptions import GeocodingUnavailable, InvalidInput, ServiceUnavailable
 from service.models import Location
 
@@ -26,12 +27,16 @@ class GeopyGeocoder:
     """Any geopy geocoder by name (e.g. 'nominatim'), optionally on a private domain."""
 
     def __init__(self, name: str, *, user_agent: str, domain: str = "", scheme: str = "https", timeout: float = 5):
+        from geopy.exc import GeopyError
         from geopy.geocoders import get_geocoder_for_service
 
         kwargs: dict[str, object] = {"user_agent": user_agent, "timeout": timeout, "scheme": scheme}
         if domain:
             kwargs["domain"] = domain
-        self._geocoder = get_geocoder_for_service(name)(**kwargs)
+        try:
+            self._geocoder = get_geocoder_for_service(name)(**kwargs)
+        except (GeopyError, TypeError, ValueError) as wrong:  # e.g. one that needs an API key Aidline cannot give
+            raise SettingError(f"AIDLINE_GEOCODER: {name!r} cannot be used: {wrong}") from None
 
     def locate(self, address: str) -> Location:
         from geopy.exc import GeopyError

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import click
 
+from service.bootstrap import check_settings
+from service.config import Settings
+
 POLL_SECONDS = 0.1
 STOP_GRACE_SECONDS = 20.0
 """How long a child may take to exit after SIGTERM before its whole process group is killed."""
@@ -368,6 +371,7 @@ def start_everything(children: list[Child], *, port: int, redis_port: int, var: 
 
 def run(*, port: int, redis_port: int, var: Path) -> None:
     """Start everything, keep it running, and stop it all on Ctrl-C or SIGTERM."""
+    check_settings(Settings.from_env())  # a setting no process could start with stops this before anything starts
     signals = StopSignals()
     signals.install()
     var = var.resolve()

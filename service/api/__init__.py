@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+from functools import cached_property
+from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import flask
 import marshmallow as ma
 from flask import Flask, request, send_from_directory
 from flask_smorest import Api
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from service.api import (
@@ -71,9 +75,38 @@ def swagger_assets() -> Path:
     return Path(swagger_ui_bundle.swagger_ui_path)
 
 
+READ_SIZE = 64 * 1024
+
+
+class BoundedRequest(flask.Request):
+    """A chunked body (no Content-Length) is held to max_content_length like any other: 413 beyond, never cut short.
+
+    Werkzeug stops reading such a body at the limit and hands on what it read, so a body over the limit would
+    reach the parser cut off (a 400 "Invalid JSON body."); here it is read to its end or to one byte over the
+    limit, and a body over it is refused on every read, as one with a Content-Length over it is."""
+
+    _body_too_large = False
+
+    @cached_property
+    def stream(self) -> IO[bytes]:
+        limit = self.max_content_length
+        if self.content_length is not None or limit is None or not self.environ.get("wsgi.input_terminated"):
+            return super().stream
+        if self._body_too_large:
+            raise RequestEntityTooLarge()
+        source, body = self.environ["wsgi.input"], bytearray()
+        while piece := source.read(min(READ_SIZE, limit + 1 - len(body))):
+            body += piece
+            if len(body) > limit:
+                self._body_too_large = True
+                raise RequestEntityTooLarge()
+        return BytesIO(bytes(body))
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Create and configure the Aidline API; tests pass SETTINGS and, optionally, DEPS."""
     app = Flask("service")
+    app.request_class = BoundedRequest
     app.config.from_mapping(
         API_TITLE="Aidline",
         API_VERSION="1.0.0",

@@ -36,7 +36,9 @@ IDEMPOTENCY_KEY = {
     "required": False,
     "schema": {"type": "string", "maxLength": 200},
     "description": "Retrying with the same key and body returns the first answer (marked Idempotent-Replayed: "
-    "true) and creates nothing; the same key with another body is a 422. Keys are kept 24 hours per token and path.",
+    "true) and creates nothing; the same key with another body is a 422 (the same JSON in another key order or "
+    "spacing is the same body). A body refused as sent (400, 413, 415, 422) leaves the key free for the corrected "
+    "body. Keys are kept 24 hours per token and path.",
 }
 
 SHARED_ANSWERS = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import logging
 import re
 import time
@@ -46,6 +47,8 @@ DASHBOARD_READS = frozenset(
 answers GET too, e.g. requeueing a queue's failed jobs), so it is refused whatever the method."""
 """What the dashboard answers: it shows the queues; emptying, requeueing and deleting jobs are refused."""
 IDEMPOTENCY_TTL = 24 * 3600
+REFUSED_BEFORE_EXECUTING = (400, 413, 415, 422)
+"""Answers to a body refused as sent (not JSON, too large, invalid): nothing was done, so the key stays free."""
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 
 
@@ -137,8 +140,20 @@ def init_request_ids(app: Flask) -> None:
         return response
 
 
+def body_fingerprint(data: bytes) -> str:
+    """The same request body however its JSON is spelled (key order, whitespace); other bodies as their bytes."""
+    try:
+        canonical = json.dumps(json.loads(data), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except ValueError:  # not JSON (or not UTF-8): the bytes as sent
+        return hashlib.sha256(b"bytes|" + data).hexdigest()
+    return hashlib.sha256(b"json|" + canonical.encode()).hexdigest()
+
+
 def init_idempotency(app: Flask, deps: Deps) -> None:
-    """Idempotency-Key on POST: a retry with the same key and body gets the first answer again."""
+    """Idempotency-Key on POST: a retry with the same key and body gets the first answer again.
+
+    Only answers of requests that started executing are kept: a body refused as sent (400, 413, 415, 422) leaves
+    the key free for the corrected body."""
 
     def scope() -> str:
         credential = request.headers.get("Authorization", "") or "anonymous"
@@ -155,7 +170,7 @@ def init_idempotency(app: Flask, deps: Deps) -> None:
                 "Idempotency-Key is too long (at most 200 characters)",
                 {"headers": {"Idempotency-Key": ["Longer than 200 characters."]}},
             )
-        body_hash = hashlib.sha256(request.get_data()).hexdigest()
+        body_hash = body_fingerprint(request.get_data())
         first = deps.store.idempotency.claim(scope(), key, body_hash, ttl_seconds=IDEMPOTENCY_TTL)
         if first is None:
             g.idempotency_key = key
@@ -181,7 +196,7 @@ def init_idempotency(app: Flask, deps: Deps) -> None:
         key = getattr(g, "idempotency_key", None)
         if key is None:
             return response
-        if response.status_code >= 500 or response.status_code in (401, 409, 429):
+        if response.status_code >= 500 or response.status_code in (401, 409, 429, *REFUSED_BEFORE_EXECUTING):
             deps.store.idempotency.forget(scope(), key)  # not an answer worth replaying: let the retry run
         else:
             deps.store.idempotency.store(

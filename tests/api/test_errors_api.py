@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -188,6 +189,34 @@ def test_body_over_64_kb_is_413_on_every_body_endpoint(client, tokens, body_endp
     text = json.dumps({"padding": "x" * (70 * 1024)})
     for method, url in body_endpoints:
         assert_error(send(client, method, url, text, tokens.dispatcher), 413)
+
+
+def send_chunked(client: Any, url: str, text: str, headers: dict[str, str]) -> Any:
+    """A body with Transfer-Encoding: chunked and no Content-Length, as a server that ends the stream passes it."""
+    return client.post(
+        url,
+        input_stream=io.BytesIO(text.encode()),
+        headers={**headers, "Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_over_64_kb_is_the_same_413(client, tokens):
+    text = json.dumps({**NEED, "description": "x" * (70 * 1024)})
+
+    response = send_chunked(client, "/api/v1/needs", text, tokens.dispatcher)
+
+    assert_error(response, 413)
+    assert response.get_json()["message"] == "the body is larger than this endpoint takes: 64 KB"
+
+
+def test_a_chunked_body_under_the_limit_is_read_whole(client, tokens):
+    small = send_chunked(client, "/api/v1/needs", json.dumps(NEED), tokens.dispatcher)
+    text = json.dumps({**NEED, "pad": "p" * (60 * 1024)})
+    padded = send_chunked(client, "/api/v1/needs", text, tokens.dispatcher)
+
+    assert small.status_code == 201, small.get_json()
+    assert assert_error(padded, 422)["errors"] == {"json": {"pad": ["Unknown field."]}}
 
 
 def test_body_just_under_64_kb_is_not_413(client, tokens):

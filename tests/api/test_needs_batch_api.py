@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -120,6 +121,24 @@ def test_a_body_over_the_bulk_limit_is_413_json(client, tokens, settings):
     assert response.mimetype == "application/json"
     assert response.get_json()["code"] == 413
     assert response.get_json()["message"].endswith("takes: 4 MB"), "the batch's own limit is named"
+
+
+@pytest.mark.parametrize(("padding", "answer"), [(4_450_000, 413), (4_350_000, 413), (4_100_000, 422)])
+def test_a_chunked_batch_is_held_to_the_same_limit(client, tokens, padding, answer):
+    text = json.dumps({"needs": [NEED] * 10, "pad": "p" * padding})
+
+    response = client.post(
+        URL,
+        input_stream=io.BytesIO(text.encode()),
+        headers={**tokens.dispatcher, "Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == answer
+    if answer == 413:
+        assert response.get_json()["message"].endswith("takes: 4 MB")
+    else:  # read whole: what is wrong is the unknown field, not the JSON
+        assert response.get_json()["errors"] == {"json": {"pad": ["Unknown field."]}}
 
 
 def test_the_larger_body_is_for_the_batch_only(client, tokens):

@@ -157,18 +157,24 @@ class Http:
     def with_token(self, token: str) -> Http:
         return Http(self.port, token)
 
-    def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> Reply:
+    def request(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None, chunked: bool = False
+    ) -> Reply:
+        """`chunked`: the body sent with Transfer-Encoding: chunked (16 KB chunks) and no Content-Length."""
         sent = {"Accept": "application/json"}
         if self.token:
             sent["Authorization"] = f"Bearer {self.token}"
-        data = None
+        data: Any = None
         if body is not None:
-            data = json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
             sent["Content-Type"] = "application/json"
+            if chunked:
+                whole = data
+                data = (whole[i : i + 16384] for i in range(0, len(whole), 16384))
         sent.update(headers or {})
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
-            connection.request(method, path, body=data, headers=sent)
+            connection.request(method, path, body=data, headers=sent, encode_chunked=chunked)
             response = connection.getresponse()
             text = response.read().decode()
             return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, text)

@@ -77,6 +77,23 @@ def test_readyz_needs_a_live_worker(api: Http, env: dict[str, str], start_worker
     assert "no worker is alive" in again.json["message"]
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "answer", "says"),
+    [
+        ("/api/v1/needs", {**NEED, "description": "x" * 70_000}, 413, "takes: 64 KB"),
+        ("/api/v1/needs/batch", {"needs": [NEED] * 10, "pad": "p" * 4_450_000}, 413, "takes: 4 MB"),
+        ("/api/v1/needs/batch", {"needs": [NEED] * 10, "pad": "p" * 4_100_000}, 422, "pad"),
+    ],
+)
+def test_a_chunked_body_is_held_to_the_limit_of_its_endpoint(
+    dispatcher: Http, path: str, body: dict[str, object], answer: int, says: str
+) -> None:
+    response = dispatcher.post(path, body, chunked=True)
+
+    assert response.status == answer, response.text[:300]
+    assert says in response.text
+
+
 def test_healthz_does_not_need_a_worker(api: Http) -> None:
     reply = api.get("/healthz")
     assert reply.status == 200

@@ -14,7 +14,7 @@ import pytest
 from service import captains, sweeper
 from service.bootstrap import bootstrap
 from service.clock import ManualClock
-from service.config import SettingError
+from service.config import SettingError, Settings
 from service.deps import Deps
 from service.exceptions import Conflict, Forbidden
 from service.ladder import parse_ladder
@@ -327,6 +327,6 @@ def test_a_mistake_in_the_ladder_stops_the_process_at_start_saying_what(raw: str
     assert says in str(refused.value)
 
 
-def test_an_unknown_time_zone_stops_the_process_at_start(settings: Any) -> None:
+def test_an_unknown_time_zone_stops_the_process_at_start() -> None:
     with pytest.raises(SettingError, match="AIDLINE_TIMEZONE: 'Mars/Olympus_Mons' is not a time zone"):
-        bootstrap(dataclasses.replace(settings, timezone="Mars/Olympus_Mons"))
+        Settings.from_env({"AIDLINE_TIMEZONE": "Mars/Olympus_Mons"})
