@@ -148,7 +148,7 @@ bench-peers: install
 	@test -f $(PEERS_DIR)/side_by_side.py || { echo "no peer benchmark at $(PEERS_DIR): set PEERS_DIR"; exit 2; }
 	@test -x $(PEERS_VENV)/bin/python || { echo "no peers venv at $(PEERS_VENV): run $(PEERS_DIR)/setup.sh, or set PEERS_VENV"; exit 2; }
 	AIDLINE_MAIN=$(CURDIR) AIDLINE_PYTHON=$(CURDIR)/$(BIN)/python $(PEERS_VENV)/bin/python $(PEERS_DIR)/side_by_side.py \
-	  $(PEERS_ARGS) --out var/peer-results
+	  $(PEERS_ARGS) --out var/peer-results/side-by-side-$$(date -u +%Y%m%dT%H%M%S).json
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
