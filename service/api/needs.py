@@ -256,5 +256,5 @@ class NeedNotifications(MethodView):
         """Every notification for this need: recipient, channel (secrets hidden; only its kind for ops), status and
         each attempt."""
         found = needs.need_deliveries(deps=deps(), need_id=need_id, principal=current_principal())
-        keys = ("id", "topic", "recipient", "status", "channel", "created_at", "attempts")
-        return {"items": [{k: d[k] for k in keys} for d in found]}
+        keys = ("id", "topic", "recipient", "status", "reason", "channel", "created_at", "attempts")
+        return {"items": [{k: d[k] for k in keys if k in d} for d in found]}

@@ -659,7 +659,15 @@ class NotificationSchema(ma.Schema):
     id = fields.String(required=True)
     topic = fields.String(required=True)
     recipient = fields.String(required=True)
-    status = fields.String(required=True, metadata={"enum": ["pending", "sent", "failed"]})
+    status = fields.String(
+        required=True,
+        metadata={
+            "enum": ["pending", "sent", "failed", "skipped"],
+            "description": "skipped: not sent because it became pointless (see reason), e.g. an offer no longer "
+            "pending",
+        },
+    )
+    reason = fields.String(metadata={"description": "Why a skipped notification was not sent"})
     channel = fields.String(allow_none=True)
     created_at = fields.String(required=True)
     attempts = fields.List(fields.Nested(AttemptSchema), required=True)
