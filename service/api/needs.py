@@ -150,7 +150,7 @@ class NeedAssign(MethodView):
     def post(self, body: dict[str, Any], need_id: str) -> dict[str, Any]:
         """Assign a chosen volunteer directly, without an offer round (capacity still applies), to `role` or the
         first role not yet filled whose skills they have; it takes the place of the role's pending offers when
-        the role has no free place."""
+        the role has no free place. 409 on `volunteer_id` when the volunteer is off duty or lacks the skills."""
         offers.assign_volunteer(
             deps=deps(),
             need_id=need_id,

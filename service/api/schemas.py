@@ -574,8 +574,8 @@ class AssignSchema(Schema):
         strict=True,
         validate=validate.Range(min=0, max=MAX_ROLES - 1),
         metadata={
-            "description": "The index of the role the volunteer takes (409 when the need has no such role); "
-            "by default the first role not yet filled whose skills they have"
+            "description": "The index of the role the volunteer takes (422 when the need has no such role, 409 when "
+            "the volunteer lacks its skills); by default the first role not yet filled whose skills they have"
         },
     )
 
