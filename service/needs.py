@@ -12,7 +12,7 @@ from service import access, clock, incidents, jobs, lifecycle, paging
 from service.backlog import ARRIVAL_REPLIES, announce, arrivals, arrived, wait_for_match
 from service.catalog import kind_spec
 from service.deps import Deps
-from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
+from service.exceptions import FeedbackRefused, Forbidden, InvalidInput, InvalidTransition, NotFound
 from service.ids import new_id
 from service.lifecycle import Action
 from service.models import (
@@ -603,20 +603,41 @@ def takes_feedback(*, deps: Deps, need: Need) -> bool:
     return need.status is NeedStatus.CLOSED and within_reopen_window(deps=deps, need=need)
 
 
-def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fixed: bool) -> Need:
-    """The requester confirms (closes with a rating) or says it is not fixed (reopens)."""
-    need = need_for_tracking(deps=deps, code=code)
-    if fixed:
-        return close_need(deps=deps, need_id=need.id, actor="requester", rating=rating, comment=comment)
-    if need.status not in (NeedStatus.DONE, NeedStatus.CLOSED):
-        raise InvalidTransition(
-            f"feedback is taken once the need is done; it is {need.status.value}", current=need.status.value
+def feedback_refused(status: NeedStatus) -> FeedbackRefused:
+    """Why a need in this status takes no rating: already closed, or not done (yet, or again)."""
+    if status is NeedStatus.CLOSED:
+        return FeedbackRefused(
+            "already closed: the need is closed and its feedback taken (fixed: false reopens it within the reopen "
+            "window)",
+            current=status.value,
+            cause="closed",
         )
+    return FeedbackRefused(
+        f"not done yet: the need is {status.value}; feedback is taken once it is done",
+        current=status.value,
+        cause="not_done",
+    )
+
+
+def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fixed: bool) -> Need:
+    """The requester confirms (closes with a rating) or says it is not fixed (reopens); FeedbackRefused says why
+    not: not done yet, already closed (fixed), closed too long ago (not fixed)."""
+    need = need_for_tracking(deps=deps, code=code)
+    if need.status not in (NeedStatus.DONE, NeedStatus.CLOSED):
+        raise feedback_refused(need.status)
+    if fixed:
+        if need.status is NeedStatus.CLOSED:
+            raise feedback_refused(need.status)
+        try:
+            return close_need(deps=deps, need_id=need.id, actor="requester", rating=rating, comment=comment)
+        except InvalidTransition as refused:  # its status changed meanwhile
+            raise feedback_refused(NeedStatus(refused.current)) from None
     moment = deps.clock.now()
     if need.status is NeedStatus.CLOSED and not within_reopen_window(deps=deps, need=need):
-        raise InvalidTransition(
-            "this need was closed too long ago to reopen by feedback; please submit a new request",
+        raise FeedbackRefused(
+            "closed too long ago to reopen by feedback; please submit a new request",
             current=need.status.value,
+            cause="too_late",
         )
     deps.store.needs.add_event(
         need.id,

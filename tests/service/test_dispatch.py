@@ -702,8 +702,22 @@ def test_feedback_not_fixed_reopens_a_closed_need_only_within_the_reopen_window(
     response = client.post(f"/api/v1/track/{code}/feedback", json={"rating": 1, "fixed": False})
 
     assert response.status_code == 409
-    assert "closed" in response.get_json()["message"]
+    assert response.get_json()["message"].startswith("closed too long ago to reopen")
     assert client.get(f"/api/v1/track/{code}").get_json()["status"] == "closed"
+
+
+def test_a_rating_for_a_need_already_closed_is_refused_as_already_closed(client, assigned, progress, tokens) -> None:
+    need, volunteer = assigned()
+    progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
+    code = need["tracking_code"]
+    assert client.post(f"/api/v1/track/{code}/feedback", json={"rating": 5, "fixed": True}).status_code == 200
+
+    response = client.post(f"/api/v1/track/{code}/feedback", json={"rating": 3, "fixed": True})
+
+    assert response.status_code == 409
+    assert response.get_json()["message"].startswith("already closed")
+    assert response.get_json()["errors"] == {"status": ["current status is closed"]}
+    assert client.get(f"/api/v1/track/{code}").get_json()["rating"] == 5
 
 
 def test_feedback_not_fixed_reopens_a_recently_closed_need(client, assigned, progress, tokens) -> None:
@@ -724,7 +738,7 @@ def test_feedback_before_the_need_is_done_is_refused(client, assigned) -> None:
     for fixed in (True, False):
         response = client.post(f"/api/v1/track/{need['tracking_code']}/feedback", json={"rating": 5, "fixed": fixed})
         assert response.status_code == 409
-        assert "assigned" in response.get_json()["message"]
+        assert response.get_json()["message"].startswith("not done yet: the need is assigned")
 
 
 def test_done_need_is_closed_automatically_after_the_quiet_period(
