@@ -73,21 +73,40 @@ def _grid(description: str = "The grid", **kwargs: Any) -> fields.String:
 
 
 SURROGATES = re.compile("[\ud800-\udfff]")
+CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters, but for tab, line feed and carriage return (a browser's text area sends CR LF)."""
+BAD_TEXT = (
+    (SURROGATES, "Contains invalid characters (unpaired surrogates)."),
+    (CONTROLS, "Contains control characters (only newline and tab are allowed)."),
+)
 
 
-def _surrogate_fields(data: Any, path: str = "") -> list[str]:
-    """Dotted names of strings holding unpaired surrogates, which cannot be stored as UTF-8."""
+def _bad_text(data: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """Where the body holds text that cannot be stored as UTF-8 (unpaired surrogates) or control characters
+    (a NUL, an escape, ...), with why: (path of keys and indexes, message)."""
     if isinstance(data, str):
-        return [path or "_schema"] if SURROGATES.search(data) else []
+        return [(path or ("_schema",), message) for pattern, message in BAD_TEXT if pattern.search(data)][:1]
     if isinstance(data, dict):
-        return [f for k, v in data.items() for f in _surrogate_fields(v, f"{path}.{k}" if path else str(k))]
+        return [found for k, v in data.items() for found in _bad_text(v, (*path, str(k)))]
     if isinstance(data, list):
-        return [f for i, v in enumerate(data) for f in _surrogate_fields(v, f"{path}.{i}" if path else str(i))]
+        return [found for i, v in enumerate(data) for found in _bad_text(v, (*path, i))]
     return []
 
 
+def _nested_errors(found: list[tuple[tuple[str | int, ...], str]]) -> dict[str | int, Any]:
+    """{"requester": {"name": [message]}} from (("requester", "name"), message): marshmallow's shape."""
+    errors: dict[str | int, Any] = {}
+    for path, message in found:
+        node = errors
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1], []).append(message)
+    return errors
+
+
 class Schema(ma.Schema):
-    """Every input schema rejects fields it does not know, and text that is not valid Unicode."""
+    """Every input schema rejects fields it does not know, and text that is not valid Unicode or holds control
+    characters other than newline and tab (422 naming the field)."""
 
     class Meta:
         unknown = RAISE
@@ -97,10 +116,10 @@ class Schema(ma.Schema):
     of two fields being required): documented with the body, and enforced by the schema's own validators."""
 
     @ma.pre_load
-    def _no_surrogates(self, data: Any, **_: Any) -> Any:
-        bad = _surrogate_fields(data)
-        if bad:
-            raise ValidationError({name: ["Contains invalid characters (unpaired surrogates)."] for name in bad})
+    def _no_bad_text(self, data: Any, **_: Any) -> Any:
+        found = _bad_text(data)
+        if found:
+            raise ValidationError(_nested_errors(found))
         return data
 
 
