@@ -916,10 +916,17 @@ class HouseholdCreateSchema(Schema):
         return data
 
 
+class ContactUpdateSchema(Schema):
+    """A household's contact on PATCH: only the fields sent change."""
+
+    name = _text(100)
+    phone = fields.String(validate=E164, metadata={"description": "Unique in the register (409 when another has it)"})
+
+
 class HouseholdUpdateSchema(HouseholdCreateSchema):
     address = _text(300)
     vulnerability = fields.List(fields.Enum(Vulnerability, by_value=True), validate=validate.Length(max=5))
-    contact = fields.Nested(ContactSchema)
+    contact = fields.Nested(ContactUpdateSchema, metadata={"description": "Only the contact's fields sent change"})
     attention_level = fields.Enum(
         AttentionLevel,
         by_value=True,
