@@ -96,6 +96,21 @@ def remembering(locate: Callable[[str], Location]) -> Callable[[str], Location]:
     return remembered
 
 
+MAX_AHEAD = timedelta(days=366)
+"""How far ahead a need's deadline (or arrive_by) may lie: help is asked for within a year, not for the year 9999."""
+
+
+def check_horizon(field: str, when: datetime, moment: datetime) -> None:
+    """A time a need is sent with must be in the future and within MAX_AHEAD of now: 422 naming the field."""
+    if when <= moment:
+        raise InvalidInput(f"{field} must be in the future", errors={"json": {field: ["Must be in the future."]}})
+    if when > moment + MAX_AHEAD:
+        raise InvalidInput(
+            f"{field} must be within {MAX_AHEAD.days} days of now",
+            errors={"json": {field: [f"Must be within {MAX_AHEAD.days} days of now."]}},
+        )
+
+
 def build_need(
     *,
     deps: Deps,
@@ -132,17 +147,12 @@ def build_need(
         )
     if need_in.get("deadline") is not None:
         deadline = need_in["deadline"]
-        if deadline <= moment:
-            raise InvalidInput(
-                "deadline must be in the future", errors={"json": {"deadline": ["Must be in the future."]}}
-            )
+        check_horizon("deadline", deadline, moment)
     else:
         deadline = moment + timedelta(seconds=spec.deadlines[priority])
     arrive_by = need_in.get("arrive_by")
-    if arrive_by is not None and arrive_by <= moment:
-        raise InvalidInput(
-            "arrive_by must be in the future", errors={"json": {"arrive_by": ["Must be in the future."]}}
-        )
+    if arrive_by is not None:
+        check_horizon("arrive_by", arrive_by, moment)
     # how far to search: the kind's radius, or what a dispatcher asked for; never past the maximum
     radius_km = min(float(need_in.get("radius_km") or spec.radius_km), deps.settings.max_radius_km)
     requester = need_in.get("requester") or (

@@ -387,14 +387,15 @@ class NeedCreateSchema(Schema):
     requester = fields.Nested(RequesterSchema)
     deadline = fields.AwareDateTime(
         metadata={
-            "description": "ISO 8601 with time zone, in the future (422 otherwise); defaults to the kind's deadline "
-            "for the priority"
+            "description": "ISO 8601 with time zone, in the future and within 366 days of now (422 otherwise); "
+            "defaults to the kind's deadline for the priority"
         }
     )
     grid = _grid(allow_none=True)
     arrive_by = fields.AwareDateTime(
         metadata={
-            "description": "ISO 8601 with time zone, in the future (422 otherwise): only volunteers who can be there "
+            "description": "ISO 8601 with time zone, in the future and within 366 days of now (422 otherwise): only "
+            "volunteers who can be there "
             "by then at the service's travel speed (AIDLINE_TRAVEL_SPEED_KMH, default 30) are offered it"
         }
     )
