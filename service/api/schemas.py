@@ -75,6 +75,8 @@ def _grid(description: str = "The grid", **kwargs: Any) -> fields.String:
 SURROGATES = re.compile("[\ud800-\udfff]")
 CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 """Control characters, but for tab, line feed and carriage return (a browser's text area sends CR LF)."""
+NO_CONTROLS = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+"""CONTROLS as the OpenAPI document states it, a pattern every text field without one of its own matches."""
 BAD_TEXT = (
     (SURROGATES, "Contains invalid characters (unpaired surrogates)."),
     (CONTROLS, "Contains control characters (only newline and tab are allowed)."),
@@ -114,6 +116,16 @@ class Schema(ma.Schema):
     BODY_RULES: ClassVar[dict[str, Any]] = {}
     """JSON Schema keywords about a request body as a whole, which its fields alone cannot state (such as one
     of two fields being required): documented with the body, and enforced by the schema's own validators."""
+
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[Any]) -> None:
+        """Each text field documents that it takes no control characters (what _no_bad_text enforces), unless a
+        pattern of its own says more."""
+        super().on_bind_field(field_name, field_obj)
+        own_pattern = "pattern" in field_obj.metadata or any(
+            isinstance(v, validate.Regexp) for v in field_obj.validators
+        )
+        if isinstance(field_obj, fields.String) and not own_pattern:
+            field_obj.metadata = {**field_obj.metadata, "pattern": NO_CONTROLS}
 
     @ma.pre_load
     def _no_bad_text(self, data: Any, **_: Any) -> Any:
