@@ -15,7 +15,7 @@ from typing import Any
 import click
 import redis
 
-from service import clock, launcher, reports, roster, roster_sync, sweeper
+from service import clock, launcher, reports, roster, roster_sync, sweeper, volunteers
 from service.bootstrap import bootstrap, check_settings
 from service.config import SettingError, Settings
 from service.demo import demo_captain, demo_care, load_households, put_captain_on_call
@@ -23,7 +23,7 @@ from service.deps import Deps
 from service.drill import chart as drill_chart
 from service.drill import report as drill_report
 from service.drill import scenarios as drill_scenarios
-from service.drill.client import ApiError, Client
+from service.drill.client import ApiError, Client, Unreachable
 from service.drill.player import Player
 from service.exceptions import InvalidInput
 from service.ids import new_id
@@ -155,6 +155,41 @@ def load_demo(deps: Deps) -> int:
             raise
         added += 1
     return added
+
+
+def set_demo_duty(deps: Deps, *, on_duty: bool) -> tuple[int, int, int]:
+    """Put every demo volunteer on or off duty (off duty withdraws their pending offers, as the API does);
+    returns (changed, already so, not loaded)."""
+    changed = already = missing = 0
+    for row in demo_volunteers():
+        found = deps.store.volunteers.get(row["id"])
+        if found is None:
+            missing += 1
+        elif found.on_duty is on_duty:
+            already += 1
+        else:
+            volunteers.set_availability(deps=deps, volunteer_id=row["id"], on_duty=on_duty)
+            changed += 1
+    return changed, already, missing
+
+
+def _demo_duty(on_duty: bool) -> None:
+    changed, already, missing = set_demo_duty(_deps(), on_duty=on_duty)
+    duty = "on duty" if on_duty else "off duty"
+    line = f"demo volunteers: {changed} put {duty}, {already} already {duty}"
+    click.echo(line + (f", {missing} not loaded (aidline demo load)" if missing else ""))
+
+
+@demo.command("off-duty")
+def demo_off_duty() -> None:
+    """Put every demo volunteer off duty (their pending offers are withdrawn), e.g. before a drill."""
+    _demo_duty(False)
+
+
+@demo.command("on-duty")
+def demo_on_duty() -> None:
+    """Put every demo volunteer on duty again."""
+    _demo_duty(True)
 
 
 @demo.command("load")
@@ -399,12 +434,23 @@ def drill() -> None:
     """
 
 
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+
+def default_api_url() -> str:
+    """AIDLINE_API_URL, else AIDLINE_PUBLIC_URL (var/demo-tokens.env exports it), else the local default."""
+    return os.environ.get("AIDLINE_API_URL") or os.environ.get("AIDLINE_PUBLIC_URL") or DEFAULT_API_URL
+
+
+def _warn(line: str) -> None:
+    click.echo(line, err=True)
+
+
 URL_OPTION = click.option(
     "--url",
-    envvar="AIDLINE_API_URL",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    help="Base URL of the running Aidline (AIDLINE_API_URL).",
+    default=default_api_url,
+    show_default=f"AIDLINE_API_URL, else AIDLINE_PUBLIC_URL, else {DEFAULT_API_URL}",
+    help="Base URL of the running Aidline.",
 )
 TOKEN_OPTION = click.option(
     "--token", envvar="AIDLINE_TOKEN", required=True, help="A dispatcher token (AIDLINE_TOKEN)."
@@ -426,10 +472,10 @@ def drill_list() -> None:
 @TOKEN_OPTION
 def drill_clean(url: str, token: str) -> None:
     """Remove every need and volunteer drills created."""
-    client = Client(url, token)
+    client = Client(url, token, warn=_warn)
     try:
         answer = client.clean()
-    except ApiError as error:
+    except (ApiError, Unreachable) as error:
         raise click.ClickException(str(error)) from None
     finally:
         client.close()
@@ -488,11 +534,11 @@ def _drill_command(name: str) -> click.Command:
         quiet: bool,
     ) -> None:
         scenario = drill_scenarios.build(name, seed)
-        client = Client(url, token)
+        client = Client(url, token, warn=_warn)
         say = (lambda line: None) if quiet else (lambda line: click.echo(line, err=True))
         try:
             played = Player(client, scenario, speed=speed, seed=seed, timeout=timeout, say=say).run()
-        except ApiError as error:
+        except (ApiError, Unreachable) as error:
             raise click.ClickException(str(error)) from None
         finally:
             client.close()

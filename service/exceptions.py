@@ -41,6 +41,15 @@ class InvalidTransition(Conflict):
         self.action = action  # the lifecycle's action refused (service.lifecycle.Action), when it was one
 
 
+class FeedbackRefused(InvalidTransition):
+    """A requester's feedback the need cannot take now; `cause` says why: not_done (not done yet), closed (already
+    closed: a rating is given once) or too_late (closed too long ago to reopen)."""
+
+    def __init__(self, message: str, *, current: str, cause: str) -> None:
+        super().__init__(message, current=current)
+        self.cause = cause
+
+
 class InvalidInput(AidlineError):
     """Input that passes the schema but breaks a domain rule (e.g. a deadline in the past)."""
 

@@ -142,7 +142,10 @@ def update_household(*, deps: Deps, household_id: str, changes: dict[str, Any], 
     if "vulnerability" in changes:
         household.vulnerability = sorted({Vulnerability(v) for v in changes["vulnerability"]}, key=lambda v: v.value)
     if "contact" in changes:
-        household.contact = Contact(name=changes["contact"]["name"], phone=changes["contact"]["phone"])
+        contact = changes["contact"]  # only its fields sent change
+        household.contact = Contact(
+            name=contact.get("name", household.contact.name), phone=contact.get("phone", household.contact.phone)
+        )
     if "attention_level" in changes:
         household.attention_level = AttentionLevel(changes["attention_level"])
     if "preferred_volunteers" in changes:

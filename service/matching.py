@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from geopy.distance import great_circle
 
-from service.models import Location, NeedRole
+from service.models import Location, NeedRole, Skill
 
 TIE_KM = 0.1
 """Distances within the same 100 m are a tie, broken by lower load, then longest idle."""
@@ -129,14 +129,18 @@ def choose_team(
     return team
 
 
+def fits(role: NeedRole, skills: Iterable[str]) -> bool:
+    """Whether a volunteer with these skills has every skill of the role ('general': everyone)."""
+    return set(role.skills) <= {*skills, Skill.GENERAL}
+
+
 def role_for(roles: list[NeedRole], skills: Iterable[str]) -> int | None:
     """The role a volunteer a dispatcher assigns takes: the first role not yet filled whose skills they have,
-    else the first not yet filled (the dispatcher's choice stands over skills); among each, one with a free
-    place (fewer live offers than its count) first. None when every role is filled."""
-    own = set(skills)
-    open_roles = [(i, r) for i, r in enumerate(roles) if not r.filled]
-    for fits_only, free_only in ((True, True), (True, False), (False, True), (False, False)):
-        for i, r in open_roles:
-            if (not fits_only or set(r.skills) <= own) and (not free_only or r.active < r.count):
+    one with a free place (fewer live offers than its count) first. None when no open role fits them."""
+    own = list(skills)
+    fitting = [(i, r) for i, r in enumerate(roles) if not r.filled and fits(r, own)]
+    for free_only in (True, False):
+        for i, r in fitting:
+            if not free_only or r.active < r.count:
                 return i
     return None

@@ -12,7 +12,7 @@ from service import access, clock, incidents, jobs, lifecycle, paging
 from service.backlog import ARRIVAL_REPLIES, announce, arrivals, arrived, wait_for_match
 from service.catalog import kind_spec
 from service.deps import Deps
-from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
+from service.exceptions import FeedbackRefused, Forbidden, InvalidInput, InvalidTransition, NotFound
 from service.ids import new_id
 from service.lifecycle import Action
 from service.models import (
@@ -96,6 +96,21 @@ def remembering(locate: Callable[[str], Location]) -> Callable[[str], Location]:
     return remembered
 
 
+MAX_AHEAD = timedelta(days=366)
+"""How far ahead a need's deadline (or arrive_by) may lie: help is asked for within a year, not for the year 9999."""
+
+
+def check_horizon(field: str, when: datetime, moment: datetime) -> None:
+    """A time a need is sent with must be in the future and within MAX_AHEAD of now: 422 naming the field."""
+    if when <= moment:
+        raise InvalidInput(f"{field} must be in the future", errors={"json": {field: ["Must be in the future."]}})
+    if when > moment + MAX_AHEAD:
+        raise InvalidInput(
+            f"{field} must be within {MAX_AHEAD.days} days of now",
+            errors={"json": {field: [f"Must be within {MAX_AHEAD.days} days of now."]}},
+        )
+
+
 def build_need(
     *,
     deps: Deps,
@@ -132,17 +147,12 @@ def build_need(
         )
     if need_in.get("deadline") is not None:
         deadline = need_in["deadline"]
-        if deadline <= moment:
-            raise InvalidInput(
-                "deadline must be in the future", errors={"json": {"deadline": ["Must be in the future."]}}
-            )
+        check_horizon("deadline", deadline, moment)
     else:
         deadline = moment + timedelta(seconds=spec.deadlines[priority])
     arrive_by = need_in.get("arrive_by")
-    if arrive_by is not None and arrive_by <= moment:
-        raise InvalidInput(
-            "arrive_by must be in the future", errors={"json": {"arrive_by": ["Must be in the future."]}}
-        )
+    if arrive_by is not None:
+        check_horizon("arrive_by", arrive_by, moment)
     # how far to search: the kind's radius, or what a dispatcher asked for; never past the maximum
     radius_km = min(float(need_in.get("radius_km") or spec.radius_km), deps.settings.max_radius_km)
     requester = need_in.get("requester") or (
@@ -608,20 +618,41 @@ def takes_feedback(*, deps: Deps, need: Need) -> bool:
     return need.status is NeedStatus.CLOSED and within_reopen_window(deps=deps, need=need)
 
 
-def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fixed: bool) -> Need:
-    """The requester confirms (closes with a rating) or says it is not fixed (reopens)."""
-    need = need_for_tracking(deps=deps, code=code)
-    if fixed:
-        return close_need(deps=deps, need_id=need.id, actor="requester", rating=rating, comment=comment)
-    if need.status not in (NeedStatus.DONE, NeedStatus.CLOSED):
-        raise InvalidTransition(
-            f"feedback is taken once the need is done; it is {need.status.value}", current=need.status.value
+def feedback_refused(status: NeedStatus) -> FeedbackRefused:
+    """Why a need in this status takes no rating: already closed, or not done (yet, or again)."""
+    if status is NeedStatus.CLOSED:
+        return FeedbackRefused(
+            "already closed: the need is closed and its feedback taken (fixed: false reopens it within the reopen "
+            "window)",
+            current=status.value,
+            cause="closed",
         )
+    return FeedbackRefused(
+        f"not done yet: the need is {status.value}; feedback is taken once it is done",
+        current=status.value,
+        cause="not_done",
+    )
+
+
+def give_feedback(*, deps: Deps, code: str, rating: int, comment: str | None, fixed: bool) -> Need:
+    """The requester confirms (closes with a rating) or says it is not fixed (reopens); FeedbackRefused says why
+    not: not done yet, already closed (fixed), closed too long ago (not fixed)."""
+    need = need_for_tracking(deps=deps, code=code)
+    if need.status not in (NeedStatus.DONE, NeedStatus.CLOSED):
+        raise feedback_refused(need.status)
+    if fixed:
+        if need.status is NeedStatus.CLOSED:
+            raise feedback_refused(need.status)
+        try:
+            return close_need(deps=deps, need_id=need.id, actor="requester", rating=rating, comment=comment)
+        except InvalidTransition as refused:  # its status changed meanwhile
+            raise feedback_refused(NeedStatus(refused.current)) from None
     moment = deps.clock.now()
     if need.status is NeedStatus.CLOSED and not within_reopen_window(deps=deps, need=need):
-        raise InvalidTransition(
-            "this need was closed too long ago to reopen by feedback; please submit a new request",
+        raise FeedbackRefused(
+            "closed too long ago to reopen by feedback; please submit a new request",
             current=need.status.value,
+            cause="too_late",
         )
     deps.store.needs.add_event(
         need.id,

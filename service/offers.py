@@ -12,11 +12,23 @@ from typing import Any
 from service import access, clock, jobs, lifecycle
 from service.backlog import NOTIFY, announce, enqueue_drain, schedule_expiry, wait_for_match
 from service.deps import Deps
-from service.exceptions import Forbidden, InvalidInput, InvalidTransition, NotFound
+from service.exceptions import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
 from service.ids import new_id
 from service.lifecycle import Action
-from service.matching import distance_km, role_for
-from service.models import Event, EventType, Need, NeedStatus, Offer, OfferStatus, Principal, Role, Topic
+from service.matching import distance_km, fits, role_for
+from service.models import (
+    Event,
+    EventType,
+    Need,
+    NeedRole,
+    NeedStatus,
+    Offer,
+    OfferStatus,
+    Principal,
+    Role,
+    Skill,
+    Topic,
+)
 from service.needs import load_need
 from service.store import Refusal, Refused
 from service.store.offers import Assignment
@@ -310,13 +322,23 @@ def withdraw_pending(
     return withdrawn
 
 
+def skill_list(role: NeedRole) -> str:
+    return ", ".join(role.skills) or Skill.GENERAL
+
+
+def unfit(volunteer_id: str, message: str) -> Conflict:
+    """A volunteer a dispatcher may not assign as they are (off duty, without the skills): 409 on the field."""
+    return Conflict(message, errors={"json": {"volunteer_id": [message]}})
+
+
 def assign_volunteer(
     *, deps: Deps, need_id: str, volunteer_id: str, principal: Principal, role: int | None = None
 ) -> Need:
     """A dispatcher's direct assignment: no offer round, but never beyond the volunteer's capacity.
 
-    The volunteer takes `role` (an index of the need's roles), or else the first role not yet filled
-    whose skills they have (service.matching.role_for)."""
+    The volunteer, on duty, takes `role` (an index of the need's roles) when they have its skills, or else
+    the first role not yet filled whose skills they have (service.matching.role_for); 409 on `volunteer_id`
+    otherwise."""
     need = load_need(deps=deps, need_id=need_id)
     access.require_grid(principal, need.grid)
     lifecycle.check(Action.ASSIGN, need.status)
@@ -327,13 +349,26 @@ def assign_volunteer(
             f"no volunteer {volunteer_id}", errors={"json": {"volunteer_id": ["No volunteer with this id."]}}
         )
     if role is not None and role >= len(need.roles):
-        # the body is well formed; this need has fewer roles (as an offer that is no longer pending, a conflict)
-        raise InvalidTransition(
-            f"the need has no role {role}: it has {len(need.roles)} (indexes from 0)", current=need.status.value
+        last = len(need.roles) - 1
+        raise InvalidInput(
+            f"the need has no role {role}: it has roles 0..{last}",
+            errors={"json": {"role": [f"The need has roles 0..{last}."]}},
         )
-    index = role if role is not None else role_for(need.roles, volunteer.skills)
-    if index is None:
+    if not volunteer.on_duty:
+        raise unfit(volunteer_id, f"{volunteer_id} is off duty")
+    open_roles = [r for r in need.roles if not r.filled]
+    if role is not None:
+        if not fits(need.roles[role], volunteer.skills):
+            raise unfit(volunteer_id, f"{volunteer_id} lacks the skills of role {role}: {skill_list(need.roles[role])}")
+        index = role
+    elif not open_roles:
         raise InvalidTransition(_REFUSAL_MESSAGES[Refusal.NEED_FULL], current=need.status.value)
+    else:
+        found = role_for(need.roles, volunteer.skills)
+        if found is None:
+            wanted = " / ".join(skill_list(r) for r in open_roles)
+            raise unfit(volunteer_id, f"{volunteer_id} lacks the skills of every open role: {wanted}")
+        index = found
     taken = need.roles[index]
     if taken.filled:
         raise InvalidTransition(_REFUSAL_MESSAGES[Refusal.ROLE_FILLED], current=need.status.value)
@@ -352,6 +387,11 @@ def assign_volunteer(
     try:
         assign_directly(deps=deps, need=need, volunteer_id=volunteer_id, actor=principal.actor, role=index)
     except Refused as refused:
+        # the same checks again, in the atomic step: the volunteer may have changed meanwhile
+        if refused.reason is Refusal.OFF_DUTY:
+            raise unfit(volunteer_id, f"{volunteer_id} is off duty") from None
+        if refused.reason is Refusal.LACKS_SKILLS:
+            raise unfit(volunteer_id, f"{volunteer_id} lacks the skills of role {index}: {skill_list(taken)}") from None
         raise refusal_error(refused, doing="assign", need=need) from None
     announce(deps, Topic.ASSIGNED_BY_DISPATCHER, need_id, volunteer_id=volunteer_id)
     after = load_need(deps=deps, need_id=need_id)

@@ -170,6 +170,11 @@ class AidlineCollector(Collector):
         failures = CounterMetricFamily("aidline_notification_failures", "Failed notification attempts")
         failures.add_metric([], store.stats.get("notification_failures"))
         yield failures
+        skipped = CounterMetricFamily(
+            "aidline_notifications_skipped", "Notifications left unsent because they became pointless"
+        )
+        skipped.add_metric([], store.stats.get("notifications_skipped"))
+        yield skipped
         for name, help_text in (
             ("intake_to_first_offer", "Seconds from intake to the first offer"),
             ("intake_to_acceptance", "Seconds from intake to the first acceptance"),

@@ -38,6 +38,8 @@ VOLUNTEER_TOPICS = frozenset(
 )
 REQUESTER_TOPICS = frozenset({Topic.RECEIVED, Topic.ASSIGNED, Topic.EN_ROUTE, Topic.DONE, Topic.DEFERRED})
 DISPATCHER_TOPICS = frozenset({Topic.ESCALATED, Topic.OVERDUE, Topic.DELIVERY_FAILED})
+OFFER_TOPICS = frozenset({Topic.OFFER, Topic.OFFER_REMINDER})
+"""Messages asking a volunteer to answer an offer: worth sending only while the offer is pending (deliver)."""
 CAPTAIN_TOPICS = frozenset({Topic.VISIT_OVERDUE})
 """What a grid's captain must hear about a need of their grid (grid_captain_recipients)."""
 INCIDENT_TOPICS = frozenset({Topic.INCIDENT_OPENED, Topic.INCIDENT_MILESTONE})
@@ -200,7 +202,10 @@ def plan_deliveries(
         title, body = render(topic.value, locale, values)
         sms_body = render(topic.value, locale, {**values, "link": ""})[1]
         did = delivery_id(topic, need_id, recipient, f"{offer_id}|{reason or tier_name}|{event_id}")
-        record_delivery(deps, did, topic, recipient, channels, (title, body, sms_body), need_id=need_id)
+        about_offer = offer_id if topic in OFFER_TOPICS else ""
+        record_delivery(
+            deps, did, topic, recipient, channels, (title, body, sms_body), need_id=need_id, offer_id=about_offer
+        )
         planned.append(did)
     return planned
 
@@ -215,9 +220,11 @@ def record_delivery(
     *,
     need_id: str = "",
     incident_id: str = "",
+    offer_id: str = "",
 ) -> None:
     """Record one planned delivery (title, body, SMS body) about a need or an incident, and queue its sending
-    unless it was recorded before."""
+    unless it was recorded before. A delivery asking to answer an offer names it (``offer_id``): it is sent
+    only while the offer is pending."""
     title, body, sms_body = texts
     owner = {"incident_id": incident_id} if incident_id else {"need_id": need_id}
     created = deps.store.deliveries.create(
@@ -227,6 +234,7 @@ def record_delivery(
         fields={
             "id": did,
             **owner,
+            **({"offer_id": offer_id} if offer_id else {}),
             "topic": topic.value,
             "recipient": recipient,
             "title": title,
@@ -339,6 +347,9 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
         return "unknown delivery"
     if delivery["status"] != "pending":
         return f"already {delivery['status']}"
+    obsolete = obsolete_because(deps, delivery)
+    if obsolete:
+        return skip(deps, delivery, obsolete)
     channels: list[str] = delivery["channels"]
     index = int(delivery["channel_index"])
     url = channels[index]
@@ -405,6 +416,47 @@ def deliver(*, deps: Deps, delivery_id: str) -> str:
         reason = f"{delivery['topic']} to {delivery['recipient'].split(':')[0]}"
         announce(deps, Topic.DELIVERY_FAILED, need_id, reason=reason)
     return "failed"
+
+
+def obsolete_because(deps: Deps, delivery: dict[str, Any]) -> str:
+    """Why a planned delivery is no longer worth sending ("" when it is): a message asking to answer an offer
+    that is no longer pending (answered, expired, withdrawn)."""
+    offer_id = delivery.get("offer_id", "")
+    if not offer_id:
+        return ""
+    offer = deps.store.offers.get(offer_id)
+    if offer is None:
+        return "the offer no longer exists"
+    if offer.status is not OfferStatus.PENDING:
+        return f"the offer is no longer pending: {offer.status.value}"
+    return ""
+
+
+def skip(deps: Deps, delivery: dict[str, Any], reason: str) -> str:
+    """Leave a delivery unsent for good, saying why, on the need's timeline too."""
+    at = clock.iso(deps.clock.now())
+    deps.store.deliveries.skip(delivery["id"], reason=reason, at=at)
+    need_id = delivery.get("need_id", "")
+    log.info(
+        "notification skipped",
+        extra={"need_id": need_id, "delivery_id": delivery["id"], "topic": delivery["topic"], "reason": reason},
+    )
+    if need_id:
+        deps.store.needs.add_event(
+            need_id,
+            Event(
+                at=at,
+                type=EventType.NOTIFICATION,
+                actor="system",
+                detail={
+                    "topic": delivery["topic"],
+                    "recipient": delivery["recipient"].split(":")[0],
+                    "outcome": "skipped",
+                    "reason": reason,
+                },
+            ),
+        )
+    return "skipped"
 
 
 REMINDER_MIN_WINDOW = 120

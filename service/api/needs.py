@@ -150,7 +150,7 @@ class NeedAssign(MethodView):
     def post(self, body: dict[str, Any], need_id: str) -> dict[str, Any]:
         """Assign a chosen volunteer directly, without an offer round (capacity still applies), to `role` or the
         first role not yet filled whose skills they have; it takes the place of the role's pending offers when
-        the role has no free place."""
+        the role has no free place. 409 on `volunteer_id` when the volunteer is off duty or lacks the skills."""
         offers.assign_volunteer(
             deps=deps(),
             need_id=need_id,
@@ -256,5 +256,5 @@ class NeedNotifications(MethodView):
         """Every notification for this need: recipient, channel (secrets hidden; only its kind for ops), status and
         each attempt."""
         found = needs.need_deliveries(deps=deps(), need_id=need_id, principal=current_principal())
-        keys = ("id", "topic", "recipient", "status", "channel", "created_at", "attempts")
-        return {"items": [{k: d[k] for k in keys} for d in found]}
+        keys = ("id", "topic", "recipient", "status", "reason", "channel", "created_at", "attempts")
+        return {"items": [{k: d[k] for k in keys if k in d} for d in found]}

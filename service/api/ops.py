@@ -232,7 +232,8 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
     moderate. Without a valid token (tracking, feedback, /t/ links, a wrong token) a request counts against its
     client address, an SMS gateway's inbound replies against a larger budget of their own. A bulk operation
     counts every record it carries."""
-    from flask_limiter import Limiter
+    from flask_limiter import ApplicationLimit, Limiter
+    from limits import parse
 
     settings = deps.settings
     role_limits = {
@@ -258,12 +259,25 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
                 principal = console_principal()
             if principal is not None:
                 g.rate_budget = (f"token:{principal.token_id}", role_limits[principal.role])
+                g.rate_budget_of = ("this token", f"AIDLINE_RATE_LIMIT_{principal.role.value.upper()}")
             elif request.path.startswith(INBOUND_PREFIX):
                 g.rate_budget = (f"inbound:{address}", settings.rate_limit_inbound)
+                g.rate_budget_of = ("this address's SMS gateway", "AIDLINE_RATE_LIMIT_INBOUND")
             else:
                 g.rate_budget = (f"address:{address}", settings.rate_limit_anonymous)
+                g.rate_budget_of = ("this address (no valid token)", "AIDLINE_RATE_LIMIT_ANONYMOUS")
         spender: tuple[str, str] = g.rate_budget
         return spender
+
+    def refusal() -> str:
+        """The 429's message: whose budget is spent, its limit and the setting that sets it."""
+        limit = budget()[1]
+        whose, setting = g.rate_budget_of
+        try:
+            shown = "; ".join(str(parse(part)) for part in limit.split(";") if part.strip())
+        except ValueError:
+            shown = limit
+        return f"too many requests for {whose}: {shown} ({setting})"
 
     def cost() -> int:
         """A bulk operation counts each record in its list (at least one); any other request counts one."""
@@ -293,8 +307,7 @@ def init_rate_limits(app: Flask, deps: Deps) -> None:
     limiter = Limiter(
         lambda: budget()[0],
         app=app,
-        application_limits=[lambda: budget()[1]],
-        application_limits_cost=cost,
+        application_limits=[ApplicationLimit(lambda: budget()[1], cost=cost, error_message=refusal)],
         enabled=settings.rate_limits,
     )
     app.extensions["aidline_limiter"] = limiter

@@ -73,21 +73,42 @@ def _grid(description: str = "The grid", **kwargs: Any) -> fields.String:
 
 
 SURROGATES = re.compile("[\ud800-\udfff]")
+CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+"""Control characters, but for tab, line feed and carriage return (a browser's text area sends CR LF)."""
+NO_CONTROLS = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+"""CONTROLS as the OpenAPI document states it, a pattern every text field without one of its own matches."""
+BAD_TEXT = (
+    (SURROGATES, "Contains invalid characters (unpaired surrogates)."),
+    (CONTROLS, "Contains control characters (only newline and tab are allowed)."),
+)
 
 
-def _surrogate_fields(data: Any, path: str = "") -> list[str]:
-    """Dotted names of strings holding unpaired surrogates, which cannot be stored as UTF-8."""
+def _bad_text(data: Any, path: tuple[str | int, ...] = ()) -> list[tuple[tuple[str | int, ...], str]]:
+    """Where the body holds text that cannot be stored as UTF-8 (unpaired surrogates) or control characters
+    (a NUL, an escape, ...), with why: (path of keys and indexes, message)."""
     if isinstance(data, str):
-        return [path or "_schema"] if SURROGATES.search(data) else []
+        return [(path or ("_schema",), message) for pattern, message in BAD_TEXT if pattern.search(data)][:1]
     if isinstance(data, dict):
-        return [f for k, v in data.items() for f in _surrogate_fields(v, f"{path}.{k}" if path else str(k))]
+        return [found for k, v in data.items() for found in _bad_text(v, (*path, str(k)))]
     if isinstance(data, list):
-        return [f for i, v in enumerate(data) for f in _surrogate_fields(v, f"{path}.{i}" if path else str(i))]
+        return [found for i, v in enumerate(data) for found in _bad_text(v, (*path, i))]
     return []
 
 
+def _nested_errors(found: list[tuple[tuple[str | int, ...], str]]) -> dict[str | int, Any]:
+    """{"requester": {"name": [message]}} from (("requester", "name"), message): marshmallow's shape."""
+    errors: dict[str | int, Any] = {}
+    for path, message in found:
+        node = errors
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1], []).append(message)
+    return errors
+
+
 class Schema(ma.Schema):
-    """Every input schema rejects fields it does not know, and text that is not valid Unicode."""
+    """Every input schema rejects fields it does not know, and text that is not valid Unicode or holds control
+    characters other than newline and tab (422 naming the field)."""
 
     class Meta:
         unknown = RAISE
@@ -96,11 +117,21 @@ class Schema(ma.Schema):
     """JSON Schema keywords about a request body as a whole, which its fields alone cannot state (such as one
     of two fields being required): documented with the body, and enforced by the schema's own validators."""
 
+    def on_bind_field(self, field_name: str, field_obj: fields.Field[Any]) -> None:
+        """Each text field documents that it takes no control characters (what _no_bad_text enforces), unless a
+        pattern of its own says more."""
+        super().on_bind_field(field_name, field_obj)
+        own_pattern = "pattern" in field_obj.metadata or any(
+            isinstance(v, validate.Regexp) for v in field_obj.validators
+        )
+        if isinstance(field_obj, fields.String) and not own_pattern:
+            field_obj.metadata = {**field_obj.metadata, "pattern": NO_CONTROLS}
+
     @ma.pre_load
-    def _no_surrogates(self, data: Any, **_: Any) -> Any:
-        bad = _surrogate_fields(data)
-        if bad:
-            raise ValidationError({name: ["Contains invalid characters (unpaired surrogates)."] for name in bad})
+    def _no_bad_text(self, data: Any, **_: Any) -> Any:
+        found = _bad_text(data)
+        if found:
+            raise ValidationError(_nested_errors(found))
         return data
 
 
@@ -380,14 +411,15 @@ class NeedCreateSchema(Schema):
     requester = fields.Nested(RequesterSchema)
     deadline = fields.AwareDateTime(
         metadata={
-            "description": "ISO 8601 with time zone, in the future (422 otherwise); defaults to the kind's deadline "
-            "for the priority"
+            "description": "ISO 8601 with time zone, in the future and within 366 days of now (422 otherwise); "
+            "defaults to the kind's deadline for the priority"
         }
     )
     grid = _grid(allow_none=True)
     arrive_by = fields.AwareDateTime(
         metadata={
-            "description": "ISO 8601 with time zone, in the future (422 otherwise): only volunteers who can be there "
+            "description": "ISO 8601 with time zone, in the future and within 366 days of now (422 otherwise): only "
+            "volunteers who can be there "
             "by then at the service's travel speed (AIDLINE_TRAVEL_SPEED_KMH, default 30) are offered it"
         }
     )
@@ -586,8 +618,8 @@ class AssignSchema(Schema):
         strict=True,
         validate=validate.Range(min=0, max=MAX_ROLES - 1),
         metadata={
-            "description": "The index of the role the volunteer takes (409 when the need has no such role); "
-            "by default the first role not yet filled whose skills they have"
+            "description": "The index of the role the volunteer takes (422 when the need has no such role, 409 when "
+            "the volunteer lacks its skills); by default the first role not yet filled whose skills they have"
         },
     )
 
@@ -671,7 +703,15 @@ class NotificationSchema(ma.Schema):
     id = fields.String(required=True)
     topic = fields.String(required=True)
     recipient = fields.String(required=True)
-    status = fields.String(required=True, metadata={"enum": ["pending", "sent", "failed"]})
+    status = fields.String(
+        required=True,
+        metadata={
+            "enum": ["pending", "sent", "failed", "skipped"],
+            "description": "skipped: not sent because it became pointless (see reason), e.g. an offer no longer "
+            "pending",
+        },
+    )
+    reason = fields.String(metadata={"description": "Why a skipped notification was not sent"})
     channel = fields.String(allow_none=True)
     created_at = fields.String(required=True)
     attempts = fields.List(fields.Nested(AttemptSchema), required=True)
@@ -901,10 +941,17 @@ class HouseholdCreateSchema(Schema):
         return data
 
 
+class ContactUpdateSchema(Schema):
+    """A household's contact on PATCH: only the fields sent change."""
+
+    name = _text(100)
+    phone = fields.String(validate=E164, metadata={"description": "Unique in the register (409 when another has it)"})
+
+
 class HouseholdUpdateSchema(HouseholdCreateSchema):
     address = _text(300)
     vulnerability = fields.List(fields.Enum(Vulnerability, by_value=True), validate=validate.Length(max=5))
-    contact = fields.Nested(ContactSchema)
+    contact = fields.Nested(ContactUpdateSchema, metadata={"description": "Only the contact's fields sent change"})
     attention_level = fields.Enum(
         AttentionLevel,
         by_value=True,

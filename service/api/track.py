@@ -63,7 +63,8 @@ class Feedback(MethodView):
     @blp.response(200, TrackSchema)
     @errors(blp, 404, 409, 422)
     def post(self, body: dict[str, Any], code: str) -> dict[str, Any]:
-        """Rate the help (1-5); fixed=false reopens the need instead (a closed one only within the reopen window)."""
+        """Rate the help (1-5); fixed=false reopens the need instead (a closed one only within the reopen window).
+        409 when the need is not done yet, already closed (a rating is taken once), or closed too long ago."""
         needs.give_feedback(
             deps=deps(), code=code, rating=body["rating"], comment=body.get("comment"), fixed=body["fixed"]
         )

@@ -1,5 +1,6 @@
 """The requester's tracking page at /t/{code}, the short link of every SMS to a requester: their need as a parcel's
-steps, its deadline and timeline in local time, and, once the help is done, a form to rate it.
+steps, its deadline and timeline in local time, and, once the help is done, a form to rate it (once it is closed,
+the rating given and, within the reopen window, a form to say it is not fixed after all).
 
 No sign-in and no session: the tracking code (random, 96 bits) is the secret, as it is for GET /api/v1/track/{code}.
 So there is no CSRF token either: a cross-site form cannot know the code, and a form post whose Origin (or, without
@@ -27,7 +28,7 @@ from service import clock, needs
 from service.api.schemas import FeedbackSchema
 from service.api.track import tracking_view
 from service.console.auth import LANGUAGES, deps
-from service.exceptions import AidlineError, InvalidTransition
+from service.exceptions import AidlineError, FeedbackRefused
 from service.models import EventType, Need, NeedStatus
 
 log = logging.getLogger("aidline.api")
@@ -110,8 +111,11 @@ FIELD_MESSAGES = {
 FIXED = {"yes": True, "no": False}
 
 NOT_YET = lazy_gettext("Your request is not done yet: you can rate the help once it is done.")
+ALREADY_CLOSED = lazy_gettext("Your request is already closed and your feedback was taken. Thank you.")
 TOO_LATE = lazy_gettext("This request was closed too long ago to reopen: please make a new request.")
-"""Why feedback is refused, said to the requester (the service's own wording is for dispatchers)."""
+REFUSALS = {"not_done": NOT_YET, "closed": ALREADY_CLOSED, "too_late": TOO_LATE}
+"""Why feedback is refused (needs.FeedbackRefused's cause), said to the requester (the service's own wording is for
+dispatchers)."""
 NOT_FOUND = lazy_gettext("No need with this code")
 OTHER_SITE = lazy_gettext("This form can only be sent from its own page.")
 FAILURES = {
@@ -192,7 +196,8 @@ def page_context(need: Need) -> dict[str, Any]:
         ],
         "timezone": built.settings.timezone,
         "incident_note": incident["message"][lang] if incident else None,
-        "feedback_open": needs.takes_feedback(deps=built, need=need),
+        "feedback_open": status is NeedStatus.DONE,
+        "reopen_open": status is NeedStatus.CLOSED and needs.takes_feedback(deps=built, need=need),
         "refresh": REFRESH_SECONDS if status not in STILL else None,
     }
 
@@ -261,9 +266,9 @@ def feedback(code: str) -> Response:
         }
         other = "; ".join(text for name, text in refused.items() if name not in FIELD_MESSAGES) or None
         return render_page(need, 422, errors=refused, field_messages=FIELD_MESSAGES, values=values, refusal=other)
-    except InvalidTransition as error:  # not done yet, or closed too long ago
+    except FeedbackRefused as error:  # not done yet, already closed, or closed too long ago
         now = deps().store.needs.get(need.id) or need
-        refusal = TOO_LATE if now.status is NeedStatus.CLOSED else NOT_YET
+        refusal = REFUSALS[error.cause]
         with force_locale(page_language(now)):
             text = str(refusal)
         return render_page(now, error.status, refusal=text, values=values)

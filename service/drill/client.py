@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import requests
 
 RETRY_STATUSES = (429, 502, 503, 504)
 MAX_WAIT_SECONDS = 60.0
+PATIENCE_SECONDS = 300.0
+"""How long a request keeps retrying by default while the API is unreachable, over its rate limit or unavailable."""
 
 
 class ApiError(Exception):
@@ -28,14 +30,30 @@ class ApiError(Exception):
         self.body = body
 
 
-class Client:
-    """Aidline's API under one base URL and one token."""
+class Unreachable(Exception):
+    """The API could not be reached (nothing listening, no route, a timeout) for as long as the client waits."""
 
-    def __init__(self, url: str, token: str, *, timeout: float = 30.0, patience: float = 300.0) -> None:
+
+class Client:
+    """Aidline's API under one base URL and one token.
+
+    `warn` is told at once, in one line, when the API cannot be reached and the client starts waiting for it
+    (and until when)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 30.0,
+        patience: float | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.base = url.rstrip("/")
         self.timeout = timeout
-        self.patience = patience
+        self.patience = PATIENCE_SECONDS if patience is None else patience
         """How long a request keeps retrying over the rate limit or while the service is unavailable."""
+        self.warn = warn or (lambda line: None)
         self.session = requests.Session()
         self.session.headers.update({"Authorization": f"Bearer {token}", "Accept": "application/json"})
         self.requests = 0
@@ -56,6 +74,7 @@ class Client:
         give_up = time.monotonic() + self.patience
         wait = 0.5
         attempt = 0
+        warned = False
         while True:
             attempt += 1
             self.requests += 1
@@ -68,9 +87,16 @@ class Client:
                     headers=headers,
                     timeout=self.timeout,
                 )
-            except requests.ConnectionError:
+            except requests.ConnectionError as error:
+                reason = _unreachable_reason(error)
                 if time.monotonic() + wait > give_up:
-                    raise
+                    raise Unreachable(
+                        f"cannot reach the API at {self.base} ({reason}); gave up after {self.patience:.0f} s"
+                    ) from None
+                if not warned:
+                    until = time.strftime("%H:%M:%S", time.localtime(time.time() + give_up - time.monotonic()))
+                    self.warn(f"cannot reach the API at {self.base} ({reason}); retrying until {until}")
+                    warned = True
                 time.sleep(wait)
                 wait = min(wait * 2, 10.0)
                 continue
@@ -170,3 +196,15 @@ def _retry_after(response: requests.Response, default: float) -> float:
         return max(float(response.headers.get("Retry-After", default)), 0.05)
     except ValueError:
         return default
+
+
+def _unreachable_reason(error: requests.ConnectionError) -> str:
+    """A few words for why a connection failed: connection refused, timed out, or the exception's name."""
+    text = str(error).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "timed out" in text or isinstance(error, requests.Timeout):
+        return "timed out"
+    if "name or service not known" in text or "nodename nor servname" in text or "resolution" in text:
+        return "unknown host"
+    return type(error).__name__

@@ -352,12 +352,13 @@ def compute(played: Played) -> dict[str, Any]:
     done = tasks(needs)
     drill = set(played.drill_volunteers)
     per_volunteer = Counter(volunteer_id for _, volunteer_id, _ in done if volunteer_id in drill)
-    sent = failed = pending = 0
+    sent = failed = skipped = pending = 0
     for items in played.notifications.values():
         for item in items:
             sent += item["status"] == "sent"
             failed += item["status"] == "failed"
-            pending += item["status"] not in ("sent", "failed")
+            skipped += item["status"] == "skipped"
+            pending += item["status"] not in ("sent", "failed", "skipped")
     resolved = sum(statuses[s] for s in RESOLVED)
     escalated, deferred, cancelled = statuses["escalated"], statuses["deferred"], statuses["cancelled"]
     waiting_behind = urgent_after_ordinary(needs, events, played.volunteers, horizon)
@@ -396,7 +397,7 @@ def compute(played: Played) -> dict[str, Any]:
         "volunteers": len(played.drill_volunteers),
         "offers": {k: offers[k] for k in OFFER_COUNTS},
         "answers": dict(sorted(played.answers.items())),
-        "notifications": {"sent": sent, "failed": failed, "pending": pending},
+        "notifications": {"sent": sent, "failed": failed, "skipped": skipped, "pending": pending},
         "requests": played.requests,
         "throttled": played.throttled,
     }
@@ -459,7 +460,7 @@ def table(report: dict[str, Any]) -> str:
         line(
             "notifications",
             f"sent {report['notifications']['sent']}  failed {report['notifications']['failed']}"
-            f"  pending {report['notifications']['pending']}",
+            f"  skipped {report['notifications']['skipped']}  pending {report['notifications']['pending']}",
         ),
         line("API requests (throttled)", f"{report['requests']} ({report['throttled']})"),
     ]

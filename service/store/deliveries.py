@@ -56,6 +56,13 @@ class DeliveryStore:
             pipe.incr(self.keys.stat("notification_failures"))
         pipe.execute()
 
+    def skip(self, delivery_id: str, *, reason: str, at: str) -> None:
+        """Leave a pending delivery unsent for good (it became pointless), saying why."""
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.delivery(delivery_id), mapping={"status": "skipped", "reason": reason, "skipped_at": at})
+        pipe.incr(self.keys.stat("notifications_skipped"))
+        pipe.execute()
+
     def next_channel(self, delivery_id: str, index: int) -> None:
         self.r.hset(self.keys.delivery(delivery_id), "channel_index", index)
 

@@ -18,6 +18,8 @@ class Refusal(StrEnum):
     ROLE_FILLED = "role_filled"
     STAFFED = "staffed"
     AT_CAPACITY = "at_capacity"
+    OFF_DUTY = "off_duty"
+    LACKS_SKILLS = "lacks_skills"
     ALREADY_OFFERED = "already_offered"
     NOT_DUE = "not_due"
     MAX_OFFERS = "max_offers"

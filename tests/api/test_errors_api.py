@@ -405,3 +405,50 @@ def test_an_integer_too_long_to_convert_is_refused_not_500(client, tokens):
 
     assert response.status_code in (400, 422), response.get_data(as_text=True)[:300]
     assert_error(response, response.status_code)
+
+
+@pytest.mark.parametrize("character", ["\u0000", "\u001b", "\u0007", "\u007f", "\u0085"])
+@pytest.mark.parametrize(
+    ("url", "body", "path"),
+    [
+        ("/api/v1/needs", NEED, ("description",)),
+        ("/api/v1/needs", NEED, ("address",)),
+        ("/api/v1/needs", NEED, ("requester", "name")),
+        ("/api/v1/volunteers", VOLUNTEER_BODY, ("name",)),
+    ],
+)
+def test_control_characters_in_text_are_422_naming_the_field(client, tokens, url, body, path, character):
+    sent = json.loads(json.dumps(body))
+    holder = sent
+    for key in path[:-1]:
+        holder = holder[key]
+    holder[path[-1]] = f"Zhang{character}Wei"
+
+    response = client.post(url, json=sent, headers=tokens.dispatcher)
+
+    error = assert_error(response, 422)
+    expected: Any = ["Contains control characters (only newline and tab are allowed)."]
+    for key in reversed(path):
+        expected = {key: expected}
+    assert error["errors"] == {"json": expected}
+    assert error["message"] == "invalid input: " + ".".join(path)
+
+
+def test_newlines_and_tabs_in_text_are_kept(client, tokens):
+    text = "No water since Monday.\r\nPump\tbroken."
+
+    response = client.post("/api/v1/needs", json={**NEED, "description": text}, headers=tokens.dispatcher)
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["description"] == text
+
+
+def test_a_control_character_in_a_batch_names_the_need_and_the_field(client, tokens):
+    response = client.post(
+        "/api/v1/needs/batch", json={"needs": [NEED, {**NEED, "address": "house\u000014"}]}, headers=tokens.dispatcher
+    )
+
+    error = assert_error(response, 422)
+    assert error["errors"] == {
+        "json": {"needs": {"1": {"address": ["Contains control characters (only newline and tab are allowed)."]}}}
+    }

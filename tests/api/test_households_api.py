@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from service import households
 from tests.api.validation import assert_rejects
 
 URL = "/api/v1/households"
@@ -28,6 +29,25 @@ def test_a_registered_household_reads_back_as_sent_with_its_first_visit_planned(
     visits = client.get(f"{URL}/{household['id']}/visits", headers=tokens.dispatcher).get_json()["items"]
     assert [(v["status"], v["need_id"]) for v in visits] == [("planned", None)]
     assert set(visits[0]) >= {"id", "need_id", "due_at", "status"}
+
+
+def test_changing_one_field_of_the_contact_keeps_the_other(client, tokens, deps, make_household) -> None:
+    household = make_household()
+
+    phone = client.patch(
+        f"{URL}/{household['id']}", json={"contact": {"phone": "+8613900000777"}}, headers=tokens.dispatcher
+    )
+    name = client.patch(f"{URL}/{household['id']}", json={"contact": {"name": "Zhang Wei"}}, headers=tokens.dispatcher)
+    bad = client.patch(f"{URL}/{household['id']}", json={"contact": {"phone": "123"}}, headers=tokens.dispatcher)
+
+    assert phone.status_code == 200, phone.get_json()
+    assert phone.get_json()["contact"] == {"name": "Zhang Guilan", "phone": "+8613900000777"}
+    assert name.status_code == 200, name.get_json()
+    assert name.get_json()["contact"] == {"name": "Zhang Wei", "phone": "+8613900000777"}
+    assert bad.status_code == 422
+    assert list(bad.get_json()["errors"]["json"]["contact"]) == ["phone"]
+    found = households.find_household_by_phone(deps=deps, phone="+8613900000777")
+    assert found is not None and found.id == household["id"], "the register finds it by the new phone"
 
 
 def test_ops_reads_households_without_phone_exact_place_or_notes(client, tokens, make_household) -> None:

@@ -221,27 +221,31 @@ def test_once_a_role_is_filled_its_other_offers_are_withdrawn_and_the_other_role
     assert "withdrawn" in late.get_json()["message"]
 
 
-def test_a_dispatcher_assigns_a_volunteer_to_the_first_open_role_they_fit(client, tokens, crew):
+def test_a_dispatcher_assigns_a_volunteer_to_the_first_open_role_they_fit(client, tokens, on_duty):
+    crew = on_duty
     need = submit(client, tokens)
 
     first = client.post(f"{URL}/{need['id']}/assign", json={"volunteer_id": crew["lifter3"]}, headers=tokens.dispatcher)
     chosen = client.post(
-        f"{URL}/{need['id']}/assign", json={"volunteer_id": crew["driver"], "role": 1}, headers=tokens.dispatcher
+        f"{URL}/{need['id']}/assign", json={"volunteer_id": crew["lifter2"], "role": 1}, headers=tokens.dispatcher
     )
     no_such_role = client.post(
         f"{URL}/{need['id']}/assign", json={"volunteer_id": crew["tanker"], "role": 2}, headers=tokens.dispatcher
     )
+    unfit = client.post(f"{URL}/{need['id']}/assign", json={"volunteer_id": crew["driver"]}, headers=tokens.dispatcher)
 
     assert first.status_code == 200 and chosen.status_code == 200
-    assert [r["filled"] for r in chosen.get_json()["roles"]] == [0, 2], "the driver takes the role they were given"
-    assert no_such_role.status_code == 409
-    assert "no role 2" in no_such_role.get_json()["message"]
+    assert [r["filled"] for r in chosen.get_json()["roles"]] == [0, 2], "lifter2 takes the role they were given"
+    assert no_such_role.status_code == 422
+    assert no_such_role.get_json()["errors"] == {"json": {"role": ["The need has roles 0..1."]}}
+    assert unfit.status_code == 409
+    assert unfit.get_json()["message"] == f"{crew['driver']} lacks the skills of every open role: driving, tanker_truck"
     tanker = client.post(f"{URL}/{need['id']}/assign", json={"volunteer_id": crew["tanker"]}, headers=tokens.dispatcher)
     assert tanker.status_code == 200
     assert tanker.get_json()["status"] == "assigned"
     assert {m["volunteer_id"]: m["role"] for m in tanker.get_json()["team"]} == {
         crew["lifter3"]: 1,
-        crew["driver"]: 1,
+        crew["lifter2"]: 1,
         crew["tanker"]: 0,
     }
 

@@ -350,6 +350,22 @@ def test_a_past_deadline_is_refused_with_a_message_saying_so(client, tokens):
     assert "future" in response.get_json()["message"]
 
 
+@pytest.mark.parametrize("field", ["deadline", "arrive_by"])
+def test_a_time_more_than_a_year_ahead_is_422_naming_the_field(client, tokens, clock, field):
+    now = clock.now()
+
+    far = client.post(URL, json={**NEED, field: "9999-12-31T23:59:59-12:00"}, headers=tokens.dispatcher)
+    just_over = client.post(
+        URL, json={**NEED, field: (now + timedelta(days=366, minutes=1)).isoformat()}, headers=tokens.dispatcher
+    )
+    within = client.post(URL, json={**NEED, field: (now + timedelta(days=365)).isoformat()}, headers=tokens.dispatcher)
+
+    for refused in (far, just_over):
+        assert refused.status_code == 422, refused.get_json()
+        assert refused.get_json()["errors"] == {"json": {field: ["Must be within 366 days of now."]}}
+    assert within.status_code == 201, within.get_json()
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -198,3 +198,26 @@ def test_behind_a_proxy_each_forwarded_client_has_its_own_budget(settings, conne
 
     assert first == [200, 200, 429]
     assert client.get(track, headers={"X-Forwarded-For": "203.0.113.8"}, **proxy).status_code == 200
+
+
+def test_a_refusal_says_whose_budget_is_spent_its_limit_and_the_setting(limited, make_need, tokens, make_volunteer):
+    code = make_need()["tracking_code"]
+    volunteer = make_volunteer()
+    mine = tokens.volunteer(volunteer["id"])
+    for _ in range(5):
+        limited.get(f"/api/v1/track/{code}", **from_address("10.0.0.7"))
+    for _ in range(4):
+        limited.get(f"/api/v1/volunteers/{volunteer['id']}", headers=mine)
+
+    anonymous = limited.get(f"/api/v1/track/{code}", **from_address("10.0.0.7"))
+    by_token = limited.get(f"/api/v1/volunteers/{volunteer['id']}", headers=mine)
+
+    assert anonymous.status_code == 429 and by_token.status_code == 429
+    assert anonymous.get_json()["message"] == (
+        "too many requests for this address (no valid token): 5 per 1 minute (AIDLINE_RATE_LIMIT_ANONYMOUS)"
+    )
+    assert (
+        by_token.get_json()["message"]
+        == "too many requests for this token: 4 per 1 minute (AIDLINE_RATE_LIMIT_VOLUNTEER)"
+    )
+    assert by_token.get_json()["status"] == "Too Many Requests"

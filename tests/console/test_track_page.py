@@ -301,13 +301,46 @@ def test_not_fixed_reopens_the_need_and_says_so(tracked: Tracked, client: Any):
     assert "requester says" not in html, "the service's own note of the reopening is for dispatchers"
 
 
-def test_a_closed_need_within_the_reopen_window_still_shows_the_form_set_to_not_fixed(tracked: Tracked):
+def test_a_closed_need_shows_the_rating_given_and_within_the_reopen_window_only_a_way_to_say_not_fixed(
+    tracked: Tracked,
+):
     need = tracked.need("closed")
 
     html = tracked.html(need["tracking_code"])
 
-    assert 'data-testid="feedback"' in html and "Not fixed after all?" in html
-    assert re.search(r'value="no" data-testid="fixed-no" checked', html)
+    assert 'data-testid="feedback"' not in html, "a closed need is not rated again"
+    assert text(html, "rating") == "4 / 5"
+    assert "Your request is closed. Thank you." in text(html, "headline")
+    assert 'data-testid="reopen"' in html and "Not fixed after all?" in html
+    assert '<input type="hidden" name="fixed" value="no">' in html
+    assert 'value="yes"' not in html and 'data-testid="fixed-yes"' not in html
+    assert re.search(r'value="4" data-testid="rating-4" checked', html), "the rating given stays chosen"
+
+
+def test_a_closed_need_said_not_fixed_after_all_is_reopened(tracked: Tracked, client: Any):
+    need = tracked.need("closed")
+
+    response = tracked.send(need["tracking_code"], rating="2", fixed="no", comment="it leaks again")
+
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert "looking for a volunteer again" in text(response.get_data(as_text=True), "thanks")
+    assert client.get(f"/api/v1/track/{need['tracking_code']}").get_json()["status"] == "queued"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_a_rating_posted_again_for_a_closed_need_is_refused_as_already_closed(tracked: Tracked, lang: str):
+    need = tracked.need("closed")  # a minute ago, well within the reopen window
+
+    response = tracked.send(need["tracking_code"], lang=lang, rating="5", fixed="yes")
+
+    assert response.status_code == 409 and response.mimetype == "text/html"
+    refusal = text(response.get_data(as_text=True), "refusal")
+    expected = {
+        "en": "Your request is already closed and your feedback was taken. Thank you.",
+        "zh": "您的求助已经办结，您的评价已收到，谢谢。",
+    }
+    assert refusal.endswith(expected[lang])
+    assert "too long ago" not in refusal and "关闭太久" not in refusal
 
 
 def test_past_the_reopen_window_the_form_is_gone_and_a_late_post_is_refused_in_the_page(

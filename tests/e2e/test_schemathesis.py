@@ -155,7 +155,8 @@ DEADLINE = fields.AwareDateTime()
 
 
 def in_the_future(body: dict[str, Any]) -> None:
-    """Times that must be in the future (deadline, arrive_by), valid but past (or about to be), moved a day ahead."""
+    """Times that must be in the future and within 366 days (deadline, arrive_by), valid but past (or about to be)
+    or further ahead, moved to a day ahead."""
     for name in ("deadline", "arrive_by"):
         if not isinstance(body.get(name), str):
             continue
@@ -163,7 +164,8 @@ def in_the_future(body: dict[str, Any]) -> None:
             moment = DEADLINE.deserialize(body[name])
         except ValidationError:
             continue  # the document calls it valid: the app must too, so send it as it is
-        if moment <= datetime.now(UTC) + timedelta(hours=1):
+        now = datetime.now(UTC)
+        if not now + timedelta(hours=1) < moment < now + timedelta(days=365):
             body[name] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
 
 
@@ -207,8 +209,8 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
 
     A valid (positive) request also gets what a JSON Schema cannot state, each rule said in words in the
     document, with its 422 (or 404): records that exist (volunteers, households), channel URLs apprise
-    understands, times in the future (deadline, arrive_by), a cursor the list returned, and an Idempotency-Key
-    not used before with another body.
+    understands, times in the future and within a year (deadline, arrive_by), a role the need has, a cursor the
+    list returned, and an Idempotency-Key not used before with another body.
     Everything else it holds is sent as generated, and must be accepted."""
     meta = case.meta
     if meta is None:
@@ -232,6 +234,8 @@ def meaningful(case: Any, known: dict[str, str], *, pin_paths: bool) -> None:
             in_the_future(need)
         if isinstance(body.get("volunteer_id"), str):
             body["volunteer_id"] = known["volunteer_id"]
+        if case.operation.path.endswith("/assign") and "role" in body:
+            body["role"] = 0  # a role the need has (its only one)
         if case.operation.path == "/api/v1/grids/{grid}/rota" and case.method.upper() == "PUT":
             case.path_parameters = {**(case.path_parameters or {}), "grid": known["grid"]}
             rota_that_holds(body, known["volunteer_id"])

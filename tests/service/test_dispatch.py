@@ -13,6 +13,7 @@ import pytest
 from service import clock, dispatch, lifecycle, offers
 from service.lifecycle import Action
 from service.models import NeedStatus as S
+from service.store import Refusal, Refused
 from tests.conftest import NEED, VOLUNTEER
 
 NEED_LAT, NEED_LON = NEED["location"]["lat"], NEED["location"]["lon"]
@@ -406,7 +407,7 @@ def test_dispatcher_assigns_a_volunteer_directly(
     need = make_need()
     work()
     assert get_need(need["id"])["status"] == "escalated"
-    volunteer = volunteer_at(12.0, on_duty=False)
+    volunteer = volunteer_at(12.0)  # beyond the need's radius: the dispatcher knows they can come
 
     response = client.post(
         f"/api/v1/needs/{need['id']}/assign", json={"volunteer_id": volunteer["id"]}, headers=tokens.dispatcher
@@ -455,6 +456,80 @@ def test_dispatcher_cannot_assign_a_volunteer_beyond_capacity(client, tokens, vo
     assert response.status_code == 409
     assert "capacity" in response.get_json()["message"]
     assert get_need(second["id"])["status"] == "escalated"
+
+
+def test_dispatcher_cannot_assign_a_volunteer_who_is_off_duty(
+    client, tokens, volunteer_at, make_need, work, get_need, get_volunteer
+):
+    offered = volunteer_at(1.0)
+    resting = volunteer_at(2.0, on_duty=False)
+    need = make_need()
+    work()
+
+    response = client.post(
+        f"/api/v1/needs/{need['id']}/assign", json={"volunteer_id": resting["id"]}, headers=tokens.dispatcher
+    )
+
+    assert response.status_code == 409, response.get_json()
+    assert response.get_json()["message"] == f"{resting['id']} is off duty"
+    assert response.get_json()["errors"] == {"json": {"volunteer_id": [f"{resting['id']} is off duty"]}}
+    assert the_pending_offer(get_need(need["id"]))["volunteer_id"] == offered["id"], "the pending offer stays"
+    assert get_volunteer(resting["id"])["load"] == 0
+
+
+def test_dispatcher_cannot_assign_a_volunteer_without_the_skills_of_an_open_role(
+    client, tokens, volunteer_at, make_need, work, get_need, get_volunteer
+):
+    need = make_need(skills=["plumbing"])
+    work()
+    assert get_need(need["id"])["status"] == "escalated"
+    helper = volunteer_at(1.0, skills=["general"])
+
+    anyhow = client.post(
+        f"/api/v1/needs/{need['id']}/assign", json={"volunteer_id": helper["id"]}, headers=tokens.dispatcher
+    )
+    as_role = client.post(
+        f"/api/v1/needs/{need['id']}/assign", json={"volunteer_id": helper["id"], "role": 0}, headers=tokens.dispatcher
+    )
+
+    assert anyhow.status_code == 409, anyhow.get_json()
+    assert anyhow.get_json()["message"] == f"{helper['id']} lacks the skills of every open role: plumbing"
+    assert list(anyhow.get_json()["errors"]["json"]) == ["volunteer_id"]
+    assert as_role.status_code == 409, as_role.get_json()
+    assert as_role.get_json()["message"] == f"{helper['id']} lacks the skills of role 0: plumbing"
+    assert get_need(need["id"])["status"] == "escalated"
+    assert get_volunteer(helper["id"])["load"] == 0
+
+
+def test_assigning_to_a_role_the_need_does_not_have_is_422_naming_the_role(client, tokens, volunteer_at, make_need):
+    need = make_need()
+    volunteer = volunteer_at(1.0)
+
+    response = client.post(
+        f"/api/v1/needs/{need['id']}/assign",
+        json={"volunteer_id": volunteer["id"], "role": 3},
+        headers=tokens.dispatcher,
+    )
+
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["errors"] == {"json": {"role": ["The need has roles 0..0."]}}
+
+
+def test_the_assignment_step_itself_refuses_a_volunteer_gone_off_duty_or_without_the_skills(
+    deps, volunteer_at, make_need, get_need
+):
+    need = deps.store.needs.get(make_need(skills=["plumbing"])["id"])
+    resting = volunteer_at(1.0, on_duty=False)
+    helper = volunteer_at(2.0, skills=["general"])
+
+    with pytest.raises(Refused) as off:
+        offers.assign_directly(deps=deps, need=need, volunteer_id=resting["id"], actor="dispatcher")
+    with pytest.raises(Refused) as unskilled:
+        offers.assign_directly(deps=deps, need=need, volunteer_id=helper["id"], actor="dispatcher")
+
+    assert off.value.reason is Refusal.OFF_DUTY
+    assert (unskilled.value.reason, unskilled.value.detail) == (Refusal.LACKS_SKILLS, "plumbing")
+    assert get_need(need.id)["assignments"] == []
 
 
 def test_dispatcher_rematch_withdraws_pending_offers_and_searches_again(
@@ -627,8 +702,22 @@ def test_feedback_not_fixed_reopens_a_closed_need_only_within_the_reopen_window(
     response = client.post(f"/api/v1/track/{code}/feedback", json={"rating": 1, "fixed": False})
 
     assert response.status_code == 409
-    assert "closed" in response.get_json()["message"]
+    assert response.get_json()["message"].startswith("closed too long ago to reopen")
     assert client.get(f"/api/v1/track/{code}").get_json()["status"] == "closed"
+
+
+def test_a_rating_for_a_need_already_closed_is_refused_as_already_closed(client, assigned, progress, tokens) -> None:
+    need, volunteer = assigned()
+    progress(need["id"], "done", tokens.volunteer(volunteer["id"]))
+    code = need["tracking_code"]
+    assert client.post(f"/api/v1/track/{code}/feedback", json={"rating": 5, "fixed": True}).status_code == 200
+
+    response = client.post(f"/api/v1/track/{code}/feedback", json={"rating": 3, "fixed": True})
+
+    assert response.status_code == 409
+    assert response.get_json()["message"].startswith("already closed")
+    assert response.get_json()["errors"] == {"status": ["current status is closed"]}
+    assert client.get(f"/api/v1/track/{code}").get_json()["rating"] == 5
 
 
 def test_feedback_not_fixed_reopens_a_recently_closed_need(client, assigned, progress, tokens) -> None:
@@ -649,7 +738,7 @@ def test_feedback_before_the_need_is_done_is_refused(client, assigned) -> None:
     for fixed in (True, False):
         response = client.post(f"/api/v1/track/{need['tracking_code']}/feedback", json={"rating": 5, "fixed": fixed})
         assert response.status_code == 409
-        assert "assigned" in response.get_json()["message"]
+        assert response.get_json()["message"].startswith("not done yet: the need is assigned")
 
 
 def test_done_need_is_closed_automatically_after_the_quiet_period(

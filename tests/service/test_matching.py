@@ -254,11 +254,13 @@ def test_a_role_with_a_free_place_goes_before_one_whose_places_all_wait_for_answ
     assert role_for(need, ["driving"]) == 1
 
 
-def test_a_filled_role_is_never_given_and_a_volunteer_fitting_none_takes_the_first_open() -> None:
+def test_a_filled_role_is_never_given_nor_a_role_whose_skills_the_volunteer_lacks() -> None:
     need = roles((("heavy_lifting",), 1, 1, 1), (("tanker_truck",), 1, 1, 0))
 
-    assert role_for(need, ["heavy_lifting"]) == 1, "the dispatcher's choice stands over skills"
+    assert role_for(need, ["heavy_lifting"]) is None
+    assert role_for(need, ["tanker_truck"]) == 1
     assert role_for(roles((("driving",), 1, 1, 1)), ["driving"]) is None
+    assert role_for(roles((("general",), 1, 0, 0)), []) == 0, "everyone has 'general'"
 
 
 # ---- continuity: a household's previous visitor ------------------------------------------------------------

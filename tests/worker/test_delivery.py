@@ -314,3 +314,56 @@ def test_only_those_who_handle_the_need_see_where_its_notifications_went(
     for seen in (as_volunteer, as_ops, ops_notifications["items"]):
         assert channels(seen) and all(c.endswith("://…") for c in channels(seen)), channels(seen)
         assert phone not in repr(seen) and "/vol" not in repr(seen)
+
+
+# ---- messages about an offer that ended ---------------------------------------------------------------
+
+
+def test_an_offer_withdrawn_while_its_message_was_failing_is_not_sent_afterwards(
+    deps: Any, volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver, tokens: Any
+) -> None:
+    receiver.fail_first(1, "/vol")
+    v = volunteer(channels=[receiver.url("/vol"), receiver.url("/vol2")])
+    need = make_need()
+    work((jobs.URGENT, jobs.DEFAULT, jobs.LOW))  # matched: the offer waits in the outbox
+    work((jobs.NOTIFY,), max_jobs=1)  # planned: its delivery waits to be sent
+    [planned] = deliveries(api, need["id"], "offer")
+    assert notifications.deliver(deps=deps, delivery_id=planned["id"]) == "falling back"  # /vol refused it
+
+    off = api.client.put(
+        f"/api/v1/volunteers/{v['id']}/availability", json={"on_duty": False}, headers=tokens.dispatcher
+    )
+    assert off.status_code == 200, off.get_json()
+    work()
+
+    assert receiver.delivered("/vol2") == [] and len(receiver.attempts("/vol")) == 1
+    [offer] = deliveries(api, need["id"], "offer")
+    assert offer["status"] == "skipped"
+    assert offer["reason"] == "the offer is no longer pending: withdrawn"
+    assert [a["ok"] for a in offer["attempts"]] == [False]
+    events = notification_events(api, need["id"], "offer")
+    assert [e["detail"]["outcome"] for e in events] == ["failed", "skipped"]
+    assert events[-1]["detail"]["reason"] == "the offer is no longer pending: withdrawn"
+
+
+def test_a_reminder_of_an_offer_withdrawn_before_it_went_out_is_not_sent(
+    deps: Any, volunteer: Any, make_need: Any, work: Any, api: Api, receiver: Receiver, tokens: Any
+) -> None:
+    v = volunteer()
+    need = make_need()
+    work()
+    offer = api.pending_offer(v["id"])
+    assert notifications.remind_offer(deps=deps, offer_id=offer["id"]) is True
+    work((jobs.NOTIFY,), max_jobs=1)  # planned: the reminder waits to be sent
+    assert [d["status"] for d in deliveries(api, need["id"], "offer_reminder")] == ["pending"]
+
+    off = api.client.put(
+        f"/api/v1/volunteers/{v['id']}/availability", json={"on_duty": False}, headers=tokens.dispatcher
+    )
+    assert off.status_code == 200, off.get_json()
+    work()
+
+    assert len(receiver.delivered("/vol")) == 1  # the offer itself, before it ended
+    [reminder] = deliveries(api, need["id"], "offer_reminder")
+    assert reminder["status"] == "skipped" and reminder["attempts"] == []
+    assert reminder["reason"] == "the offer is no longer pending: withdrawn"

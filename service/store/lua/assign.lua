@@ -8,7 +8,8 @@
 --                (intake-to-first-offer histogram bucket, counted when this is the need's first
 --                offer), since_intake}
 -- Answers {'ok'}, or a refusal: no_need, need_status (detail: the status), need_full (the role
--- has no free place), no_volunteer, at_capacity, already_offered.
+-- has no free place), no_volunteer, off_duty, lacks_skills (detail: the role's skills, comma-separated),
+-- at_capacity, already_offered.
 local a = cjson.decode(ARGV[2])
 local need_id, vol_id, offer_id, now_iso = a.need_id, a.volunteer_id, a.offer_id, a.now_iso
 local nkey, vkey = need_key(need_id), vol_key(vol_id)
@@ -21,8 +22,12 @@ local role = roles[r + 1]
 if not role then return refuse('need_full') end
 local active_r = role_counts(nkey, roles, r)
 if active_r >= role.count then return refuse('need_full') end
-local v = redis.call('HMGET', vkey, 'load', 'capacity')
+local v = redis.call('HMGET', vkey, 'load', 'capacity', 'on_duty', 'skills')
 if not v[2] then return refuse('no_volunteer') end
+if v[3] ~= '1' then return refuse('off_duty') end
+for _, skill in ipairs(role.skills) do
+  if skill ~= 'general' and not in_csv(v[4] or '', skill) then return refuse('lacks_skills', role.csv) end
+end
 if tonumber(v[1]) >= tonumber(v[2]) then return refuse('at_capacity') end
 -- an earlier offer on this need to the same volunteer must be over
 for _, oid in ipairs(redis.call('ZRANGE', nkey .. ':offers', 0, -1)) do

@@ -338,7 +338,7 @@ def test_the_report_accounts_for_every_need_and_counts_reasons_tasks_and_notific
     assert result["acceptance_s"] == {"p50": 5.0, "p95": 7.7, "max": 8.0}
     assert result["travel_km"] == 6.0
     assert result["tasks_per_volunteer"] == {"max": 2, "mean": 2.0}, "drill volunteers who did something"
-    assert result["notifications"] == {"sent": 2, "failed": 1, "pending": 0}
+    assert result["notifications"] == {"sent": 2, "failed": 1, "skipped": 0, "pending": 0}
     assert result["speed"] == 10 and "10" in result["times"]
     assert "resolved (done or closed)" in report.table(result)
 
