@@ -92,11 +92,13 @@ def observe_once(deps: Deps, name: str, need: Need) -> None:
         deps.store.stats.observe(name, since_intake(deps, need), LATENCY_BUCKETS)
 
 
-def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str, role: int = 0) -> str:
+def assign_directly(
+    *, deps: Deps, need: Need, volunteer_id: str, actor: str, role: int = 0, override: bool = False
+) -> str:
     """Reserve one volunteer for a role of the need as an accepted offer (a dispatcher's choice); the offer id.
 
-    One atomic store step re-checks the need and the volunteer's capacity; raises Refused when
-    they no longer allow it.
+    One atomic store step re-checks the need and the volunteer (on duty, the role's skills, unless the
+    dispatcher overrides; capacity always); raises Refused when they no longer allow it.
     """
     moment = deps.clock.now()
     volunteer = deps.store.volunteers.get(volunteer_id)
@@ -121,12 +123,14 @@ def assign_directly(*, deps: Deps, need: Need, volunteer_id: str, actor: str, ro
                     "volunteer_id": volunteer_id,
                     "distance_km": round(distance, 2),
                     "role": role,
+                    **({"override": True} if override else {}),
                 },
             ),
             committed_iso=clock.iso(committed),
             committed_epoch=clock.epoch(committed),
             since_intake=since_intake(deps, need),
             latency_buckets=LATENCY_BUCKETS,
+            override=override,
         )
     )
     return offer_id
@@ -332,7 +336,13 @@ def unfit(volunteer_id: str, message: str) -> Conflict:
 
 
 def assign_volunteer(
-    *, deps: Deps, need_id: str, volunteer_id: str, principal: Principal, role: int | None = None
+    *,
+    deps: Deps,
+    need_id: str,
+    volunteer_id: str,
+    principal: Principal,
+    role: int | None = None,
+    override: bool = False,
 ) -> Need:
     """A dispatcher's direct assignment: no offer round, but never beyond the volunteer's capacity.
 
@@ -354,17 +364,19 @@ def assign_volunteer(
             f"the need has no role {role}: it has roles 0..{last}",
             errors={"json": {"role": [f"The need has roles 0..{last}."]}},
         )
-    if not volunteer.on_duty:
+    if not volunteer.on_duty and not override:
         raise unfit(volunteer_id, f"{volunteer_id} is off duty")
     open_roles = [r for r in need.roles if not r.filled]
     if role is not None:
-        if not fits(need.roles[role], volunteer.skills):
+        if not override and not fits(need.roles[role], volunteer.skills):
             raise unfit(volunteer_id, f"{volunteer_id} lacks the skills of role {role}: {skill_list(need.roles[role])}")
         index = role
     elif not open_roles:
         raise InvalidTransition(_REFUSAL_MESSAGES[Refusal.NEED_FULL], current=need.status.value)
     else:
         found = role_for(need.roles, volunteer.skills)
+        if found is None and override:
+            found = next(i for i, r in enumerate(need.roles) if not r.filled)
         if found is None:
             wanted = " / ".join(skill_list(r) for r in open_roles)
             raise unfit(volunteer_id, f"{volunteer_id} lacks the skills of every open role: {wanted}")
@@ -385,7 +397,9 @@ def assign_volunteer(
         )
         need = load_need(deps=deps, need_id=need_id)
     try:
-        assign_directly(deps=deps, need=need, volunteer_id=volunteer_id, actor=principal.actor, role=index)
+        assign_directly(
+            deps=deps, need=need, volunteer_id=volunteer_id, actor=principal.actor, role=index, override=override
+        )
     except Refused as refused:
         # the same checks again, in the atomic step: the volunteer may have changed meanwhile
         if refused.reason is Refusal.OFF_DUTY:

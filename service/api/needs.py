@@ -157,6 +157,7 @@ class NeedAssign(MethodView):
             volunteer_id=body["volunteer_id"],
             principal=current_principal(),
             role=body.get("role"),
+            override=body["override"],
         )
         return view(need_id, current_principal())
 

@@ -622,6 +622,14 @@ class AssignSchema(Schema):
             "the volunteer lacks its skills); by default the first role not yet filled whose skills they have"
         },
     )
+    override = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "The dispatcher's choice stands over duty and skills (someone they reached by phone, "
+            "who can do it without the skill on record): an off-duty volunteer or one without the role's skills "
+            "is assigned anyway, to `role` or the first role not yet filled. Capacity still holds."
+        },
+    )
 
 
 class PrioritySchema(Schema):

@@ -38,6 +38,8 @@ class Assignment:
     committed_epoch: float
     since_intake: float
     latency_buckets: tuple[float, ...]
+    override: bool = False
+    """The dispatcher's choice stands over duty and skills (capacity still holds)."""
 
 
 @dataclass(frozen=True)
@@ -310,6 +312,7 @@ class OfferStore:
                 "committed_epoch": repr(a.committed_epoch),
                 "bucket": bucket_label(a.since_intake, a.latency_buckets),
                 "since_intake": repr(a.since_intake),
+                "override": a.override,
             },
         )
 

@@ -943,3 +943,31 @@ def test_offered_volunteer_does_not_see_requester_phone_or_address(
     raw = response.get_data(as_text=True)
     assert REQUESTER_PHONE not in raw
     assert NEED["address"] not in raw
+
+
+def test_a_dispatcher_overriding_assigns_someone_off_duty_without_the_skills_and_the_timeline_says_so(
+    client, tokens, volunteer_at, make_need, work, get_need, get_volunteer
+):
+    need = make_need(skills=["plumbing"])
+    work()
+    reached_by_phone = volunteer_at(1.0, skills=["general"], on_duty=False, capacity=1)
+
+    response = client.post(
+        f"/api/v1/needs/{need['id']}/assign",
+        json={"volunteer_id": reached_by_phone["id"], "override": True},
+        headers=tokens.dispatcher,
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert get_need(need["id"])["status"] == "assigned"
+    assert get_volunteer(reached_by_phone["id"])["load"] == 1
+    events = client.get(f"/api/v1/needs/{need['id']}/events", headers=tokens.dispatcher).get_json()["items"]
+    [assigned] = [e for e in events if e["type"] == "assigned_by_dispatcher"]
+    assert assigned["detail"]["override"] is True
+    other = make_need(skills=["plumbing"])
+    full = client.post(
+        f"/api/v1/needs/{other['id']}/assign",
+        json={"volunteer_id": reached_by_phone["id"], "override": True},
+        headers=tokens.dispatcher,
+    )
+    assert full.status_code == 409 and "capacity" in full.get_json()["message"], "capacity still holds"

@@ -6,7 +6,7 @@
 -- ARGV[2]: JSON {need_id, volunteer_id, offer_id, role (0-based index), now_iso, now_epoch,
 --                distance_km, event (JSON), committed_iso, committed_epoch, bucket
 --                (intake-to-first-offer histogram bucket, counted when this is the need's first
---                offer), since_intake}
+--                offer), since_intake, override (the dispatcher's choice stands over duty and skills)}
 -- Answers {'ok'}, or a refusal: no_need, need_status (detail: the status), need_full (the role
 -- has no free place), no_volunteer, off_duty, lacks_skills (detail: the role's skills, comma-separated),
 -- at_capacity, already_offered.
@@ -24,9 +24,11 @@ local active_r = role_counts(nkey, roles, r)
 if active_r >= role.count then return refuse('need_full') end
 local v = redis.call('HMGET', vkey, 'load', 'capacity', 'on_duty', 'skills')
 if not v[2] then return refuse('no_volunteer') end
-if v[3] ~= '1' then return refuse('off_duty') end
-for _, skill in ipairs(role.skills) do
-  if skill ~= 'general' and not in_csv(v[4] or '', skill) then return refuse('lacks_skills', role.csv) end
+if a.override ~= true then
+  if v[3] ~= '1' then return refuse('off_duty') end
+  for _, skill in ipairs(role.skills) do
+    if skill ~= 'general' and not in_csv(v[4] or '', skill) then return refuse('lacks_skills', role.csv) end
+  end
 end
 if tonumber(v[1]) >= tonumber(v[2]) then return refuse('at_capacity') end
 -- an earlier offer on this need to the same volunteer must be over
