@@ -36,11 +36,16 @@ def check_settings(settings: Settings) -> None:
     """What Settings.from_env cannot check alone: the incident rules, the escalation ladder and the geocoder.
 
     Every process runs this before it starts anything (a mistake raises SettingError naming the variable)."""
+    check_rules(settings)
+    build_geocoder(settings)
+
+
+def check_rules(settings: Settings) -> None:
+    """The incident rules and the escalation ladder can be read (SettingError naming the variable otherwise)."""
     parse_rules(settings.incident_rules)
     parse_ladder(
         settings.escalation_ladder, ack_seconds=settings.ack_seconds, ack_seconds_critical=settings.ack_seconds_critical
     )
-    build_geocoder(settings)
 
 
 def bootstrap(
@@ -53,7 +58,7 @@ def bootstrap(
 ) -> Deps:
     """Build the store, job queue, geocoder and clock from settings; tests pass their own parts."""
     settings = settings or Settings.from_env()
-    check_settings(settings)
+    check_rules(settings)  # the geocoder is checked as it is built below
     connection = connection or redis_client(settings.redis_url)
     return Deps(
         settings=settings,
